@@ -1,0 +1,360 @@
+"""Configuration per SPEC: YAML validated by pydantic, ``DRTOOL_<SECTION>__<KEY>`` overrides,
+``*_FILE`` secrets, durations like ``24h``; every problem reported with its dotted key path."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from datetime import timedelta
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+
+from drtool.errors import ConfigError
+
+ENV_PREFIX = "DRTOOL_"
+CONFIG_ENV = "DRTOOL_CONFIG"
+DEFAULT_CONFIG_NAME = "drtool.yaml"
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
+_DURATION_UNITS_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KB|MB|GB|KiB|MiB|GiB)?\s*$", re.I)
+_SIZE_UNITS = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+}
+
+
+def parse_duration(value: Any) -> timedelta:
+    """``90s``, ``30m``, ``24h``, ``730d``, ``2w`` (a number and a unit) into a timedelta."""
+    if isinstance(value, timedelta):
+        return value
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return timedelta(seconds=float(match.group(1)) * _DURATION_UNITS_S[match.group(2)])
+    raise ValueError(
+        f"invalid duration {value!r}: expected a number and a unit s, m, h, d or w (e.g. 24h)"
+    )
+
+
+def format_duration(value: timedelta) -> str:
+    seconds = int(value.total_seconds())
+    for unit, size in (("w", 604800), ("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def parse_size(value: Any) -> int:
+    """A byte size: an integer or ``16MiB`` / ``64MB``."""
+    if isinstance(value, bool):
+        raise ValueError("invalid size: expected bytes or e.g. 16MiB")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match:
+            return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+    raise ValueError(f"invalid size {value!r}: expected bytes or e.g. 16MiB")
+
+
+Duration = Annotated[
+    timedelta, BeforeValidator(parse_duration), PlainSerializer(format_duration, return_type=str)
+]
+Size = Annotated[int, BeforeValidator(parse_size)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DatabaseConfig(Section):
+    dsn: str = "postgresql:///postgres"
+    password: SecretStr | None = None
+    lock_wait_timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_scheme(cls, value: str) -> str:
+        if not re.match(r"^(postgres|postgresql)://", value) and "=" not in value:
+            raise ValueError("expected a postgresql:// URL or a libpq key=value string")
+        return value
+
+
+class ObjectLockConfig(Section):
+    mode: Literal["governance", "compliance"] = "governance"
+    days: int = Field(default=35, ge=1)
+
+
+class ReplicaConfig(Section):
+    name: str
+    url: str
+    region: str | None = None
+    endpoint_url: str | None = None
+
+
+class StorageConfig(Section):
+    url: str = "file://./drtool-data"
+    endpoint_url: str | None = None
+    region: str | None = None
+    # Credentials: optional; boto3's default chain (env, profile, instance role) otherwise.
+    access_key_id: SecretStr | None = None
+    secret_access_key: SecretStr | None = None
+    object_lock: ObjectLockConfig | None = None
+    replicas: list[ReplicaConfig] = Field(default_factory=list)
+    # S3 multipart: every non-final part is exactly part_size (R2 requires equal parts).
+    part_size: Size = Field(default=16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
+    max_parts: int = Field(default=10000, ge=1, le=10000)
+    upload_concurrency: int = Field(default=2, ge=1, le=16)
+    download_part_size: Size = Field(default=16 * 1024**2, ge=64 * 1024)
+    download_concurrency: int = Field(default=1, ge=1, le=16)
+    retry_mode: Literal["standard", "adaptive"] = "standard"
+    max_attempts: int = Field(default=5, ge=1, le=20)
+    # boto3 >= 1.36 sends CRC checksums by default, which several S3-compatible stores reject.
+    request_checksum_calculation: Literal["when_supported", "when_required"] = "when_required"
+    response_checksum_validation: Literal["when_supported", "when_required"] = "when_required"
+    addressing_style: Literal["auto", "path", "virtual"] = "auto"
+
+    @field_validator("url")
+    @classmethod
+    def _url_scheme(cls, value: str) -> str:
+        if not (value.startswith("file://") or re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value)):
+            raise ValueError("expected file:///path or s3://bucket[/prefix]")
+        return value
+
+
+class EncryptionConfig(Section):
+    recipients: list[str] = Field(default_factory=list)
+    identity_file: Path | None = None
+    key: SecretStr | None = None
+
+    @field_validator("recipients")
+    @classmethod
+    def _recipients_shape(cls, value: list[str]) -> list[str]:
+        for item in value:
+            if not item.startswith("age1"):
+                raise ValueError(f"recipient {item[:12]!r}... is not an age X25519 recipient (age1...)")
+        return value
+
+
+class BackupConfig(Section):
+    exclude_schemas: list[str] = Field(default_factory=list)
+    exclude_table_data: list[str] = Field(default_factory=list)
+    globals: bool = True
+
+
+class CompressionConfig(Section):
+    algorithm: Literal["zstd"] = "zstd"
+    level: int = Field(default=2, ge=1, le=19)
+    threads: int = Field(default=0, ge=0, le=8)
+
+
+class ObjectivesConfig(Section):
+    rpo: Duration = timedelta(hours=24)
+    rto: Duration = timedelta(hours=1)
+    drill_max_age: Duration | None = None
+
+
+class RetentionConfig(Section):
+    keep_last: int = Field(default=3, ge=0)
+    keep_daily: int = Field(default=7, ge=0)
+    keep_weekly: int = Field(default=4, ge=0)
+    keep_monthly: int = Field(default=12, ge=0)
+    keep_yearly: int = Field(default=2, ge=0)
+    exports_max_age: Duration = timedelta(days=30)
+    abandoned_after: Duration = timedelta(hours=6)
+
+
+class ExportsConfig(Section):
+    user_id_column: str = "user_id"
+    users_table: str = "auth.users"
+    exclude_tables: list[str] = Field(default_factory=list)
+    redact_columns: list[str] = Field(default_factory=list)
+
+
+class ArchivalPolicy(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
+    table: str
+    time_column: str
+    older_than: Duration
+    where: dict[str, list[str | int | bool]] = Field(default_factory=dict)
+    action: Literal["archive", "purge"] = "archive"
+
+
+class ArchivalConfig(Section):
+    policies: list[ArchivalPolicy] = Field(default_factory=list)
+    batch_size: int = Field(default=5000, ge=1)
+    lock_timeout: Duration = timedelta(seconds=2)
+    statement_timeout: Duration = timedelta(seconds=30)
+
+
+class RehearsalCheck(Section):
+    name: str
+    sql: str
+
+
+class RehearsalConfig(Section):
+    scratch: str = "ephemeral"
+    checks: list[RehearsalCheck] = Field(default_factory=list)
+
+
+class NotificationsConfig(Section):
+    webhook_url: SecretStr | None = None
+    on: list[Literal["failure", "breach", "drill", "success"]] = Field(
+        default_factory=lambda: ["failure", "breach", "drill"]
+    )
+
+
+class MetricsConfig(Section):
+    listen: str = "0.0.0.0:9187"  # noqa: S104 - the container's metrics port
+    textfile: Path | None = None
+
+
+class ScheduleConfig(Section):
+    dir: Path = Path("schedules")
+
+
+class Config(Section):
+    database: DatabaseConfig = Field(default_factory=DatabaseConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    encryption: EncryptionConfig = Field(default_factory=EncryptionConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
+    compression: CompressionConfig = Field(default_factory=CompressionConfig)
+    objectives: ObjectivesConfig = Field(default_factory=ObjectivesConfig)
+    retention: RetentionConfig = Field(default_factory=RetentionConfig)
+    exports: ExportsConfig = Field(default_factory=ExportsConfig)
+    archival: ArchivalConfig = Field(default_factory=ArchivalConfig)
+    rehearsal: RehearsalConfig = Field(default_factory=RehearsalConfig)
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    # Where the file was read from: relative paths resolve against its directory.
+    base_dir: Path = Field(default=Path("."), exclude=True)
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    def secrets(self) -> list[str]:
+        """Every secret value in this config, for the log redactor."""
+        values = [
+            self.database.password,
+            self.storage.access_key_id,
+            self.storage.secret_access_key,
+            self.encryption.key,
+            self.notifications.webhook_url,
+        ]
+        return [v.get_secret_value() for v in values if v is not None]
+
+
+def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
+    node = tree
+    for part in path[:-1]:
+        child = node.get(part)
+        if not isinstance(child, dict):
+            child = {}
+            node[part] = child
+        node = child
+    node[path[-1]] = value
+
+
+def _env_value(raw: str) -> Any:
+    """Structured values (lists, maps) are YAML; everything else stays a raw string for pydantic."""
+    stripped = raw.strip()
+    if stripped.startswith(("[", "{")):
+        return yaml.safe_load(stripped)
+    return raw
+
+
+def _env_overrides(
+    environ: Mapping[str, str], problems: list[tuple[str, str]]
+) -> list[tuple[list[str], Any, str]]:
+    overrides: list[tuple[list[str], Any, str]] = []
+    for name in sorted(environ):
+        if not name.startswith(ENV_PREFIX) or "__" not in name:
+            continue
+        is_file = name.endswith("_FILE")
+        base = name[: -len("_FILE")] if is_file else name
+        path = [p.lower() for p in base[len(ENV_PREFIX) :].split("__")]
+        dotted = ".".join(path)
+        if is_file:
+            try:
+                value: Any = Path(environ[name]).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                problems.append((dotted, f"cannot read {name}: {exc.strerror}"))
+                continue
+        else:
+            try:
+                value = _env_value(environ[name])
+            except yaml.YAMLError:
+                problems.append((dotted, f"{name} is not valid YAML"))
+                continue
+        overrides.append((path, value, name))
+    return overrides
+
+
+def _dotted(loc: tuple[int | str, ...]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def load_config(path: Path | None = None, environ: Mapping[str, str] | None = None) -> Config:
+    """Read YAML at ``path`` (or ``$DRTOOL_CONFIG``, ``./drtool.yaml``), apply env overrides,
+    validate. Raises ConfigError listing every problem; reading config never changes anything."""
+    env = os.environ if environ is None else environ
+    problems: list[tuple[str, str]] = []
+    explicit = path is not None or bool(env.get(CONFIG_ENV))
+    cfg_path = path or Path(env.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
+    tree: dict[str, Any] = {}
+    overrides = _env_overrides(env, problems)
+    if cfg_path.exists():
+        try:
+            loaded = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" at line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError([("<file>", f"{cfg_path} is not valid YAML{where}")]) from exc
+        except OSError as exc:
+            raise ConfigError([("<file>", f"cannot read {cfg_path}: {exc.strerror}")]) from exc
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError([("<file>", f"{cfg_path} must be a mapping of sections")])
+        tree = loaded
+    elif explicit or not overrides:
+        raise ConfigError(
+            [("<file>", f"no configuration file at {cfg_path}")],
+        )
+    for key_path, value, _name in overrides:
+        _set_path(tree, key_path, value)
+    if "base_dir" in tree:
+        problems.append(("base_dir", "unknown key"))
+        tree.pop("base_dir")
+    tree["base_dir"] = cfg_path.resolve().parent
+    try:
+        config = Config.model_validate(tree)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _dotted(err["loc"])
+            msg = "unknown key" if err["type"] == "extra_forbidden" else err["msg"]
+            problems.append((loc, msg.removeprefix("Value error, ")))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return config
