@@ -136,7 +136,10 @@ class StorageConfig(Section):
     @field_validator("url")
     @classmethod
     def _url_scheme(cls, value: str) -> str:
-        if not (value.startswith("file://") or re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value)):
+        if not (
+            value.startswith("file://")
+            or re.match(r"^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", value)
+        ):
             raise ValueError("expected file:///path or s3://bucket[/prefix]")
         return value
 
@@ -151,7 +154,9 @@ class EncryptionConfig(Section):
     def _recipients_shape(cls, value: list[str]) -> list[str]:
         for item in value:
             if not item.startswith("age1"):
-                raise ValueError(f"recipient {item[:12]!r}... is not an age X25519 recipient (age1...)")
+                raise ValueError(
+                    f"recipient {item[:12]!r}... is not an age X25519 recipient (age1...)"
+                )
         return value
 
 
@@ -224,7 +229,7 @@ class NotificationsConfig(Section):
 
 
 class MetricsConfig(Section):
-    listen: str = "0.0.0.0:9187"  # noqa: S104 - the container's metrics port
+    listen: str = "0.0.0.0:9187"
     textfile: Path | None = None
 
 
@@ -264,6 +269,23 @@ class Config(Section):
         return [v.get_secret_value() for v in values if v is not None]
 
 
+class _Yaml12Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false. Under YAML 1.1 the SPEC's ``on:`` key would be True."""
+
+
+_Yaml12Loader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Yaml12Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def load_yaml(text: str) -> Any:
+    return yaml.load(text, Loader=_Yaml12Loader)  # noqa: S506 - a SafeLoader subclass
+
+
 def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
     node = tree
     for part in path[:-1]:
@@ -279,7 +301,7 @@ def _env_value(raw: str) -> Any:
     """Structured values (lists, maps) are YAML; everything else stays a raw string for pydantic."""
     stripped = raw.strip()
     if stripped.startswith(("[", "{")):
-        return yaml.safe_load(stripped)
+        return load_yaml(stripped)
     return raw
 
 
@@ -325,7 +347,7 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
     overrides = _env_overrides(env, problems)
     if cfg_path.exists():
         try:
-            loaded = yaml.safe_load(cfg_path.read_text(encoding="utf-8"))
+            loaded = load_yaml(cfg_path.read_text(encoding="utf-8"))
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -1,4 +1,5 @@
-"""Logging set-up, JSON or human lines on stderr, and the redaction filter that keeps secrets out."""
+"""Logging set-up (JSON or human lines on stderr) and the redaction filter that keeps
+secrets out of every line."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from typing import Any
 LOGGER_NAME = "drtool"
 
 # Patterns that look like secrets whatever their origin: DSN passwords, age identities, AWS keys.
-_DSN_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?=@)", re.I)
+_DSN_PASSWORD = re.compile(
+    r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)(?P<secret>[^@\s]+)(?=@)", re.I
+)
 _KV_PASSWORD = re.compile(r"(?P<head>\bpassword\s*=\s*)(?P<secret>'[^']*'|\S+)", re.I)
 _AGE_SECRET = re.compile(r"AGE-SECRET-KEY-1[0-9A-Z]+", re.I)
 REDACTED = "***"

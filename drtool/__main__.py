@@ -1,0 +1,5 @@
+"""``python -m drtool``."""
+
+from drtool.cli.main import main
+
+main()

@@ -1,0 +1,121 @@
+"""The catalog: storage layout, commit (manifest last), listing complete items, resolving ids."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from drtool.catalog.manifest import Kind, Manifest, parse_manifest
+from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
+from drtool.ids import is_valid_id
+from drtool.log import get_logger
+from drtool.storage.base import Storage, check_key
+
+MANIFEST_NAME = "manifest.json"
+KIND_PREFIX: dict[str, str] = {"backup": "backups/", "export": "exports/", "drill": "drills/"}
+
+log = get_logger("catalog")
+
+
+def backup_prefix(item_id: str) -> str:
+    return check_key(f"backups/{item_id}") + "/"
+
+
+def object_key(prefix: str, name: str) -> str:
+    return check_key(prefix + name)
+
+
+@dataclass(frozen=True)
+class Listing:
+    """Complete items newest first, and the manifests that could not be read."""
+
+    items: list[Manifest]
+    unreadable: list[tuple[str, str]]
+
+
+class Catalog:
+    """Reads and writes the catalog in a storage; the manifest is always the last write."""
+
+    def __init__(self, storage: Storage) -> None:
+        self.storage = storage
+
+    def commit(self, manifest: Manifest, prefix: str) -> str:
+        """Write the manifest after checking every object it lists is stored with its size."""
+        for entry in manifest.objects:
+            info = self.storage.stat(entry.key)
+            if info.size != entry.size:
+                raise IntegrityError(
+                    f"{manifest.kind} {manifest.id}: object {entry.name} is {info.size} bytes in "
+                    f"storage, {entry.size} were written",
+                    obj=entry.name,
+                )
+        key = object_key(prefix, MANIFEST_NAME)
+        self.storage.put_bytes(key, manifest.to_json())
+        return key
+
+    def _manifest_keys(self, kind: str) -> Iterator[str]:
+        for info in self.storage.list(KIND_PREFIX[kind]):
+            if info.key.endswith("/" + MANIFEST_NAME):
+                yield info.key
+
+    def listing(self, kind: Kind | None = None) -> Listing:
+        kinds = [kind] if kind else ["backup", "export"]
+        items: list[Manifest] = []
+        unreadable: list[tuple[str, str]] = []
+        for each in kinds:
+            if each not in KIND_PREFIX:
+                continue
+            for key in self._manifest_keys(each):
+                try:
+                    items.append(parse_manifest(self.storage.get_bytes(key), key))
+                except NotFoundInStorage:
+                    continue
+                except (IntegrityError, UsageError) as exc:
+                    log.warning("skipping %s: %s", key, exc.message)
+                    unreadable.append((key, exc.message))
+        items.sort(key=lambda m: m.id, reverse=True)
+        return Listing(items, unreadable)
+
+    def get(self, item_id: str, kind: Kind = "backup") -> Manifest:
+        """The manifest of ``item_id``; exit 2 if there is no such complete item."""
+        if not is_valid_id(item_id):
+            raise UsageError(
+                f"{item_id!r} is not a drtool id (like 20261126T021500.123Z-7f3a)",
+                hint="run `drtool list` to see the ids",
+            )
+        if kind == "backup":
+            key = object_key(backup_prefix(item_id), MANIFEST_NAME)
+            try:
+                return parse_manifest(self.storage.get_bytes(key), key)
+            except NotFoundInStorage:
+                pass
+        else:
+            for manifest in self.listing(kind).items:
+                if manifest.id == item_id:
+                    return manifest
+        raise UsageError(
+            f"no complete {kind} {item_id} in {self.storage.description}",
+            hint="run `drtool list` to see the ids",
+        )
+
+    def find(self, item_id: str) -> Manifest:
+        """Any kind of item by id (backups first)."""
+        try:
+            return self.get(item_id, "backup")
+        except UsageError:
+            for manifest in self.listing().items:
+                if manifest.id == item_id:
+                    return manifest
+            raise
+
+    def resolve(self, ref: str, kind: Kind = "backup") -> Manifest:
+        """An id, or ``latest``: the newest item whose manifest is present and valid."""
+        if ref != "latest":
+            return self.get(ref, kind)
+        items = self.listing(kind).items
+        if not items:
+            raise UsageError(
+                f"there is no complete {kind} in {self.storage.description}",
+                hint="run `drtool backup` first",
+            )
+        return items[0]

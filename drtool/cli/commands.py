@@ -1,0 +1,109 @@
+"""Click commands for the foundation: init, keys, backup, list, show, demo. Thin shells."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from drtool.cli import render
+from drtool.cli.state import common_options, get_state
+from drtool.services import catalog_view, keys, setup
+from drtool.services.backup import run_backup
+
+KINDS = click.Choice(["backup", "export", "archive", "drill"])
+
+
+@click.command("init")
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("."),
+    show_default=True,
+    help="Where to write drtool.yaml and the identity file.",
+)
+@common_options
+def init_cmd(directory: Path) -> None:
+    """Write a commented starter drtool.yaml and a new age identity; print next steps."""
+    render.init_result(setup.init_project(directory), get_state().json)
+
+
+@click.group("keys")
+def keys_group() -> None:
+    """Age X25519 keys: generate an identity, show its public recipient."""
+
+
+@keys_group.command("generate")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="Identity file to create (mode 0600, age's own format).",
+)
+@common_options
+def keys_generate(out: Path) -> None:
+    """New age X25519 identity; prints its public recipient."""
+    render.key_result(keys.generate_key(out), get_state().json)
+
+
+@keys_group.command("recipient")
+@click.option(
+    "--identity",
+    type=click.Path(path_type=Path),
+    required=True,
+    help="An age identity file (AGE-SECRET-KEY-1...).",
+)
+@common_options
+def keys_recipient(identity: Path) -> None:
+    """Print the public recipient (age1...) of an identity."""
+    render.key_result(keys.recipient_of(identity), get_state().json)
+
+
+@click.command("backup")
+@click.option("--label", default=None, help="Free text recorded in the manifest.")
+@common_options
+def backup_cmd(label: str | None) -> None:
+    """Full logical backup of the configured database; prints the new backup id last."""
+    state = get_state()
+    render.backup_result(run_backup(state.context(), label=label), state.json)
+
+
+@click.command("list")
+@click.option("--kind", type=KINDS, default=None, help="Only items of this kind.")
+@click.option("--limit", type=int, default=None, help="At most N items.")
+@common_options
+def list_cmd(kind: str | None, limit: int | None) -> None:
+    """The catalog of complete items, newest first."""
+    state = get_state()
+    render.list_result(catalog_view.list_items(state.context(), kind, limit), state.json)  # type: ignore[arg-type]
+
+
+@click.command("show")
+@click.argument("item_id", metavar="ID")
+@common_options
+def show_cmd(item_id: str) -> None:
+    """One item's manifest (ID or `latest`)."""
+    state = get_state()
+    render.show_result(catalog_view.show_item(state.context(), item_id), state.json)
+
+
+@click.command("demo")
+@click.option("--keep", is_flag=True, help="Keep the demo directory (config, key, storage).")
+@click.option(
+    "--scale",
+    type=float,
+    default=0.2,
+    show_default=True,
+    help="Sample database size factor (1.0 is about 100 MB).",
+)
+@common_options
+def demo_cmd(keep: bool, scale: float) -> None:
+    """Self-contained tour: throwaway PostgreSQL with sample OmniCRM data, local storage."""
+    from drtool.services.demo import run_demo
+
+    state = get_state()
+    render.demo_result(run_demo(keep=keep, scale=scale, progress_shown=not state.quiet), state.json)
+
+
+COMMANDS = [init_cmd, keys_group, backup_cmd, list_cmd, show_cmd, demo_cmd]

@@ -1,0 +1,202 @@
+"""The only stdout writer: results as human text or one JSON document; errors on stderr."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from drtool.catalog.manifest import Manifest
+from drtool.errors import DrtoolError
+from drtool.log import redact
+
+
+def to_jsonable(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Path):
+        return str(value)
+    return value
+
+
+def emit_json(doc: dict[str, Any]) -> None:
+    sys.stdout.write(redact(json.dumps(doc, indent=2, default=str)) + "\n")
+    sys.stdout.flush()
+
+
+def emit(text: str) -> None:
+    sys.stdout.write(redact(text) + ("\n" if not text.endswith("\n") else ""))
+    sys.stdout.flush()
+
+
+def human_size(n: int) -> str:
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if size < 1024 or unit == "TiB":
+            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{n} B"
+
+
+def when(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else "-"
+
+
+def manifest_text(m: Manifest) -> str:
+    extra = m.model_extra or {}
+    lines = [
+        f"{m.kind} {m.id}",
+        f"  status:      {m.status}",
+        f"  label:       {m.label or '-'}",
+        f"  created:     {when(m.created_at)}",
+    ]
+    if m.snapshot_at:
+        lines.append(f"  snapshot:    {when(m.snapshot_at)}")
+    lines.append(f"  finished:    {when(m.finished_at)}")
+    if m.database:
+        lines.append(f"  database:    {m.database} ({extra.get('source', '')})")
+    if m.server_version:
+        lines.append(f"  server:      PostgreSQL {m.server_version}; pg_dump {m.pg_dump_version}")
+    lines.append(f"  size:        {human_size(m.size)} stored")
+    if m.compression:
+        lines.append(
+            f"  compression: {m.compression.get('algorithm')} level {m.compression.get('level')}"
+        )
+    if m.encryption:
+        recips = ", ".join(m.encryption.get("recipients", []))
+        lines.append(f"  encryption:  {m.encryption.get('format')} to {recips}")
+    if "globals" in extra:
+        lines.append(f"  globals:     {extra['globals'].get('status')}")
+    lines.append("  objects:")
+    for o in m.objects:
+        lines.append(
+            f"    {o.name:<8} {human_size(o.size):>10} stored, {human_size(o.plain_size):>10} plain"
+            f"  sha256 {o.sha256[:16]}..."
+        )
+    if m.tables:
+        lines.append(f"  tables ({len(m.tables)}, exact rows in the snapshot):")
+        excluded = extra.get("excluded_table_data") or {}
+        for name, rows in sorted(m.tables.items()):
+            note = "  (data excluded)" if name in excluded else ""
+            lines.append(f"    {name:<40} {rows:>12}{note}")
+    if m.timings:
+        stages = ", ".join(f"{k} {v:.1f}s" for k, v in m.timings.items())
+        lines.append(f"  timings:     {stages}")
+    return "\n".join(lines)
+
+
+def render_error(err: DrtoolError, as_json: bool) -> None:
+    if as_json:
+        doc: dict[str, Any] = {
+            "ok": False,
+            "exit_code": err.exit_code,
+            "error": {"message": err.message},
+        }
+        if err.hint:
+            doc["error"]["hint"] = err.hint
+        emit_json(doc)
+    message = redact(err.message)
+    sys.stderr.write(f"drtool: error: {message}\n")
+    if err.hint:
+        sys.stderr.write(f"hint: {redact(err.hint)}\n")
+    sys.stderr.flush()
+
+
+def key_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": True, **to_jsonable(result)})
+        return
+    if result.identity_file:
+        sys.stderr.write(f"identity: {result.identity_file} (keep it secret; mode 0600)\n")
+    emit(result.recipient)
+
+
+def init_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": True, **to_jsonable(result)})
+        return
+    emit(
+        f"wrote {result.config_file}\n"
+        f"wrote {result.identity_file} (mode 0600; its public recipient is {result.recipient})\n"
+        "\nnext steps:\n"
+        f"  1. edit {result.config_file}: database.dsn and storage.url\n"
+        "  2. move the identity file off the backup host (keep a copy in a safe): the backup\n"
+        "     host needs only the recipient; restore and verify --deep need the identity\n"
+        f"  3. drtool --config {result.config_file} backup\n"
+        f"  4. drtool --config {result.config_file} list"
+    )
+
+
+def backup_result(result: Any, as_json: bool) -> None:
+    m: Manifest = result.manifest
+    if as_json:
+        emit_json({"ok": True, **to_jsonable(m)})
+        return
+    rows = sum(m.tables.values())
+    plain = sum(o.plain_size for o in m.objects)
+    emit(
+        f"backup complete: {len(m.tables)} tables, {rows} rows, "
+        f"{human_size(plain)} dump -> {human_size(m.size)} stored "
+        f"in {m.timings.get('total', 0):.1f}s\n"
+        f"{m.id}"
+    )
+
+
+def list_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": True, **to_jsonable(result)})
+        return
+    if not result.items:
+        emit("no complete items")
+        return
+    lines = [f"{'ID':<28} {'KIND':<7} {'CREATED':<21} {'SIZE':>10}  {'VERIFIED':<21} LABEL"]
+    for item in result.items:
+        verified = "-"
+        if item.last_verified_at is not None:
+            verified = f"{when(item.last_verified_at)} {'ok' if item.last_verify_ok else 'FAILED'}"
+        lines.append(
+            f"{item.id:<28} {item.kind:<7} {when(item.created_at):<21} "
+            f"{human_size(item.size):>10}  {verified:<21} {item.label or ''}"
+        )
+    emit("\n".join(lines))
+
+
+def show_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": True, **to_jsonable(result.manifest)})
+        return
+    emit(manifest_text(result.manifest))
+
+
+def demo_result(result: Any, as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": True, **to_jsonable(result)})
+        return
+    lines = [
+        "",
+        "drtool demo",
+        f"  database: sample OmniCRM, {result.sample_rows} rows in {result.sample_tables} tables "
+        f"({human_size(result.database_bytes)}) on a throwaway PostgreSQL {result.server_version}",
+        f"  storage:  {result.storage}",
+        "",
+    ]
+    lines += [f"  $ {step.command}\n    {step.summary}" for step in result.steps]
+    if result.kept_dir:
+        lines += [
+            "",
+            f"kept {result.kept_dir}: try  drtool --config {result.kept_dir}/drtool.yaml list",
+        ]
+    emit("\n".join(lines))

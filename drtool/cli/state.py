@@ -1,0 +1,88 @@
+"""Per-invocation CLI state: global flags, and the context built lazily from the configuration."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import click
+
+from drtool.config import Config, load_config
+from drtool.log import setup_logging
+from drtool.services.context import Context, build_context
+
+
+@dataclass
+class State:
+    config_path: Path | None = None
+    json: bool = False
+    verbose: bool = False
+    quiet: bool = False
+    log_format: str = "text"
+    _context: Context | None = field(default=None, repr=False)
+
+    def apply_logging(self) -> None:
+        level = logging.DEBUG if self.verbose else (logging.WARNING if self.quiet else logging.INFO)
+        setup_logging(level, self.log_format)
+
+    def config(self) -> Config:
+        return load_config(self.config_path)
+
+    def context(self) -> Context:
+        if self._context is None:
+            from drtool.cli.progress import progress_factory
+
+            show = sys.stderr.isatty() and not self.quiet
+            self._context = build_context(self.config(), progress=progress_factory(show))
+        return self._context
+
+
+def get_state() -> State:
+    ctx = click.get_current_context()
+    state = ctx.find_object(State)
+    if state is None:  # pragma: no cover - the group always sets it
+        state = ctx.ensure_object(State)
+    return state
+
+
+def _set_flag(name: str):  # type: ignore[no-untyped-def]
+    def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value:
+            state = ctx.find_object(State) or ctx.ensure_object(State)
+            setattr(state, name, True)
+            state.apply_logging()
+
+    return callback
+
+
+def common_options(func):  # type: ignore[no-untyped-def]
+    """--json, -v and -q are accepted after the command name as well as before it."""
+    func = click.option(
+        "--json",
+        "json_flag",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_flag("json"),
+        help="Print the result as one JSON document on stdout.",
+    )(func)
+    func = click.option(
+        "-v",
+        "--verbose",
+        "verbose_flag",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_flag("verbose"),
+        help="Debug logs and tracebacks.",
+    )(func)
+    func = click.option(
+        "-q",
+        "--quiet",
+        "quiet_flag",
+        is_flag=True,
+        expose_value=False,
+        callback=_set_flag("quiet"),
+        help="Warnings and errors only.",
+    )(func)
+    return func

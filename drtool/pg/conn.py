@@ -1,0 +1,96 @@
+"""Connections: DSNs split into a password-free conninfo and a password;
+psycopg errors translated."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import conninfo, sql
+
+from drtool.errors import DatabaseError, UsageError
+from drtool.log import REDACTOR
+
+CONNECT_TIMEOUT_S = 15
+
+
+@dataclass(frozen=True)
+class Target:
+    """A database to connect to: conninfo without any password, and the password kept apart."""
+
+    conninfo: str
+    password: str | None = None
+
+    @property
+    def dbname(self) -> str:
+        return str(conninfo.conninfo_to_dict(self.conninfo).get("dbname") or "")
+
+    def describe(self) -> str:
+        """Host, port and database for messages; never the password."""
+        parts = conninfo.conninfo_to_dict(self.conninfo)
+        host = parts.get("host") or "localhost"
+        port = parts.get("port") or "5432"
+        return f"{host}:{port}/{parts.get('dbname') or ''}"
+
+    def with_dbname(self, dbname: str) -> Target:
+        parts = conninfo.conninfo_to_dict(self.conninfo)
+        parts["dbname"] = dbname
+        return Target(
+            conninfo.make_conninfo(**{k: str(v) for k, v in parts.items()}), self.password
+        )
+
+
+def parse_target(dsn: str, password: str | None = None) -> Target:
+    """Split ``dsn`` into a password-free conninfo and a password (``password``, else the
+    DSN's own)."""
+    try:
+        parts = conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError as exc:
+        raise UsageError("database.dsn is not a valid PostgreSQL connection string") from exc
+    embedded = parts.pop("password", None)
+    secret = password if password is not None else (str(embedded) if embedded else None)
+    REDACTOR.add(secret)
+    clean = conninfo.make_conninfo(**{k: str(v) for k, v in parts.items()})
+    return Target(clean, secret)
+
+
+def translate(exc: psycopg.Error, target: Target, doing: str) -> DatabaseError:
+    """A psycopg error as a DatabaseError naming the target and what we were doing."""
+    detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return DatabaseError(f"{doing} on {target.describe()} failed: {detail}")
+
+
+@contextlib.contextmanager
+def connect(
+    target: Target, doing: str, autocommit: bool = True
+) -> Iterator[psycopg.Connection[tuple[object, ...]]]:
+    """A connection (password as a keyword, never in a logged string); errors translated."""
+    try:
+        conn = psycopg.connect(
+            target.conninfo,
+            password=target.password,
+            autocommit=autocommit,
+            connect_timeout=CONNECT_TIMEOUT_S,
+            application_name="drtool",
+        )
+    except psycopg.Error as exc:
+        raise translate(exc, target, f"connecting for {doing}") from exc
+    try:
+        yield conn
+    except psycopg.Error as exc:
+        raise translate(exc, target, doing) from exc
+    finally:
+        conn.close()
+
+
+def qualified(schema: str, table: str) -> sql.Composed:
+    return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
+
+
+def server_version(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[int, str]:
+    """(major, full version string) of the server."""
+    num = conn.info.server_version
+    row = conn.execute("select current_setting('server_version')").fetchone()
+    return num // 10000, str(row[0]) if row else str(num)

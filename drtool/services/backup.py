@@ -1,0 +1,211 @@
+"""The backup use case: snapshot, exact row counts, pg_dump streamed through the data path,
+globals, and the manifest written last."""
+
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+import socket
+import threading
+import time
+from dataclasses import dataclass
+
+from drtool import __version__
+from drtool.catalog.catalog import backup_prefix, object_key
+from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.crypto.keys import Recipient
+from drtool.errors import DrtoolError, SubprocessError, UsageError
+from drtool.ids import new_id
+from drtool.log import get_logger
+from drtool.pg.dump import dump_globals, dump_stream, dump_tool, dumpall_tool
+from drtool.pg.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
+from drtool.pipeline.store import COMPRESSION_FORMAT, ENCRYPTION_FORMAT, StoredObject, store
+from drtool.services.context import Context
+from drtool.services.keys import configured_recipients
+
+DUMP_OBJECT = "dump"
+GLOBALS_OBJECT = "globals"
+DUMP_FILE = "dump.pgdump.zst.age"
+GLOBALS_FILE = "globals.sql.zst.age"
+MAX_LABEL_CHARS = 200
+
+log = get_logger("backup")
+
+
+@dataclass(frozen=True)
+class BackupResult:
+    manifest: Manifest
+
+
+def _check_label(label: str | None) -> str | None:
+    if label is None:
+        return None
+    if len(label) > MAX_LABEL_CHARS or not label.isprintable():
+        raise UsageError(f"--label must be printable text of at most {MAX_LABEL_CHARS} characters")
+    return label
+
+
+def _matches(table: TableRef, patterns: list[str]) -> bool:
+    for pattern in patterns:
+        full = pattern if "." in pattern else f"public.{pattern}"
+        if fnmatch.fnmatchcase(table.qualified, full):
+            return True
+    return False
+
+
+class _Counter:
+    """Counts rows in the snapshot on a thread while pg_dump streams."""
+
+    def __init__(self, snap: Snapshot, tables: list[TableRef]) -> None:
+        self.counts: dict[str, int] = {}
+        self.error: BaseException | None = None
+        self.seconds = 0.0
+        self._thread = threading.Thread(target=self._run, args=(snap, tables), daemon=True)
+        self._thread.start()
+
+    def _run(self, snap: Snapshot, tables: list[TableRef]) -> None:
+        started = time.monotonic()
+        try:
+            self.counts = snap.count_rows(tables)
+        except BaseException as exc:
+            self.error = exc
+        self.seconds = time.monotonic() - started
+
+    def result(self) -> dict[str, int]:
+        self._thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.counts
+
+
+def _entry(obj: StoredObject) -> ObjectEntry:
+    return ObjectEntry(
+        name=obj.name,
+        key=obj.key,
+        size=obj.size,
+        sha256=obj.sha256,
+        plain_size=obj.plain_size,
+        plain_sha256=obj.plain_sha256,
+    )
+
+
+def _store_globals(
+    ctx: Context, prefix: str, server_major: int, recipients: list[Recipient]
+) -> tuple[StoredObject | None, dict[str, str]]:
+    """Roles and tablespaces; managed services may forbid it, which is recorded, not fatal."""
+    target = ctx.database()
+    if not ctx.config.backup.globals:
+        return None, {"status": "disabled"}
+    try:
+        data = dump_globals(dumpall_tool(server_major), target)
+    except SubprocessError as exc:
+        log.warning("globals not stored (recorded in the manifest): %s", exc.message)
+        return None, {"status": "unavailable", "reason": exc.message[-500:]}
+    obj = store(
+        ctx.storage,
+        object_key(prefix, GLOBALS_FILE),
+        GLOBALS_OBJECT,
+        [data],
+        recipients=recipients,
+        level=ctx.config.compression.level,
+    )
+    return obj, {"status": "stored"}
+
+
+def _cleanup(ctx: Context, prefix: str) -> None:
+    """Best effort: remove what a failed backup stored (prune removes anything left)."""
+    with contextlib.suppress(DrtoolError):
+        for info in list(ctx.storage.list(prefix)):
+            ctx.storage.delete(info.key)
+
+
+def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
+    """Full logical backup of the configured database; the manifest is the last write."""
+    cfg = ctx.config
+    label = _check_label(label)
+    recipients = configured_recipients(cfg)
+    target = ctx.database()
+    started_at = ctx.clock()
+    item_id = new_id(started_at)
+    prefix = backup_prefix(item_id)
+    timings: dict[str, float] = {}
+    t0 = time.monotonic()
+    with advisory_lock(target, f"drtool:backup:{ctx.storage.description}"):
+        try:
+            with open_snapshot(
+                target, cfg.backup.exclude_schemas, cfg.database.lock_wait_timeout
+            ) as snap:
+                tool = dump_tool(snap.server_major)
+                timings["snapshot"] = time.monotonic() - t0
+                excluded_data = [
+                    t for t in snap.tables if _matches(t, cfg.backup.exclude_table_data)
+                ]
+                counter = _Counter(snap, snap.tables)
+                log.info(
+                    "backup %s of %s: pg_dump %s, server %s, %d tables",
+                    item_id,
+                    target.describe(),
+                    tool.version,
+                    snap.server_version,
+                    len(snap.tables),
+                )
+                dump = store(
+                    ctx.storage,
+                    object_key(prefix, DUMP_FILE),
+                    DUMP_OBJECT,
+                    dump_stream(
+                        tool,
+                        target,
+                        snapshot_id=snap.snapshot_id,
+                        lock_wait=cfg.database.lock_wait_timeout,
+                        exclude_schemas=cfg.backup.exclude_schemas,
+                        exclude_table_data=cfg.backup.exclude_table_data,
+                    ),
+                    recipients=recipients,
+                    level=cfg.compression.level,
+                    threads=cfg.compression.threads,
+                    progress=ctx.progress("dump", None),
+                )
+                timings["dump"] = dump.seconds
+                counts = counter.result()
+                timings["count_rows"] = counter.seconds
+            t1 = time.monotonic()
+            globals_obj, globals_info = _store_globals(ctx, prefix, snap.server_major, recipients)
+            timings["globals"] = time.monotonic() - t1
+            excluded_rows = {t.qualified: counts.get(t.qualified, 0) for t in excluded_data}
+            tables = {name: (0 if name in excluded_rows else n) for name, n in counts.items()}
+            objects = [_entry(dump)] + ([_entry(globals_obj)] if globals_obj else [])
+            timings["total"] = time.monotonic() - t0
+            manifest = Manifest(
+                id=item_id,
+                kind="backup",
+                created_at=started_at,
+                snapshot_at=snap.taken_at,
+                finished_at=ctx.clock(),
+                label=label,
+                tool_version=__version__,
+                server_version=snap.server_version,
+                pg_dump_version=tool.version,
+                database=snap.database,
+                objects=objects,
+                compression={"algorithm": COMPRESSION_FORMAT, "level": cfg.compression.level},
+                encryption={
+                    "format": ENCRYPTION_FORMAT,
+                    "recipients": [r.fingerprint() for r in recipients],
+                },
+                tables=tables,
+                timings={k: round(v, 3) for k, v in timings.items()},
+                server_major=snap.server_major,
+                source=target.describe(),
+                host=socket.gethostname(),
+                excluded_schemas=list(cfg.backup.exclude_schemas),
+                excluded_table_data=excluded_rows,
+                globals=globals_info,
+                dump_format="custom",
+            )
+            ctx.catalog.commit(manifest, prefix)
+        except BaseException:
+            _cleanup(ctx, prefix)
+            raise
+    log.info("backup %s complete: %d bytes stored", item_id, manifest.size)
+    return BackupResult(manifest)

@@ -1,0 +1,55 @@
+"""The explicit context every service receives: configuration, storage, catalog, clock, progress."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from drtool.catalog.catalog import Catalog
+from drtool.config import Config
+from drtool.log import REDACTOR
+from drtool.pg.conn import Target, parse_target
+from drtool.pipeline.stages import ProgressFn
+from drtool.storage import open_storage
+from drtool.storage.base import Storage
+
+# A progress factory: given a stage name and the expected total bytes (if known), an update fn.
+ProgressFactory = Callable[[str, int | None], ProgressFn]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def no_progress(_stage: str, _total: int | None) -> ProgressFn:
+    return lambda _n: None
+
+
+@dataclass
+class Context:
+    config: Config
+    storage: Storage
+    clock: Callable[[], datetime] = _utcnow
+    progress: ProgressFactory = no_progress
+    catalog: Catalog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catalog = Catalog(self.storage)
+
+    def database(self) -> Target:
+        pw = self.config.database.password
+        return parse_target(self.config.database.dsn, pw.get_secret_value() if pw else None)
+
+
+def build_context(
+    config: Config,
+    *,
+    clock: Callable[[], datetime] | None = None,
+    progress: ProgressFactory | None = None,
+) -> Context:
+    """Register the config's secrets with the log redactor and open the storage."""
+    for secret in config.secrets():
+        REDACTOR.add(secret)
+    storage = open_storage(config.storage, config.base_dir)
+    return Context(config, storage, clock or _utcnow, progress or no_progress)

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Install the system packages drtool's demo and tests need, only when they are missing.
+set -euo pipefail
+
+need=()
+have_pg_bin() {
+  command -v "$1" >/dev/null 2>&1 || compgen -G "/usr/lib/postgresql/*/bin/$1" >/dev/null
+}
+for tool in initdb pg_ctl pg_dump pg_restore pg_dumpall; do
+  have_pg_bin "$tool" || { need+=(postgresql); break; }
+done
+command -v age >/dev/null 2>&1 || need+=(age)
+command -v zstd >/dev/null 2>&1 || need+=(zstd)
+
+if [ ${#need[@]} -eq 0 ]; then
+  exit 0
+fi
+echo "installing system packages: ${need[*]}" >&2
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
