@@ -221,11 +221,16 @@ class RehearsalConfig(Section):
     checks: list[RehearsalCheck] = Field(default_factory=list)
 
 
+NotifyEvent = Literal["failure", "breach", "drill", "success"]
+
+
+def _default_events() -> list[NotifyEvent]:
+    return ["failure", "breach", "drill"]
+
+
 class NotificationsConfig(Section):
     webhook_url: SecretStr | None = None
-    on: list[Literal["failure", "breach", "drill", "success"]] = Field(
-        default_factory=lambda: ["failure", "breach", "drill"]
-    )
+    on: list[NotifyEvent] = Field(default_factory=_default_events)
 
 
 class MetricsConfig(Section):

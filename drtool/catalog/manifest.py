@@ -36,7 +36,7 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
-    format: Literal["drtool-manifest"] = MANIFEST_FORMAT
+    format: Literal["drtool-manifest"] = "drtool-manifest"
     version: int = MANIFEST_VERSION
     id: str
     kind: Kind

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -47,7 +49,10 @@ def get_state() -> State:
     return state
 
 
-def _set_flag(name: str):  # type: ignore[no-untyped-def]
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _set_flag(name: str) -> Callable[[click.Context, click.Parameter, bool], None]:
     def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
         if value:
             state = ctx.find_object(State) or ctx.ensure_object(State)
@@ -57,7 +62,7 @@ def _set_flag(name: str):  # type: ignore[no-untyped-def]
     return callback
 
 
-def common_options(func):  # type: ignore[no-untyped-def]
+def common_options(func: F) -> F:
     """--json, -v and -q are accepted after the command name as well as before it."""
     func = click.option(
         "--json",

@@ -101,7 +101,7 @@ def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = T
         return DemoResult(
             server_version=m.server_version or "",
             sample_tables=len(info.table_rows),
-            sample_rows=sum(info.table_rows.values()),
+            sample_rows=info.rows,
             database_bytes=info.database_bytes,
             storage=ctx.storage.description,
             backup_id=m.id,

@@ -1,0 +1,214 @@
+"""Backup benchmark (not a test): drtool backup vs pg_dump floors on the sample database.
+
+Prints wall-time ratios against `pg_dump -Fc -Z0 > /dev/null` measured in the same run, stored
+sizes, and drtool's peak RSS. Usage: python bench/backup_bench.py --scale 10 [--s3] [--levels 1,2,3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from drtool.crypto.keys import generate_identity, write_identity_file
+from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.sample import load_sample
+from drtool.pg.tools import find_tool
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_timed(argv: list[str], env: dict[str, str], stdout: Any = subprocess.DEVNULL) -> tuple[float, int]:
+    """Wall seconds and peak RSS (KiB) of one child (wait4 gives that child's own rusage)."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    err = proc.stderr.read().decode() if proc.stderr else ""
+    if proc.returncode != 0:
+        raise SystemExit(f"{argv[:4]} failed ({proc.returncode}): {err[-2000:]}")
+    return wall, usage.ru_maxrss
+
+
+def shell_timed(command: str, env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    subprocess.run(["bash", "-o", "pipefail", "-c", command], env=env, check=True)
+    return time.perf_counter() - started
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_moto() -> tuple[subprocess.Popen[bytes], str]:
+    port = free_port()
+    binary = Path(sys.executable).with_name("moto_server")
+    proc = subprocess.Popen(
+        [str(binary), "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return proc, url
+        except OSError:
+            time.sleep(0.05)
+    raise SystemExit("moto_server did not start")
+
+
+def drtool_config(work: Path, dsn: str, storage: dict[str, Any], level: int) -> Path:
+    identity = generate_identity()
+    key = work / f"id-{secrets.token_hex(3)}.txt"
+    write_identity_file(key, identity)
+    doc = {
+        "database": {"dsn": dsn},
+        "storage": storage,
+        "encryption": {"recipients": [identity.recipient().encode()]},
+        "compression": {"level": level},
+    }
+    path = work / f"drtool-{secrets.token_hex(3)}.yaml"
+    path.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    return path
+
+
+def dir_size(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=10.0, help="sample scale (10 is about 1 GB)")
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--s3", action="store_true", help="also back up to moto S3 (memory hungry)")
+    parser.add_argument("--levels", default="2", help="zstd levels to measure, e.g. 1,2,3")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    work = Path(tempfile.mkdtemp(prefix="drtool-bench-"))
+    password = secrets.token_urlsafe(12)
+    results: dict[str, Any] = {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB",
+        "scale": args.scale,
+    }
+    with EphemeralCluster(password=password, base_dir=work / "pg") as cluster:
+        dsn = cluster.create_database("omnicrm")
+        t = time.perf_counter()
+        info = load_sample(dsn, scale=args.scale, password=password)
+        results["load_seconds"] = round(time.perf_counter() - t, 1)
+        with cluster.connect(dbname="omnicrm") as conn:
+            row = conn.execute("select pg_database_size('omnicrm')").fetchone()
+            results["database_bytes"] = int(row[0]) if row else 0
+        print(f"sample scale {args.scale}: {results['database_bytes'] / 2**20:.0f} MiB, "
+              f"{info.rows} rows, loaded in {results['load_seconds']}s", flush=True)
+        pg_dump = str(find_tool("pg_dump").path)
+        env = {**os.environ, "PGPASSWORD": password}
+        env.pop("DRTOOL_CONFIG", None)
+        plain_env = {k: v for k, v in env.items() if not k.startswith("DRTOOL_")}
+        passfile = work / "gpg-pass"
+        passfile.write_text(secrets.token_urlsafe(24))
+        moto = None
+        runs: dict[str, list[float]] = {}
+        sizes: dict[str, int] = {}
+        rss: dict[str, list[int]] = {}
+
+        def record(name: str, wall: float, size: int | None = None, peak: int | None = None) -> None:
+            runs.setdefault(name, []).append(wall)
+            if size is not None:
+                sizes[name] = size
+            if peak is not None:
+                rss.setdefault(name, []).append(peak)
+            print(f"  {name:<34} {wall:7.2f}s" + (f"  {size / 2**20:8.1f} MiB" if size else "")
+                  + (f"  rss {peak / 1024:.0f} MiB" if peak else ""), flush=True)
+
+        if args.s3:
+            moto, endpoint = start_moto()
+        try:
+            for rep in range(args.repeat):
+                print(f"round {rep + 1}/{args.repeat}", flush=True)
+                wall, _ = run_timed([pg_dump, "-Fc", "-Z0", "-f", "/dev/null", "-d", dsn], plain_env)
+                record("floor: pg_dump -Fc -Z0 > /dev/null", wall)
+                out = work / "pgdump.fc"
+                wall, _ = run_timed([pg_dump, "-Fc", "-f", str(out), "-d", dsn], plain_env)
+                record("pg_dump -Fc (default gzip)", wall, out.stat().st_size)
+                out.unlink()
+                gpg = work / "pgdump.fc.gpg"
+                wall = shell_timed(
+                    f"{pg_dump} -Fc -d '{dsn}' | gpg --batch --yes --symmetric --pinentry-mode loopback "
+                    f"--passphrase-file {passfile} -o {gpg}",
+                    plain_env,
+                )
+                record("pg_dump -Fc | gpg --symmetric", wall, gpg.stat().st_size)
+                gpg.unlink()
+                for level in levels:
+                    store = work / f"store-{rep}-{level}"
+                    cfg = drtool_config(work, dsn, {"url": f"file://{store}"}, level)
+                    wall, peak = run_timed(
+                        [sys.executable, "-m", "drtool", "-q", "--config", str(cfg), "backup"], env
+                    )
+                    record(f"drtool backup file:// zstd-{level}", wall, dir_size(store), peak)
+                    shutil.rmtree(store)
+                if moto is not None:
+                    import boto3
+
+                    bucket = f"bench-{secrets.token_hex(4)}"
+                    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
+                                          aws_access_key_id="bench", aws_secret_access_key="bench")
+                    client.create_bucket(Bucket=bucket)
+                    cfg = drtool_config(work, dsn, {"url": f"s3://{bucket}/bench", "endpoint_url": endpoint,
+                                                    "region": "us-east-1"}, levels[0])
+                    s3env = {**env, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+                    wall, peak = run_timed(
+                        [sys.executable, "-m", "drtool", "-q", "--config", str(cfg), "backup"], s3env
+                    )
+                    total = sum(o["Size"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+                    record(f"drtool backup moto s3 zstd-{levels[0]}", wall, total, peak)
+                    for o in client.list_objects_v2(Bucket=bucket).get("Contents", []):
+                        client.delete_object(Bucket=bucket, Key=o["Key"])
+        finally:
+            if moto is not None:
+                moto.terminate()
+                moto.wait()
+    shutil.rmtree(work, ignore_errors=True)
+    floor = statistics.median(runs["floor: pg_dump -Fc -Z0 > /dev/null"])
+    default = statistics.median(runs["pg_dump -Fc (default gzip)"])
+    table = []
+    print("\nresults (median wall of each; ratio to the floor measured in this run)")
+    for name, walls in runs.items():
+        med = statistics.median(walls)
+        row = {"name": name, "wall_s": round(med, 2), "ratio_to_floor": round(med / floor, 3),
+               "stored_bytes": sizes.get(name), "peak_rss_mib": round(max(rss[name]) / 1024) if name in rss else None}
+        if sizes.get(name) and sizes.get("pg_dump -Fc (default gzip)"):
+            row["size_vs_pg_dump_fc"] = round(sizes[name] / sizes["pg_dump -Fc (default gzip)"], 3)
+        row["speedup_vs_pg_dump_fc"] = round(default / med, 2)
+        table.append(row)
+        print(f"  {name:<34} {med:7.2f}s  x{med / floor:5.2f} floor  "
+              + (f"size x{row.get('size_vs_pg_dump_fc', 0):.3f} of pg_dump -Fc  " if sizes.get(name) else "")
+              + (f"rss {row['peak_rss_mib']} MiB" if row["peak_rss_mib"] else ""))
+    results["rows"] = table
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"backup-scale{args.scale:g}.json"
+    target.write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {target}")
+
+
+if __name__ == "__main__":
+    main()
