@@ -31,7 +31,9 @@ from drtool.pg.tools import find_tool
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run_timed(argv: list[str], env: dict[str, str], stdout: Any = subprocess.DEVNULL) -> tuple[float, int]:
+def run_timed(
+    argv: list[str], env: dict[str, str], stdout: Any = subprocess.DEVNULL
+) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one child (wait4 gives that child's own rusage)."""
     started = time.perf_counter()
     proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.PIPE)
@@ -109,7 +111,7 @@ def main() -> None:
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB",
         "scale": args.scale,
     }
-    with EphemeralCluster(password=password, base_dir=work / "pg") as cluster:
+    with EphemeralCluster(password=password) as cluster:
         dsn = cluster.create_database("omnicrm")
         t = time.perf_counter()
         info = load_sample(dsn, scale=args.scale, password=password)
@@ -117,8 +119,11 @@ def main() -> None:
         with cluster.connect(dbname="omnicrm") as conn:
             row = conn.execute("select pg_database_size('omnicrm')").fetchone()
             results["database_bytes"] = int(row[0]) if row else 0
-        print(f"sample scale {args.scale}: {results['database_bytes'] / 2**20:.0f} MiB, "
-              f"{info.rows} rows, loaded in {results['load_seconds']}s", flush=True)
+        print(
+            f"sample scale {args.scale}: {results['database_bytes'] / 2**20:.0f} MiB, "
+            f"{info.rows} rows, loaded in {results['load_seconds']}s",
+            flush=True,
+        )
         pg_dump = str(find_tool("pg_dump").path)
         env = {**os.environ, "PGPASSWORD": password}
         env.pop("DRTOOL_CONFIG", None)
@@ -130,30 +135,38 @@ def main() -> None:
         sizes: dict[str, int] = {}
         rss: dict[str, list[int]] = {}
 
-        def record(name: str, wall: float, size: int | None = None, peak: int | None = None) -> None:
+        def record(
+            name: str, wall: float, size: int | None = None, peak: int | None = None
+        ) -> None:
             runs.setdefault(name, []).append(wall)
             if size is not None:
                 sizes[name] = size
             if peak is not None:
                 rss.setdefault(name, []).append(peak)
-            print(f"  {name:<34} {wall:7.2f}s" + (f"  {size / 2**20:8.1f} MiB" if size else "")
-                  + (f"  rss {peak / 1024:.0f} MiB" if peak else ""), flush=True)
+            print(
+                f"  {name:<34} {wall:7.2f}s"
+                + (f"  {size / 2**20:8.1f} MiB" if size else "")
+                + (f"  rss {peak / 1024:.0f} MiB" if peak else ""),
+                flush=True,
+            )
 
         if args.s3:
             moto, endpoint = start_moto()
         try:
             for rep in range(args.repeat):
                 print(f"round {rep + 1}/{args.repeat}", flush=True)
-                wall, _ = run_timed([pg_dump, "-Fc", "-Z0", "-f", "/dev/null", "-d", dsn], plain_env)
+                with open(os.devnull, "wb") as devnull:
+                    wall, _ = run_timed([pg_dump, "-Fc", "-Z0", "-d", dsn], plain_env, devnull)
                 record("floor: pg_dump -Fc -Z0 > /dev/null", wall)
                 out = work / "pgdump.fc"
-                wall, _ = run_timed([pg_dump, "-Fc", "-f", str(out), "-d", dsn], plain_env)
+                with out.open("wb") as sink:
+                    wall, _ = run_timed([pg_dump, "-Fc", "-d", dsn], plain_env, sink)
                 record("pg_dump -Fc (default gzip)", wall, out.stat().st_size)
                 out.unlink()
                 gpg = work / "pgdump.fc.gpg"
                 wall = shell_timed(
-                    f"{pg_dump} -Fc -d '{dsn}' | gpg --batch --yes --symmetric --pinentry-mode loopback "
-                    f"--passphrase-file {passfile} -o {gpg}",
+                    f"{pg_dump} -Fc -d '{dsn}' | gpg --batch --yes --symmetric "
+                    f"--pinentry-mode loopback --passphrase-file {passfile} -o {gpg}",
                     plain_env,
                 )
                 record("pg_dump -Fc | gpg --symmetric", wall, gpg.stat().st_size)
@@ -170,16 +183,32 @@ def main() -> None:
                     import boto3
 
                     bucket = f"bench-{secrets.token_hex(4)}"
-                    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1",
-                                          aws_access_key_id="bench", aws_secret_access_key="bench")
+                    client = boto3.client(
+                        "s3",
+                        endpoint_url=endpoint,
+                        region_name="us-east-1",
+                        aws_access_key_id="bench",
+                        aws_secret_access_key="bench",
+                    )
                     client.create_bucket(Bucket=bucket)
-                    cfg = drtool_config(work, dsn, {"url": f"s3://{bucket}/bench", "endpoint_url": endpoint,
-                                                    "region": "us-east-1"}, levels[0])
+                    cfg = drtool_config(
+                        work,
+                        dsn,
+                        {
+                            "url": f"s3://{bucket}/bench",
+                            "endpoint_url": endpoint,
+                            "region": "us-east-1",
+                        },
+                        levels[0],
+                    )
                     s3env = {**env, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
                     wall, peak = run_timed(
-                        [sys.executable, "-m", "drtool", "-q", "--config", str(cfg), "backup"], s3env
+                        [sys.executable, "-m", "drtool", "-q", "--config", str(cfg), "backup"],
+                        s3env,
                     )
-                    total = sum(o["Size"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
+                    total = sum(
+                        o["Size"] for o in client.list_objects_v2(Bucket=bucket).get("Contents", [])
+                    )
                     record(f"drtool backup moto s3 zstd-{levels[0]}", wall, total, peak)
                     for o in client.list_objects_v2(Bucket=bucket).get("Contents", []):
                         client.delete_object(Bucket=bucket, Key=o["Key"])
@@ -194,15 +223,26 @@ def main() -> None:
     print("\nresults (median wall of each; ratio to the floor measured in this run)")
     for name, walls in runs.items():
         med = statistics.median(walls)
-        row = {"name": name, "wall_s": round(med, 2), "ratio_to_floor": round(med / floor, 3),
-               "stored_bytes": sizes.get(name), "peak_rss_mib": round(max(rss[name]) / 1024) if name in rss else None}
+        row = {
+            "name": name,
+            "wall_s": round(med, 2),
+            "ratio_to_floor": round(med / floor, 3),
+            "stored_bytes": sizes.get(name),
+            "peak_rss_mib": round(max(rss[name]) / 1024) if name in rss else None,
+        }
         if sizes.get(name) and sizes.get("pg_dump -Fc (default gzip)"):
             row["size_vs_pg_dump_fc"] = round(sizes[name] / sizes["pg_dump -Fc (default gzip)"], 3)
         row["speedup_vs_pg_dump_fc"] = round(default / med, 2)
         table.append(row)
-        print(f"  {name:<34} {med:7.2f}s  x{med / floor:5.2f} floor  "
-              + (f"size x{row.get('size_vs_pg_dump_fc', 0):.3f} of pg_dump -Fc  " if sizes.get(name) else "")
-              + (f"rss {row['peak_rss_mib']} MiB" if row["peak_rss_mib"] else ""))
+        print(
+            f"  {name:<34} {med:7.2f}s  x{med / floor:5.2f} floor  "
+            + (
+                f"size x{row.get('size_vs_pg_dump_fc', 0):.3f} of pg_dump -Fc  "
+                if sizes.get(name)
+                else ""
+            )
+            + (f"rss {row['peak_rss_mib']} MiB" if row["peak_rss_mib"] else "")
+        )
     results["rows"] = table
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"backup-scale{args.scale:g}.json"

@@ -31,7 +31,11 @@ def exact_counts(dsn: str, password: str | None, tables: list[str]) -> dict[str,
 
 
 def stored_object(setup: Setup, manifest: dict[str, Any], name: str) -> tuple[Any, StoredObject]:
-    cfg = Config.model_validate({**setup.doc, "base_dir": setup.dir})
+    doc = {**setup.doc, "storage": dict(setup.doc["storage"]), "base_dir": setup.dir}
+    if "AWS_ACCESS_KEY_ID" in setup.env:
+        doc["storage"]["access_key_id"] = setup.env["AWS_ACCESS_KEY_ID"]
+        doc["storage"]["secret_access_key"] = setup.env["AWS_SECRET_ACCESS_KEY"]
+    cfg = Config.model_validate(doc)
     storage = open_storage(cfg.storage, setup.dir)
     entry = next(o for o in manifest["objects"] if o["name"] == name)
     return storage, StoredObject(

@@ -70,9 +70,12 @@ def wait_for(predicate: Callable[[], Any], timeout: float = 60, what: str = "con
 def pending_bytes(storage_dir: Path) -> int:
     """Bytes already written to in-progress (not yet renamed) files of the local backend."""
     total = 0
-    for path in storage_dir.rglob("*"):
-        if path.is_file() and not path.name.endswith("manifest.json") and ".tmp" in str(path):
-            total += path.stat().st_size
+    for folder, _dirs, files in os.walk(storage_dir / ".drtool-tmp"):
+        for name in files:
+            try:
+                total += os.stat(os.path.join(folder, name)).st_size
+            except FileNotFoundError:
+                continue  # renamed into place or removed while we looked
     return total
 
 
