@@ -7,8 +7,9 @@ import json
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from drtool.crypto.age import seal, seal_matches
 from drtool.errors import IntegrityError, UsageError
 
 MANIFEST_FORMAT = "drtool-manifest"
@@ -54,6 +55,8 @@ class Manifest(BaseModel):
     encryption: dict[str, Any] = Field(default_factory=dict)
     tables: dict[str, int] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
+    # The document exactly as stored, for checking the seal against the stored bytes.
+    _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
 
     @property
     def size(self) -> int:
@@ -71,6 +74,38 @@ class Manifest(BaseModel):
         doc = self.model_dump(mode="json")
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
+    def sealed(self, key: bytes, obj: str) -> Manifest:
+        """This manifest with a seal: HMAC-SHA256 of its canonical form under the seal key of
+        object ``obj`` (derived from that object's age file key; docs/format.md)."""
+        doc = self.model_dump(mode="json")
+        doc.pop("seal", None)
+        doc["seal"] = {"algorithm": SEAL_ALGORITHM, "object": obj, "mac": seal(canonical(doc), key)}
+        out = Manifest.model_validate(doc)
+        out._raw = json.loads(json.dumps(doc))
+        return out
+
+    @property
+    def seal_object(self) -> str | None:
+        info = (self.model_extra or {}).get("seal")
+        return str(info.get("object")) if isinstance(info, dict) and info.get("object") else None
+
+    def seal_valid(self, key: bytes) -> bool:
+        """True if the stored document (every field but the seal) is what was sealed."""
+        info = self._raw.get("seal") if self._raw else None
+        if not isinstance(info, dict) or info.get("algorithm") != SEAL_ALGORITHM:
+            return False
+        mac = info.get("mac")
+        return isinstance(mac, str) and seal_matches(canonical(self._raw), key, mac)
+
+
+SEAL_ALGORITHM = "hmac-sha256/age-file-key"
+
+
+def canonical(doc: dict[str, Any]) -> bytes:
+    """The sealed form of a manifest document: compact, sorted JSON without the seal."""
+    body = {k: v for k, v in doc.items() if k != "seal"}
+    return json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
 
 def parse_manifest(data: bytes, where: str) -> Manifest:
     """Parse and validate a stored manifest; anything malformed is an IntegrityError."""
@@ -87,10 +122,12 @@ def parse_manifest(data: bytes, where: str) -> Manifest:
             hint="upgrade drtool to read it",
         )
     try:
-        return Manifest.model_validate(doc)
+        manifest = Manifest.model_validate(doc)
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
         raise IntegrityError(
             f"{where}: manifest is invalid ({loc}: {first['msg']})", obj="manifest.json"
         ) from exc
+    manifest._raw = doc
+    return manifest

@@ -40,6 +40,8 @@ _STANZA_PREFIX = b"-> "
 _FOOTER_PREFIX = b"--- "
 _X25519_TYPE = b"X25519"
 _X25519_LABEL = b"age-encryption.org/v1/X25519"
+# drtool-specific derivation from a file key: the manifest seal (docs/format.md).
+SEAL_LABEL = b"drtool.manifest-seal/v1"
 _COLUMNS = 64
 _ZERO_NONCE = bytes(12)
 _ARGUMENT = re.compile(rb"[\x21-\x7e]+")
@@ -139,19 +141,61 @@ def _build_header(file_key: bytes, recipients: Sequence[Recipient]) -> bytes:
     return mac_input + b" " + _b64encode(mac) + b"\n"
 
 
+class Encryption:
+    """One age file being written: its header, and the seal key derived from its file key.
+
+    The seal key (HKDF of the file key, label ``drtool.manifest-seal/v1``) lets the writer MAC
+    the manifest so that only a holder of this object's file key could have produced it."""
+
+    def __init__(self, recipients: Sequence[Recipient]) -> None:
+        if not recipients:
+            raise UsageError("no age recipient to encrypt to", hint="set encryption.recipients")
+        file_key = os.urandom(FILE_KEY_SIZE)
+        nonce = os.urandom(PAYLOAD_NONCE_SIZE)
+        # Built eagerly so that a bad recipient fails the call, not the first read.
+        self.header = _build_header(file_key, recipients) + nonce
+        self._aead = ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload"))
+        self.seal_key = _hkdf(file_key, b"", SEAL_LABEL)
+
+    def stream(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
+        return _encrypt(self.header, self._aead, chunks)
+
+
 def encrypt(chunks: Iterable[bytes], recipients: Sequence[Recipient]) -> Iterator[bytes]:
     """Encrypt a byte stream to ``recipients`` as one age v1 file, yielded incrementally.
 
     Input chunks may have any size; at most one 64 KiB chunk is buffered. Chunks must not be
     mutated after being handed over.
     """
-    if not recipients:
-        raise UsageError("no age recipient to encrypt to", hint="set encryption.recipients")
-    file_key = os.urandom(FILE_KEY_SIZE)
-    nonce = os.urandom(PAYLOAD_NONCE_SIZE)
-    # The header is built eagerly so that a bad recipient fails the call, not the first read.
-    header = _build_header(file_key, recipients) + nonce
-    return _encrypt(header, ChaCha20Poly1305(_hkdf(file_key, nonce, b"payload")), chunks)
+    return Encryption(recipients).stream(chunks)
+
+
+def open_seal_key(
+    chunks: Iterable[bytes], identities: Sequence[Identity], *, obj: str | None = None
+) -> bytes:
+    """The seal key of an age file, from its header alone (the payload is not read)."""
+    if not identities:
+        raise KeyMissingError(
+            "no identity to decrypt with",
+            hint="set encryption.identity_file or DRTOOL_ENCRYPTION__KEY",
+        )
+    run = _Decryptor(obj)
+    header_bytes, _rest = run.read_header(iter(chunks))
+    header = run.parse_header(header_bytes)
+    file_key = run.unwrap(header.stanzas, list(identities))
+    expected = hmac.new(_hkdf(file_key, b"", b"header"), header.mac_input, hashlib.sha256)
+    if not hmac.compare_digest(expected.digest(), header.mac):
+        run.fail("header MAC mismatch (the header was modified)")
+    return _hkdf(file_key, b"", SEAL_LABEL)
+
+
+def seal(data: bytes, key: bytes) -> str:
+    """HMAC-SHA256 of ``data`` under a seal key, hex."""
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+def seal_matches(data: bytes, key: bytes, mac_hex: str) -> bool:
+    return hmac.compare_digest(seal(data, key), mac_hex)
 
 
 def _encrypt(header: bytes, aead: ChaCha20Poly1305, chunks: Iterable[bytes]) -> Iterator[bytes]:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 
-from drtool.crypto.age import decrypt, encrypt
+from drtool.crypto.age import Encryption, decrypt
 from drtool.crypto.keys import Identity, Recipient
 from drtool.errors import IntegrityError
 from drtool.pipeline.stages import Digest, ProgressFn, compress, decompress, hash_tap
@@ -39,14 +39,17 @@ def store(
     level: int,
     threads: int = 0,
     progress: ProgressFn | None = None,
+    encryption: Encryption | None = None,
 ) -> StoredObject:
-    """Stream ``source`` through hash, compression, encryption and hash into ``storage``."""
+    """Stream ``source`` through hash, compression, encryption and hash into ``storage``.
+
+    Pass ``encryption`` to keep its seal key (the manifest seal is derived from it)."""
     plain = Digest()
     stored = Digest()
     started = time.monotonic()
     stream = hash_tap(source, plain, progress)
     stream = compress(stream, level, threads)
-    stream = encrypt(stream, recipients)
+    stream = (encryption or Encryption(recipients)).stream(stream)
     stream = hash_tap(stream, stored)
     written = storage.put(key, stream)
     if written != stored.size:

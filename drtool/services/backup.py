@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from drtool import __version__
 from drtool.catalog.catalog import backup_prefix, object_key
 from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.crypto.age import Encryption
 from drtool.crypto.keys import Recipient
 from drtool.errors import DrtoolError, SubprocessError, UsageError
 from drtool.ids import new_id
@@ -141,6 +142,7 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
                     t for t in snap.tables if _matches(t, cfg.backup.exclude_table_data)
                 ]
                 counter = _Counter(snap, snap.tables)
+                dump_encryption = Encryption(recipients)
                 log.info(
                     "backup %s of %s: pg_dump %s, server %s, %d tables",
                     item_id,
@@ -165,6 +167,7 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
                     level=cfg.compression.level,
                     threads=cfg.compression.threads,
                     progress=ctx.progress("dump", None),
+                    encryption=dump_encryption,
                 )
                 timings["dump"] = dump.seconds
                 counts = counter.result()
@@ -202,7 +205,7 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
                 excluded_table_data=excluded_rows,
                 globals=globals_info,
                 dump_format="custom",
-            )
+            ).sealed(dump_encryption.seal_key, DUMP_OBJECT)
             ctx.catalog.commit(manifest, prefix)
         except BaseException:
             _cleanup(ctx, prefix)

@@ -124,3 +124,26 @@ def test_manifest_reader_rejects_mangled_fields_cleanly(changes: dict[str, objec
     doc = {**manifest_doc(), **changes}
     with contextlib.suppress(IntegrityError, UsageError):
         parse_manifest(json.dumps(doc).encode(), "m")
+
+
+def test_manifest_seal_binds_the_manifest_to_the_dump_file_key() -> None:
+    from drtool.crypto.age import Encryption, open_seal_key
+
+    identity = generate_identity()
+    enc = Encryption([identity.recipient()])
+    stored = b"".join(enc.stream([b"dump bytes"]))
+    base = Manifest.model_validate(manifest_doc())
+    sealed = base.sealed(enc.seal_key, "dump")
+    key = open_seal_key([stored[:50], stored[50:]], [identity])
+    assert key == enc.seal_key
+    reread = parse_manifest(sealed.to_json(), "m")
+    assert reread.seal_object == "dump"
+    assert reread.seal_valid(key)
+    # An edited row count, or a seal checked with another object's key, fails.
+    doc = json.loads(sealed.to_json())
+    doc["tables"]["public.t"] = 4
+    assert not parse_manifest(json.dumps(doc).encode(), "m").seal_valid(key)
+    other = Encryption([identity.recipient()])
+    assert not reread.seal_valid(other.seal_key)
+    # An unsealed manifest is never valid.
+    assert not parse_manifest(base.to_json(), "m").seal_valid(key)
