@@ -1,4 +1,4 @@
-"""Subprocess driver for PostgreSQL client tools: argv lists, secrets via a 0600 pgpass file,
+"""Subprocess driver for PostgreSQL client tools: argv lists, passwords via the environment,
 stdout streamed in fixed chunks, stderr drained into a bounded tail, children always reaped."""
 
 from __future__ import annotations
@@ -9,10 +9,8 @@ import fcntl
 import os
 import signal
 import subprocess
-import tempfile
 import threading
 from collections.abc import Iterator, Mapping
-from pathlib import Path
 from typing import IO
 
 from drtool.errors import SubprocessError
@@ -52,23 +50,15 @@ class StderrTail:
 def pgpass_env(
     password: str | None, base_env: Mapping[str, str] | None = None
 ) -> Iterator[dict[str, str]]:
-    """An environment for a libpq child: the password in a 0600 temp pgpass file, never argv.
+    """An environment for a libpq child with the password in ``PGPASSWORD``, never in argv.
 
-    The file lives in a 0700 directory and is removed when the block ends."""
+    The environment (readable only by the same user and root) rather than a temporary pgpass
+    file: a file would outlive a drtool killed with SIGKILL; the environment dies with the child.
+    """
     env = dict(os.environ if base_env is None else base_env)
-    if password is None:
-        yield env
-        return
-    with tempfile.TemporaryDirectory(prefix="drtool-pgpass-") as tmp:
-        path = Path(tmp) / "pgpass"
-        escaped = password.replace("\\", "\\\\").replace(":", "\\:")
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(f"*:*:*:*:{escaped}\n")
-        env["PGPASSFILE"] = str(path)
-        # libpq prefers PGPASSWORD over the pgpass file; ours must win.
-        env.pop("PGPASSWORD", None)
-        yield env
+    if password is not None:
+        env["PGPASSWORD"] = password
+    yield env
 
 
 def _enlarge_pipe(stream: IO[bytes]) -> None:

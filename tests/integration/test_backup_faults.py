@@ -49,11 +49,23 @@ def processes() -> dict[int, list[str]]:
     return out
 
 
+def alive(pid: int) -> bool:
+    """Running, not a zombie (this machine's PID 1 does not reap orphans)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
 def pg_dump_pids(port: int) -> list[int]:
     return [
         pid
         for pid, argv in processes().items()
-        if argv and os.path.basename(argv[0]) == "pg_dump" and any(str(port) in a for a in argv)
+        if argv
+        and os.path.basename(argv[0]) == "pg_dump"
+        and any(str(port) in a for a in argv)
+        and alive(pid)
     ]
 
 
