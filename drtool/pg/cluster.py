@@ -10,14 +10,11 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
-import threading
 import time
 from pathlib import Path
-from types import FrameType, TracebackType
-from typing import NoReturn
+from types import TracebackType
 from urllib.parse import quote
 
 import psycopg
@@ -26,9 +23,29 @@ from psycopg.rows import TupleRow
 
 from drtool.errors import DatabaseError, OperationError, UsageError
 from drtool.log import get_logger
+from drtool.pg.procs import (
+    HOST,
+)
+from drtool.pg.procs import (
+    alive as _alive,
+)
+from drtool.pg.procs import (
+    children as _children,
+)
+from drtool.pg.procs import (
+    exit_on_sigterm as _exit_on_sigterm,
+)
+from drtool.pg.procs import (
+    free_port as _free_port,
+)
+from drtool.pg.procs import (
+    is_postgres as _is_postgres,
+)
+from drtool.pg.procs import (
+    wait_dead as _wait_dead,
+)
 from drtool.pg.tools import Tool, find_tool
 
-HOST = "127.0.0.1"
 UNPRIVILEGED_ACCOUNT = "postgres"
 INITDB_TIMEOUT_SECONDS = 120
 START_TIMEOUT_SECONDS = 60
@@ -434,49 +451,6 @@ def _check_traversable(path: Path, account: pwd.struct_passwd) -> None:
             )
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _proc_stat(pid: int) -> list[str] | None:
-    """Fields of /proc/<pid>/stat after the command name: [state, ppid, ...]."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except OSError:
-        return None
-
-
-def _alive(pid: int) -> bool:
-    # A killed postmaster may linger as a zombie when PID 1 does not reap (containers).
-    fields = _proc_stat(pid)
-    return fields is not None and fields[0] not in ("Z", "X")
-
-
-def _is_postgres(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/comm").read_text().strip() in ("postgres", "postmaster")
-    except OSError:
-        return False
-
-
-def _children(pid: int) -> list[int]:
-    found = []
-    for entry in Path("/proc").iterdir():
-        fields = _proc_stat(int(entry.name)) if entry.name.isdigit() else None
-        if fields is not None and fields[1] == str(pid):
-            found.append(int(entry.name))
-    return found
-
-
-def _wait_dead(pids: list[int], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.02)
-
-
 def _remove_tree(path: Path) -> None:
     # Backends that are still exiting can create files while the tree is being removed.
     for _ in range(5):
@@ -489,15 +463,3 @@ def _remove_tree(path: Path) -> None:
 
 def _tail(text: str, lines: int = LOG_TAIL_LINES) -> str:
     return "\n".join(text.strip().splitlines()[-lines:])
-
-
-def _exit_on_sigterm() -> None:
-    """Turn SIGTERM into SystemExit so ``with`` blocks and atexit remove clusters."""
-    if threading.current_thread() is not threading.main_thread():
-        return
-    if signal.getsignal(signal.SIGTERM) is signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _raise_system_exit)
-
-
-def _raise_system_exit(signum: int, frame: FrameType | None) -> NoReturn:
-    raise SystemExit(128 + signum)
