@@ -25,6 +25,24 @@ def object_key(prefix: str, name: str) -> str:
     return check_key(prefix + name)
 
 
+def path_id(manifest_key: str) -> str:
+    """The item id a manifest's location names: the folder that holds ``manifest.json``."""
+    parts = manifest_key.split("/")
+    return parts[-2] if len(parts) >= 2 else ""
+
+
+def check_location(manifest: Manifest, key: str) -> Manifest:
+    """A manifest copied into another item's folder is not that item (IntegrityError)."""
+    where = path_id(key)
+    if manifest.id != where:
+        raise IntegrityError(
+            f"{key}: the manifest is for {manifest.kind} {manifest.id}, not {where}",
+            "the manifest was moved or copied; use another backup",
+            obj=MANIFEST_NAME,
+        )
+    return manifest
+
+
 @dataclass(frozen=True)
 class Listing:
     """Complete items newest first, and the manifests that could not be read."""
@@ -67,7 +85,8 @@ class Catalog:
                 continue
             for key in self._manifest_keys(each):
                 try:
-                    items.append(parse_manifest(self.storage.get_bytes(key), key))
+                    manifest = parse_manifest(self.storage.get_bytes(key), key)
+                    items.append(check_location(manifest, key))
                 except NotFoundInStorage:
                     continue
                 except (IntegrityError, UsageError) as exc:
@@ -86,7 +105,7 @@ class Catalog:
         if kind == "backup":
             key = object_key(backup_prefix(item_id), MANIFEST_NAME)
             try:
-                return parse_manifest(self.storage.get_bytes(key), key)
+                return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
             except NotFoundInStorage:
                 pass
         else:

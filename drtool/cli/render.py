@@ -162,23 +162,42 @@ def list_result(result: Any, as_json: bool) -> None:
     if not result.items:
         emit("no complete items")
         return
-    lines = [f"{'ID':<28} {'KIND':<7} {'CREATED':<21} {'SIZE':>10}  {'VERIFIED':<21} LABEL"]
+    lines = [f"{'ID':<28} {'KIND':<7} {'CREATED':<21} {'SIZE':>10}  {'VERIFIED':<27} LABEL"]
     for item in result.items:
         verified = "-"
         if item.last_verified_at is not None:
             verified = f"{when(item.last_verified_at)} {'ok' if item.last_verify_ok else 'FAILED'}"
         lines.append(
             f"{item.id:<28} {item.kind:<7} {when(item.created_at):<21} "
-            f"{human_size(item.size):>10}  {verified:<21} {item.label or ''}"
+            f"{human_size(item.size):>10}  {verified:<27} {item.label or ''}"
         )
     emit("\n".join(lines))
 
 
+def verification_text(record: Any) -> str:
+    """The last verification of an item: when, how deep, the outcome and what was wrong."""
+    if record is None:
+        return "  verified:    never (run `drtool verify ID`)"
+    how = "deep" if record.deep else "stored bytes"
+    outcome = "ok" if record.ok else f"FAILED, {len(record.problems)} problem(s)"
+    lines = [f"  verified:    {when(record.at)} {outcome} ({how})"]
+    for problem in record.problems:
+        chunk = f" chunk {problem.chunk}" if problem.chunk is not None else ""
+        lines.append(f"    {problem.object}{chunk}: {problem.problem}")
+    return "\n".join(lines)
+
+
 def show_result(result: Any, as_json: bool) -> None:
     if as_json:
-        emit_json({"ok": True, **to_jsonable(result.manifest)})
+        emit_json(
+            {
+                "ok": True,
+                **to_jsonable(result.manifest),
+                "last_verification": to_jsonable(result.last_verification),
+            }
+        )
         return
-    emit(manifest_text(result.manifest))
+    emit(manifest_text(result.manifest) + "\n" + verification_text(result.last_verification))
 
 
 def demo_result(result: Any, as_json: bool) -> None:

@@ -1,4 +1,5 @@
-"""Catalog use cases: list items newest first, show one item's manifest."""
+"""Catalog use cases: list items newest first, show one item's manifest; both with the item's
+last verification."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from drtool.catalog.manifest import Kind, Manifest
+from drtool.catalog.records import VerificationRecord, last_verification, last_verifications
 from drtool.errors import UsageError
 from drtool.services.context import Context
 
@@ -30,6 +32,7 @@ class ListResult:
 @dataclass(frozen=True)
 class ShowResult:
     manifest: Manifest
+    last_verification: VerificationRecord | None = None
 
 
 def list_items(ctx: Context, kind: Kind | None = None, limit: int | None = None) -> ListResult:
@@ -37,6 +40,7 @@ def list_items(ctx: Context, kind: Kind | None = None, limit: int | None = None)
         raise UsageError("--limit must be at least 1")
     listing = ctx.catalog.listing(kind)
     manifests = listing.items[:limit] if limit else listing.items
+    verified = last_verifications(ctx.storage, [m.id for m in manifests])
     items = [
         ListItem(
             id=m.id,
@@ -44,8 +48,8 @@ def list_items(ctx: Context, kind: Kind | None = None, limit: int | None = None)
             created_at=m.created_at,
             size=m.size,
             label=m.label,
-            last_verified_at=None,
-            last_verify_ok=None,
+            last_verified_at=record.at if (record := verified[m.id]) else None,
+            last_verify_ok=record.ok if record else None,
         )
         for m in manifests
     ]
@@ -53,6 +57,6 @@ def list_items(ctx: Context, kind: Kind | None = None, limit: int | None = None)
 
 
 def show_item(ctx: Context, item_id: str) -> ShowResult:
-    if item_id == "latest":
-        return ShowResult(ctx.catalog.resolve("latest"))
-    return ShowResult(ctx.catalog.find(item_id))
+    find = ctx.catalog.resolve if item_id == "latest" else ctx.catalog.find
+    manifest = find(item_id)
+    return ShowResult(manifest, last_verification(ctx.storage, manifest.id))

@@ -1,0 +1,31 @@
+"""The ``verify`` command: a thin shell over services.verify; exit 3 when any item failed."""
+
+from __future__ import annotations
+
+import click
+
+from drtool.cli.render_verify import verify_result
+from drtool.cli.state import common_options, get_state
+from drtool.errors import EXIT_INTEGRITY, EXIT_OK
+from drtool.services.verify import verify
+
+
+@click.command("verify")
+@click.argument("item_id", metavar="[ID|latest]", required=False)
+@click.option("--all", "all_items", is_flag=True, help="Every complete item, not just one.")
+@click.option(
+    "--deep",
+    is_flag=True,
+    help="Also decrypt and authenticate every chunk, check plaintext checksums, the manifest "
+    "seal and the dump's table of contents (needs encryption.identity_file).",
+)
+@common_options
+def verify_cmd(item_id: str | None, all_items: bool, deep: bool) -> int:
+    """Check that stored items are complete and intact (no key needed without --deep).
+
+    Without an argument, the latest backup. Exits 3 if any item failed; every problem found
+    is reported and a verification record is stored for each item."""
+    state = get_state()
+    result = verify(state.context(), item_id, all_items=all_items, deep=deep)
+    verify_result(result, state.json)
+    return EXIT_OK if result.ok else EXIT_INTEGRITY

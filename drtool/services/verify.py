@@ -1,0 +1,177 @@
+"""The verify use case: which items, their checks (services/verify_checks.py), the result,
+a verification record per item, and throughput in the log."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from drtool import __version__
+from drtool.catalog.catalog import MANIFEST_NAME, path_id
+from drtool.catalog.manifest import Manifest
+from drtool.catalog.records import Problem, VerificationRecord, write_verification
+from drtool.crypto.keys import Identity
+from drtool.errors import DrtoolError, IntegrityError, KeyMissingError, UsageError
+from drtool.ids import is_valid_id, new_id
+from drtool.log import get_logger
+from drtool.services.context import Context
+from drtool.services.keys import configured_identities
+from drtool.services.verify_checks import TAMPERED_HINT, Checker, Meter
+
+__all__ = ["Problem", "VerifyItem", "VerifyResult", "verify"]
+
+MB = 1_000_000
+
+log = get_logger("verify")
+
+
+@dataclass(frozen=True)
+class VerifyItem:
+    id: str
+    kind: str
+    ok: bool
+    deep: bool
+    problems: list[Problem]
+    seconds: float
+    bytes_read: int
+    plain_bytes: int
+    verified_at: datetime
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    items: list[VerifyItem]
+    ok: bool
+
+
+@dataclass(frozen=True)
+class _Unreadable:
+    """A manifest that exists but cannot be trusted: the item is reported as failed."""
+
+    id: str
+    kind: str
+    problem: str
+
+
+def _kind_of(manifest_key: str) -> str:
+    return "export" if manifest_key.startswith("exports/") else "backup"
+
+
+def _identities(ctx: Context) -> list[Identity]:
+    found = configured_identities(ctx.config, required=False)
+    if not found:
+        raise KeyMissingError(
+            "verify --deep decrypts every object and needs the decryption identity: "
+            "encryption.identity_file (or DRTOOL_ENCRYPTION__KEY) is not configured on this host",
+            hint="set encryption.identity_file, or run `drtool verify` without --deep "
+            "(it checks the stored bytes and needs no key)",
+        )
+    return found
+
+
+def _targets(ctx: Context, ref: str | None, all_items: bool) -> list[Manifest | _Unreadable]:
+    """What to verify, newest first. A manifest that exists but cannot be read or trusted is a
+    failed item, not skipped, when it is among what was asked for (``--all``, or newer than
+    ``latest``: a damaged newest backup must not hide behind the one before it)."""
+    if ref is not None and ref != "latest":
+        try:
+            return [ctx.catalog.find(ref)]
+        except IntegrityError as exc:
+            return [_Unreadable(ref, "backup", exc.message)]
+    listing = ctx.catalog.listing(None if all_items else "backup")
+    unreadable = [_Unreadable(path_id(key), _kind_of(key), msg) for key, msg in listing.unreadable]
+    targets: list[Manifest | _Unreadable] = []
+    if all_items:
+        targets = [*listing.items, *unreadable]
+    elif listing.items:
+        newest = listing.items[0]
+        targets = [newest, *(u for u in unreadable if u.id > newest.id)]
+    else:
+        targets = list(unreadable)
+    if not targets:
+        raise UsageError(
+            f"there is no complete backup in {ctx.storage.description}",
+            hint="run `drtool backup` first",
+        )
+    targets.sort(key=lambda t: t.id, reverse=True)
+    return targets
+
+
+def _record(ctx: Context, item: VerifyItem) -> None:
+    """Store the run's record; failing to store it does not change what was found."""
+    if not is_valid_id(item.id):
+        log.warning("no verification record for %r: not a drtool id", item.id)
+        return
+    record = VerificationRecord(
+        id=new_id(ctx.clock()),
+        item_id=item.id,
+        kind=item.kind,
+        at=item.verified_at,
+        deep=item.deep,
+        ok=item.ok,
+        problems=item.problems,
+        seconds=item.seconds,
+        bytes=item.bytes_read,
+        plain_bytes=item.plain_bytes,
+        tool_version=__version__,
+    )
+    try:
+        write_verification(ctx.storage, record)
+    except DrtoolError as exc:
+        log.error("could not store the verification record of %s: %s", item.id, exc.message)
+
+
+def _rate(n: int, seconds: float) -> float:
+    return n / MB / max(seconds, 1e-6)
+
+
+def _log_outcome(item: VerifyItem) -> None:
+    outcome = "ok" if item.ok else f"FAILED ({len(item.problems)} problem(s))"
+    rates = f"{item.bytes_read / MB:.1f} MB stored at {_rate(item.bytes_read, item.seconds):.1f}"
+    rates += " MB/s"
+    if item.deep:
+        rates += f", {item.plain_bytes / MB:.1f} MB plain at "
+        rates += f"{_rate(item.plain_bytes, item.seconds):.1f} MB/s"
+    how = "deep" if item.deep else "stored bytes"
+    log.info("%s %s %s (%s): %s, %.1fs", item.kind, item.id, outcome, how, rates, item.seconds)
+    for p in item.problems:
+        chunk = f" chunk {p.chunk}" if p.chunk is not None else ""
+        log.warning("%s %s: %s%s: %s", item.kind, item.id, p.object, chunk, p.problem)
+
+
+def _verify_one(ctx: Context, checker: Checker, target: Manifest | _Unreadable) -> VerifyItem:
+    at = ctx.clock()
+    started = time.monotonic()
+    meter = Meter()
+    if isinstance(target, _Unreadable):
+        problems = [Problem(MANIFEST_NAME, None, target.problem, TAMPERED_HINT)]
+    else:
+        problems = checker.item(target, meter)
+    item = VerifyItem(
+        id=target.id,
+        kind=target.kind,
+        ok=not problems,
+        deep=checker.deep,
+        problems=problems,
+        seconds=round(time.monotonic() - started, 3),
+        bytes_read=meter.stored,
+        plain_bytes=meter.plain,
+        verified_at=at,
+    )
+    _log_outcome(item)
+    _record(ctx, item)
+    return item
+
+
+def verify(
+    ctx: Context, ref: str | None = None, *, all_items: bool = False, deep: bool = False
+) -> VerifyResult:
+    """Verify one item (an id, or ``latest``, the default) or ``--all``; every problem of every
+    item is collected. Unknown ids and an empty catalog are usage errors (exit 2); a missing
+    identity for ``deep`` too, before anything is read."""
+    if all_items and ref is not None:
+        raise UsageError("give an ID or --all, not both")
+    checker = Checker(ctx.storage, _identities(ctx) if deep else [], ctx.progress)
+    items = [_verify_one(ctx, checker, target) for target in _targets(ctx, ref, all_items)]
+    return VerifyResult(items, all(item.ok for item in items))
