@@ -76,7 +76,8 @@ def test_globals_refused_by_the_service_are_recorded_not_fatal(
     denied.write_text(
         "#!/bin/sh\n"
         f'if [ "$1" = "--version" ]; then echo "pg_dumpall (PostgreSQL) {version}"; exit 0; fi\n'
-        'echo "pg_dumpall: error: query failed: ERROR:  permission denied for table pg_authid" >&2\n'
+        'echo "pg_dumpall: error: query failed: ERROR:  permission denied for table pg_authid"'
+        " >&2\n"
         "exit 1\n"
     )
     denied.chmod(denied.stat().st_mode | stat.S_IEXEC)
