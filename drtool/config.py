@@ -221,6 +221,12 @@ class RehearsalConfig(Section):
     checks: list[RehearsalCheck] = Field(default_factory=list)
 
 
+class RestoreConfig(Section):
+    # Where `restore --jobs N` (and --data-only --force) decrypts the dump before pg_restore
+    # reads it; None = the system temp directory ($TMPDIR, else /tmp).
+    spool_dir: Path | None = None
+
+
 NotifyEvent = Literal["failure", "breach", "drill", "success"]
 
 
@@ -231,6 +237,16 @@ def _default_events() -> list[NotifyEvent]:
 class NotificationsConfig(Section):
     webhook_url: SecretStr | None = None
     on: list[NotifyEvent] = Field(default_factory=_default_events)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook_scheme(cls, value: SecretStr | None) -> SecretStr | None:
+        # The URL is a secret (Slack's are): the message must not echo it.
+        if value is not None and not value.get_secret_value().lower().startswith(
+            ("http://", "https://")
+        ):
+            raise ValueError("expected an http:// or https:// URL")
+        return value
 
 
 class MetricsConfig(Section):
@@ -253,6 +269,7 @@ class Config(Section):
     exports: ExportsConfig = Field(default_factory=ExportsConfig)
     archival: ArchivalConfig = Field(default_factory=ArchivalConfig)
     rehearsal: RehearsalConfig = Field(default_factory=RehearsalConfig)
+    restore: RestoreConfig = Field(default_factory=RestoreConfig)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)

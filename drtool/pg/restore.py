@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from drtool.errors import IntegrityError, SubprocessError
-from drtool.pg.process import StderrTail
+from drtool.pg.process import STDERR_TAIL_LINES, StderrTail
 from drtool.pg.tools import Tool, find_tool
 
 # A TOC line of `pg_restore --list`: "12; 1259 16390 TABLE public contacts owner".
@@ -111,13 +111,46 @@ def restore_tool(min_major: int | None = None) -> Tool:
     return find_tool("pg_restore", min_major=min_major)
 
 
+# pg_restore follows an error with the whole failing statement ("Command was: CREATE TABLE
+# ..."), which can push the error itself out of a short tail: keep a long one, then condense.
+LONG_TAIL_LINES = 200
+COMMAND_LINES_SHOWN = 2
+MESSAGE_LINES = 30
+_MESSAGE_PREFIXES = ("pg_restore:", "psql:", "ERROR:", "DETAIL:", "HINT:", "WARNING:")
+
+
+def condense_errors(text: str) -> str:
+    """Client-tool stderr with each echoed statement cut to its first lines."""
+    out: list[str] = []
+    left: int | None = None  # lines of the echoed statement still shown; None: not in one
+    for line in text.splitlines():
+        if line.startswith("Command was:"):
+            out.append(line)
+            left = COMMAND_LINES_SHOWN
+        elif left is not None and not line.startswith(_MESSAGE_PREFIXES):
+            if left > 0:
+                out.append(line)
+            elif left == 0:
+                out.append("    ...")
+            left -= 1
+        else:
+            left = None
+            out.append(line)
+    return "\n".join(out[-MESSAGE_LINES:])
+
+
 class FedProcess:
     """A child whose stdin we write: ``feed`` passes chunks through to the caller as well, and
     stops writing (without failing) if the child closed its stdin early (``pg_restore --list``
     reads only the TOC). ``finish`` closes stdin and checks the exit status; ``kill`` aborts."""
 
     def __init__(
-        self, argv: list[str], env: Mapping[str, str], what: str, capture_stdout: bool
+        self,
+        argv: list[str],
+        env: Mapping[str, str],
+        what: str,
+        capture_stdout: bool,
+        tail_lines: int = STDERR_TAIL_LINES,
     ) -> None:
         self.what = what
         try:
@@ -131,7 +164,7 @@ class FedProcess:
         except OSError as exc:
             raise SubprocessError(f"cannot start {what}: {exc.strerror}") from exc
         assert self.proc.stdin is not None and self.proc.stderr is not None
-        self.tail = StderrTail(self.proc.stderr)
+        self.tail = StderrTail(self.proc.stderr, tail_lines)
         self._stdout: bytes = b""
         self._reader: Iterator[bytes] | None = None
         self.closed_early = False
@@ -144,6 +177,19 @@ class FedProcess:
 
     def _read_stdout(self, stream: object) -> None:
         self._stdout = stream.read()  # type: ignore[attr-defined]  # small: a TOC listing
+
+    def write(self, chunk: bytes) -> bool:
+        """Write one chunk; False once the child has stopped reading (closed its stdin)."""
+        if not self.closed_early:
+            assert self.proc.stdin is not None
+            try:
+                self.proc.stdin.write(chunk)
+            except BrokenPipeError:
+                self.closed_early = True
+        return not self.closed_early
+
+    def exited_ok(self) -> bool:
+        return self.proc.poll() == 0
 
     def feed(self, chunks: Iterable[bytes]) -> Iterator[bytes]:
         stdin = self.proc.stdin
@@ -165,9 +211,8 @@ class FedProcess:
         if self._thread is not None:
             self._thread.join()
         if code != 0:
-            raise SubprocessError(
-                f"{self.what} failed (exit {code}): {self.tail.text() or 'no error output'}"
-            )
+            text = condense_errors(self.tail.text())
+            raise SubprocessError(f"{self.what} failed (exit {code}): {text or 'no error output'}")
         return self._stdout
 
     def kill(self) -> None:

@@ -1,0 +1,195 @@
+"""Restore and verify benchmark (not a test): drtool restore vs pg_restore of the same plain
+dump from a local file, at --jobs 1 and 2; verify --deep throughput vs reading the stored
+object; and, against moto, one streamed GetObject vs parallel ranged GETs.
+
+Usage: python bench/restore_bench.py --scale 10 [--s3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bench.backup_bench import start_moto
+from drtool.config import StorageConfig
+from drtool.crypto.keys import generate_identity, write_identity_file
+from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.sample import load_sample
+from drtool.pg.tools import find_tool
+from drtool.storage import open_storage
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def timed(argv: list[str], env: dict[str, str]) -> float:
+    started = time.perf_counter()
+    done = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - started
+    if done.returncode != 0:
+        raise SystemExit(f"{argv[:6]} failed ({done.returncode}): {done.stderr[-2000:]}")
+    return wall
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=10.0)
+    parser.add_argument("--repeat", type=int, default=2)
+    parser.add_argument("--s3", action="store_true", help="compare GET strategies on moto")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="drtool-rbench-"))
+    password = secrets.token_urlsafe(12)
+    rows: dict[str, list[float]] = {}
+    facts: dict[str, Any] = {"scale": args.scale}
+
+    def record(name: str, wall: float, note: str = "") -> None:
+        rows.setdefault(name, []).append(wall)
+        print(f"  {name:<44} {wall:7.2f}s {note}", flush=True)
+
+    with EphemeralCluster(password=password) as cluster:
+        dsn = cluster.create_database("omnicrm")
+        load_sample(dsn, scale=args.scale, password=password)
+        identity = generate_identity()
+        key = work / "identity.txt"
+        write_identity_file(key, identity)
+        store = work / "store"
+        doc = {
+            "database": {"dsn": dsn},
+            "storage": {"url": f"file://{store}"},
+            "encryption": {
+                "recipients": [identity.recipient().encode()],
+                "identity_file": str(key),
+            },
+            "restore": {"spool_dir": str(work)},
+        }
+        cfg = work / "drtool.yaml"
+        cfg.write_text(yaml.safe_dump(doc))
+        env = {**os.environ, "PGPASSWORD": password}
+        env.pop("DRTOOL_CONFIG", None)
+        drtool = [sys.executable, "-m", "drtool", "-q", "--config", str(cfg)]
+        out = subprocess.run(
+            [*drtool, "--json", "backup"], env=env, capture_output=True, text=True, check=True
+        )
+        manifest = json.loads(out.stdout)
+        dump = next(o for o in manifest["objects"] if o["name"] == "dump")
+        facts["plain_bytes"] = dump["plain_size"]
+        facts["stored_bytes"] = dump["size"]
+        print(
+            f"backup {manifest['id']}: {dump['plain_size'] / 2**20:.0f} MiB plain, "
+            f"{dump['size'] / 2**20:.0f} MiB stored",
+            flush=True,
+        )
+        plain = work / "plain.pgdump"
+        subprocess.run(
+            [*drtool, "restore", manifest["id"], "--to-file", str(plain)], env=env, check=True
+        )
+        pg_restore = str(find_tool("pg_restore").path)
+        stored_path = store / dump["key"]
+        for rep in range(args.repeat):
+            print(f"round {rep + 1}/{args.repeat}", flush=True)
+            for jobs in (1, 2):
+                name = f"r{rep}j{jobs}"
+                target = cluster.create_database(f"floor_{name}")
+                record(
+                    f"floor: pg_restore -j {jobs} of the plain file",
+                    timed([pg_restore, "-j", str(jobs), "-d", target, str(plain)], env),
+                )
+                cluster.drop_database(f"floor_{name}")
+                target = cluster.create_database(f"drtool_{name}")
+                record(
+                    f"drtool restore --jobs {jobs}",
+                    timed(
+                        [*drtool, "restore", manifest["id"], "--to", target, "--jobs", str(jobs)],
+                        env,
+                    ),
+                )
+                cluster.drop_database(f"drtool_{name}")
+            record(
+                "floor: read the stored object (cat > /dev/null)",
+                timed(["bash", "-c", f"cat {stored_path} > /dev/null"], env),
+            )
+            wall = timed([*drtool, "verify", manifest["id"], "--deep"], env)
+            record(
+                "drtool verify --deep",
+                wall,
+                f"{dump['plain_size'] / 1e6 / wall:.0f} MB/s plaintext",
+            )
+            wall = timed([*drtool, "verify", manifest["id"]], env)
+            record("drtool verify (no key)", wall, f"{dump['size'] / 1e6 / wall:.0f} MB/s stored")
+        if args.s3:
+            moto, endpoint = start_moto()
+            try:
+                creds = {"access_key_id": "bench", "secret_access_key": "bench"}
+                base = StorageConfig.model_validate(
+                    {
+                        "url": "s3://bench-get/x",
+                        "endpoint_url": endpoint,
+                        "region": "us-east-1",
+                        **creds,
+                    }
+                )
+                s3 = open_storage(base)
+                import boto3
+
+                boto3.client(
+                    "s3",
+                    endpoint_url=endpoint,
+                    region_name="us-east-1",
+                    aws_access_key_id="bench",
+                    aws_secret_access_key="bench",
+                ).create_bucket(Bucket="bench-get")
+                with stored_path.open("rb") as fh:
+                    s3.put("obj", iter(lambda: fh.read(1 << 20), b""))
+                for conc, part in ((1, 16), (4, 16), (4, 64), (8, 8)):
+                    cfg_s3 = base.model_copy(
+                        update={"download_concurrency": conc, "download_part_size": part * 2**20}
+                    )
+                    storage = open_storage(cfg_s3)
+                    started = time.perf_counter()
+                    n = sum(len(c) for c in storage.get("obj"))
+                    wall = time.perf_counter() - started
+                    record(
+                        f"moto GET concurrency {conc}, {part} MiB ranges",
+                        wall,
+                        f"{n / 1e6 / wall:.0f} MB/s",
+                    )
+            finally:
+                moto.terminate()
+                moto.wait()
+    shutil.rmtree(work, ignore_errors=True)
+    print("\nresults (median of rounds)")
+    summary = {}
+    for name, walls in rows.items():
+        walls.sort()
+        med = walls[len(walls) // 2]
+        summary[name] = round(med, 2)
+        print(f"  {name:<44} {med:7.2f}s")
+    for jobs in (1, 2):
+        ratio = (
+            summary[f"drtool restore --jobs {jobs}"]
+            / summary[f"floor: pg_restore -j {jobs} of the plain file"]
+        )
+        print(f"  restore --jobs {jobs}: x{ratio:.2f} the floor")
+        summary[f"ratio_jobs_{jobs}"] = round(ratio, 3)
+    summary["verify_deep_plain_MBps"] = round(
+        facts["plain_bytes"] / 1e6 / summary["drtool verify --deep"]
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"restore-scale{args.scale:g}.json"
+    target.write_text(json.dumps({**facts, "results": summary}, indent=2))
+    print(f"  verify --deep: {summary['verify_deep_plain_MBps']} MB/s of plaintext\nwrote {target}")
+
+
+if __name__ == "__main__":
+    main()

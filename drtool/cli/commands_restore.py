@@ -1,0 +1,101 @@
+"""The ``restore`` command: a thin shell over services.restore."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from drtool.cli.render_restore import restore_result
+from drtool.cli.state import common_options, get_state
+from drtool.services.restore import RestoreRequest, run_restore
+
+
+@click.command("restore")
+@click.argument("ref", metavar="ID|latest")
+@click.option(
+    "--to",
+    "to_dsn",
+    metavar="DSN",
+    default=None,
+    help="Target database (postgresql://... or key=value). Prefer PGPASSWORD or ~/.pgpass to a "
+    "password in the DSN: it is never passed on, but your shell's history keeps it.",
+)
+@click.option(
+    "--to-file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Write the verified plain custom-format dump here (mode 0600) for a manual "
+    "pg_restore; never overwrites a file.",
+)
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=64),
+    default=1,
+    show_default=True,
+    help="Parallel pg_restore jobs. 1 streams into one transaction; N > 1 first decrypts the "
+    "dump to a spool file in restore.spool_dir (pg_restore -j needs a seekable file).",
+)
+@click.option(
+    "--table",
+    "tables",
+    multiple=True,
+    metavar="T",
+    help="Only this table: schema.table, or table (schema public). Repeatable.",
+)
+@click.option("--schema-only", is_flag=True, help="Only the schema, no data.")
+@click.option(
+    "--data-only",
+    is_flag=True,
+    help="Only the data; the tables must exist and be empty (--force empties them first, in "
+    "the same transaction as the reload).",
+)
+@click.option(
+    "--force",
+    is_flag=True,
+    help="Restore into a database that has user tables: objects in the backup are dropped "
+    "and recreated (pg_restore --clean --if-exists), other objects are left alone.",
+)
+@click.option(
+    "--no-owner",
+    is_flag=True,
+    help="Skip ownership and grants (pg_restore --no-owner --no-privileges): for targets "
+    "where the backup's roles cannot be created.",
+)
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Authenticate the backup, check the target and print the plan; change nothing.",
+)
+@common_options
+def restore_cmd(
+    ref: str,
+    to_dsn: str | None,
+    to_file: Path | None,
+    jobs: int,
+    tables: tuple[str, ...],
+    schema_only: bool,
+    data_only: bool,
+    force: bool,
+    no_owner: bool,
+    dry_run: bool,
+) -> None:
+    """Restore backup ID (or `latest`) into a database, or write its dump to a file.
+
+    The backup is authenticated before anything reaches the target; a target with user
+    tables is refused (exit 5) unless --force; an integrity failure (exit 3) leaves the
+    target as it was."""
+    state = get_state()
+    request = RestoreRequest(
+        ref=ref,
+        to_dsn=to_dsn,
+        to_file=to_file,
+        jobs=jobs,
+        tables=tables,
+        schema_only=schema_only,
+        data_only=data_only,
+        force=force,
+        no_owner=no_owner,
+        dry_run=dry_run,
+    )
+    restore_result(run_restore(state.context(), request), state.json)

@@ -1,0 +1,85 @@
+"""Rendering of restore results: the plan (``--dry-run``) or what was restored; or the JSON
+document (``id``, ``target``, ``seconds``, ``tables`` and the plan)."""
+
+from __future__ import annotations
+
+from drtool.cli.render import emit, emit_json, human_size, to_jsonable
+from drtool.services.restore import RestoreResult
+from drtool.services.restore_plan import RestorePlan
+
+SHOWN = 10
+
+
+def _listed(names: list[str]) -> str:
+    if not names:
+        return "none"
+    more = len(names) - SHOWN
+    return ", ".join(names[:SHOWN]) + (f" and {more} more" if more > 0 else "")
+
+
+def _mode(plan: RestorePlan) -> str:
+    if plan.mode == "file":
+        return "decrypt and verify to a file (0600), then check it with pg_restore --list"
+    if plan.mode == "stream":
+        return "stream into pg_restore, one transaction (an integrity failure commits nothing)"
+    if plan.truncate:
+        return "spool (verified first), then TRUNCATE and reload in one transaction (psql)"
+    return f"spool (verified first), then pg_restore -j {plan.jobs}"
+
+
+def plan_text(result: RestoreResult) -> str:
+    plan = result.plan
+    rows = sum(plan.tables.values())
+    lines = [
+        f"restore plan for backup {plan.backup_id}{' (dry run: nothing changed)' * result.dry_run}",
+        f"  target:      {plan.target}"
+        + (f" (PostgreSQL {plan.target_major})" if plan.target_major else ""),
+        f"  backup:      PostgreSQL {plan.server_major or '?'}; "
+        f"{human_size(plan.stored_size)} stored, {human_size(plan.plain_size)} dump",
+        f"  tables:      {len(plan.tables)} ({rows} rows in the manifest)",
+        f"  mode:        {_mode(plan)}",
+    ]
+    if plan.mode != "file":
+        state = "empty" if not plan.target_tables else f"{len(plan.target_tables)} user tables"
+        lines.append(f"  target now:  {state}")
+        if plan.replaced:
+            lines.append(f"  replaces:    {_listed(plan.replaced)}")
+        if plan.left_alone and plan.target_tables:
+            lines.append(f"  left alone:  {plan.left_alone} tables not in the backup")
+        if plan.truncate:
+            lines.append(f"  truncates:   {_listed(plan.truncate)}")
+        lines.append(f"  roles:       create {_listed(plan.roles_to_create)}")
+        if plan.roles_present:
+            lines.append(f"               present: {_listed(plan.roles_present)}")
+        lines.append(f"  extensions:  create {_listed(plan.extensions_to_create)}")
+    lines += [f"  warning:     {w}" for w in plan.warnings]
+    return "\n".join(lines)
+
+
+def restore_result(result: RestoreResult, as_json: bool) -> None:
+    if as_json:
+        emit_json({"ok": True, **to_jsonable(result)})
+        return
+    if result.dry_run:
+        emit(plan_text(result))
+        return
+    rows = sum(n for n in result.tables.values() if n > 0)
+    if result.plan.mode == "file":
+        emit(
+            f"wrote the verified dump of backup {result.id} to {result.target} "
+            f"({human_size(result.plan.plain_size)}, mode 0600) in {result.seconds:.1f}s\n"
+            f"restore it with: pg_restore --dbname=DSN {result.target}"
+        )
+        return
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in result.stages.items())
+    lines = [
+        f"restored backup {result.id} into {result.target}: {len(result.tables)} tables, "
+        f"{rows} rows (exact counts match the manifest) in {result.seconds:.1f}s",
+        f"  stages: {stages}",
+    ]
+    if result.roles_created:
+        lines.append(f"  roles created: {', '.join(result.roles_created)}")
+    lines += [f"  warning: {w}" for w in result.plan.warnings]
+    if result.record_id:
+        lines.append(f"  record: restores/{result.id}/{result.record_id}.json")
+    emit("\n".join(lines))

@@ -1,0 +1,190 @@
+"""Running pg_restore against a target: what to restore (selection, clean, ownership), from a
+stream (EOF only after the producer's final checks) or a spooled file; the schema script at
+the start of a dump; a data-only reload through psql in one transaction."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from psycopg import sql
+
+from drtool.errors import SubprocessError
+from drtool.log import get_logger
+from drtool.pg.process import stream_stdout
+from drtool.pg.restore import LONG_TAIL_LINES, FedProcess, Toc, parse_toc
+from drtool.pg.tools import Tool, find_tool
+
+log = get_logger("pg.restore")
+
+
+def psql_tool(min_major: int | None = None) -> Tool:
+    return find_tool("psql", min_major=min_major)
+
+
+@dataclass(frozen=True)
+class Selection:
+    """What part of a dump to restore: ``(schema, table)`` pairs, schema only or data only.
+
+    pg_restore matches every ``--table`` name in every ``--schema`` given (a cross product);
+    ``covers`` says which tables a selection really restores."""
+
+    tables: tuple[tuple[str, str], ...] = ()
+    schema_only: bool = False
+    data_only: bool = False
+
+    def filter_args(self) -> list[str]:
+        args: list[str] = []
+        for schema in dict.fromkeys(s for s, _ in self.tables):
+            args += ["--schema", schema]
+        for table in dict.fromkeys(t for _, t in self.tables):
+            args += ["--table", table]
+        return args
+
+    def args(self) -> list[str]:
+        flags = ["--schema-only"] if self.schema_only else []
+        flags += ["--data-only"] if self.data_only else []
+        return flags + self.filter_args()
+
+    def covers(self, schema: str, table: str) -> bool:
+        if not self.tables:
+            return True
+        schemas = {s for s, _ in self.tables}
+        names = {t for _, t in self.tables}
+        return schema in schemas and table in names
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """pg_restore's behaviour, independent of where the dump comes from."""
+
+    selection: Selection = Selection()
+    clean: bool = False  # --clean --if-exists: replace the dump's objects, leave others alone
+    no_owner: bool = False  # --no-owner --no-privileges
+    jobs: int = 1  # > 1 needs a file; 1 runs in a single transaction
+    # Data-only loads run in TOC order, not foreign-key order; a superuser can disable the
+    # triggers (foreign keys included) for the load.
+    disable_triggers: bool = False
+
+    def argv(self, tool: Tool, conninfo: str, file: Path | None = None) -> list[str]:
+        argv = [str(tool.path), f"--dbname={conninfo}", "--exit-on-error", "--no-password"]
+        argv += ["--single-transaction"] if self.jobs == 1 else [f"--jobs={self.jobs}"]
+        argv += ["--clean", "--if-exists"] if self.clean else []
+        argv += ["--no-owner", "--no-privileges"] if self.no_owner else []
+        argv += ["--disable-triggers"] if self.disable_triggers else []
+        argv += self.selection.args()
+        return argv + ([str(file)] if file is not None else [])
+
+
+def _close(chunks: Iterable[bytes]) -> None:
+    close = getattr(chunks, "close", None)
+    if callable(close):
+        with contextlib.suppress(Exception):
+            close()
+
+
+def read_schema_script(
+    tool: Tool, env: Mapping[str, str], chunks: Iterable[bytes], filter_args: list[str]
+) -> str:
+    """The schema script of a dump streamed in ``chunks`` (``pg_restore --schema-only
+    --file=-``). pg_restore needs only the header and TOC, so pulling stops as soon as it
+    closes its stdin; ``chunks`` is closed (e.g. a download stops) either way."""
+    argv = [str(tool.path), "--schema-only", "--file=-", *filter_args]
+    proc = FedProcess(argv, env, "pg_restore --schema-only", capture_stdout=True)
+    try:
+        for chunk in chunks:
+            if not proc.write(chunk):
+                break
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        _close(chunks)
+    return proc.finish().decode("utf-8", "replace")
+
+
+def restore_stream(argv: list[str], env: Mapping[str, str], chunks: Iterable[bytes]) -> bool:
+    """Feed a dump stream to pg_restore reading stdin (``argv`` without a file).
+
+    EOF is sent only after ``chunks`` is exhausted without error, i.e. after the producer's
+    final checks passed; if it raises, pg_restore is killed first, so a --single-transaction
+    restore never commits. Returns False if pg_restore finished before reading everything (a
+    selection that needs only a prefix of the dump): pulling stops there."""
+    proc = FedProcess(argv, env, "pg_restore", False, LONG_TAIL_LINES)
+    complete = True
+    try:
+        for chunk in chunks:
+            if not proc.write(chunk):
+                complete = False
+                break
+    except BaseException:
+        if proc.exited_ok():
+            log.warning(
+                "pg_restore had already completed from the authenticated part of the dump "
+                "before the failure below; what it restored was authenticated"
+            )
+        proc.kill()
+        raise
+    finally:
+        _close(chunks)
+    proc.finish()
+    return complete
+
+
+def restore_file(argv: list[str], env: Mapping[str, str]) -> None:
+    """Run pg_restore on a dump file (``argv`` ends with the file); SubprocessError on failure,
+    killed if interrupted."""
+    proc = FedProcess(argv, env, "pg_restore", False, LONG_TAIL_LINES)
+    try:
+        proc.finish()
+    except SubprocessError:
+        raise
+    except BaseException:
+        proc.kill()
+        raise
+
+
+def list_file(tool: Tool, env: Mapping[str, str], path: Path) -> Toc:
+    """The TOC of a dump file: proof that pg_restore can read it."""
+    proc = FedProcess([str(tool.path), "--list", str(path)], env, "pg_restore --list", True)
+    try:
+        return parse_toc(proc.finish().decode("utf-8", "replace"))
+    except BaseException:
+        proc.kill()
+        raise
+
+
+def reload_data(
+    restore: Tool,
+    psql: Tool,
+    conninfo: str,
+    env: Mapping[str, str],
+    file: Path,
+    selection: Selection,
+    truncate: list[tuple[str, str]],
+    disable_triggers: bool = False,
+) -> None:
+    """Empty ``truncate`` and reload the dump's data in ONE transaction: pg_restore writes the
+    data-only script, psql runs it after a TRUNCATE with --single-transaction and
+    ON_ERROR_STOP, so any failure leaves the tables as they were."""
+    tables = sql.SQL(", ").join(sql.Identifier(s, t) for s, t in truncate)
+    prelude = sql.SQL("TRUNCATE TABLE {};\n").format(tables).as_string(None).encode()
+    script_argv = [str(restore.path), "--data-only", "--file=-", *selection.filter_args()]
+    script_argv += ["--disable-triggers"] if disable_triggers else []
+    psql_argv = [str(psql.path), "--no-psqlrc", "--quiet", "--no-password"]
+    psql_argv += ["--set=ON_ERROR_STOP=1", "--single-transaction", f"--dbname={conninfo}"]
+    proc = FedProcess([*psql_argv, "--file=-"], env, "psql", False, LONG_TAIL_LINES)
+    script = stream_stdout([*script_argv, str(file)], env, "pg_restore --data-only")
+    try:
+        if proc.write(prelude):
+            for chunk in script:
+                if not proc.write(chunk):
+                    break
+    except BaseException:
+        proc.kill()
+        raise
+    finally:
+        _close(script)
+    proc.finish()

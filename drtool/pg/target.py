@@ -1,0 +1,224 @@
+"""The restore target database: what is there (server version, privileges, user tables,
+roles, extensions), creating the roles a dump needs, and exact row counts afterwards.
+The only place with SQL for restore targets."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import psycopg
+from psycopg import sql
+
+from drtool.errors import DatabaseError, RefusedError, UsageError
+from drtool.pg.conn import Target, connect, qualified, server_version, translate
+from drtool.pg.dump_sql import Membership, RoleDefinition
+from drtool.pg.snapshot import SYSTEM_SCHEMAS, lock_key
+
+Conn = psycopg.Connection[tuple[object, ...]]
+
+# Tables (plain and partitioned) outside the system schemas; extension members (e.g.
+# PostGIS's spatial_ref_sys) belong to the extension, not to the user.
+_USER_TABLES = """
+select n.nspname, c.relname
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where c.relkind in ('r', 'p')
+   and n.nspname <> all(%s::text[])
+   and n.nspname not like 'pg\\_temp\\_%%' and n.nspname not like 'pg\\_toast%%'
+   and not exists (select 1 from pg_depend d
+                    where d.classid = 'pg_class'::regclass and d.objid = c.oid
+                      and d.deptype = 'e')
+ order by 1, 2
+"""
+
+
+@dataclass(frozen=True)
+class TargetState:
+    """What a restore needs to know about its target before changing anything."""
+
+    description: str
+    server_major: int
+    server_version: str
+    user: str
+    superuser: bool
+    can_create_roles: bool
+    user_tables: list[str] = field(default_factory=list)
+    available_extensions: set[str] = field(default_factory=set)
+    installed_extensions: set[str] = field(default_factory=set)
+    schemas: set[str] = field(default_factory=set)
+
+
+def _split(name: str) -> tuple[str, str]:
+    schema, _, table = name.partition(".")
+    return schema, table
+
+
+def inspect_target(target: Target) -> TargetState:
+    """Read the target's facts in one short read-only session."""
+    with connect(target, "inspecting the restore target") as conn:
+        major, version = server_version(conn)
+        row = conn.execute(
+            "select current_user, rolsuper, rolcreaterole from pg_roles"
+            " where rolname = current_user"
+        ).fetchone()
+        if row is None:
+            raise DatabaseError(f"{target.describe()}: the connected role is not in pg_roles")
+        user, superuser, createrole = str(row[0]), bool(row[1]), bool(row[2])
+        tables = conn.execute(_USER_TABLES, (list(SYSTEM_SCHEMAS),)).fetchall()
+        available = conn.execute("select name from pg_available_extensions").fetchall()
+        installed = conn.execute("select extname from pg_extension").fetchall()
+        schemas = conn.execute("select nspname from pg_namespace").fetchall()
+    return TargetState(
+        description=target.describe(),
+        server_major=major,
+        server_version=version,
+        user=user,
+        superuser=superuser,
+        can_create_roles=superuser or createrole,
+        user_tables=[f"{r[0]}.{r[1]}" for r in tables],
+        available_extensions={str(r[0]) for r in available},
+        installed_extensions={str(r[0]) for r in installed},
+        schemas={str(r[0]) for r in schemas},
+    )
+
+
+def require_major(state: TargetState, backup_major: int) -> None:
+    """pg_restore into an older major than the dump's server is unsupported: refuse (exit 2)."""
+    if state.server_major < backup_major:
+        raise UsageError(
+            f"target {state.description} is PostgreSQL {state.server_major}, the backup is from "
+            f"{backup_major}: restore into {backup_major} or newer",
+            hint="a dump restores into the same or a newer PostgreSQL major, never an older one",
+        )
+
+
+def table_states(target: Target, tables: Iterable[str]) -> dict[str, bool | None]:
+    """For each ``schema.table``: None if it does not exist, else whether it holds any row."""
+    out: dict[str, bool | None] = {}
+    with connect(target, "checking the tables of a data-only restore") as conn:
+        for name in tables:
+            schema, table = _split(name)
+            found = conn.execute(
+                "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                " where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p')",
+                (schema, table),
+            ).fetchone()
+            if found is None:
+                out[name] = None
+                continue
+            query = sql.SQL("select exists (select 1 from {})").format(qualified(schema, table))
+            row = conn.execute(query).fetchone()
+            out[name] = bool(row[0]) if row else False
+    return out
+
+
+def _role_statements(
+    roles: list[RoleDefinition], memberships: list[Membership]
+) -> list[sql.Composed]:
+    # Attributes, settings and membership options come from this backup's authenticated
+    # globals, and attributes/options are validated to pg_dumpall's keyword shapes (dump_sql).
+    out: list[sql.Composed] = []
+    for role in roles:
+        ident = sql.Identifier(role.name)
+        create = sql.SQL("CREATE ROLE {}").format(ident)
+        if role.attributes:
+            create = sql.SQL("{} WITH {}").format(create, sql.SQL(" ".join(role.attributes)))
+        out.append(create)
+        out += [sql.SQL("ALTER ROLE {} SET {}").format(ident, sql.SQL(s)) for s in role.settings]
+    for grant in memberships:
+        out.append(
+            sql.SQL("GRANT {} TO {}{}").format(
+                sql.Identifier(grant.role), sql.Identifier(grant.member), sql.SQL(grant.options)
+            )
+        )
+    return out
+
+
+def create_roles(
+    target: Target, roles: list[RoleDefinition], memberships: list[Membership]
+) -> None:
+    """Create ``roles`` (with their settings) and ``memberships`` in one transaction: all or
+    none. Raises DatabaseError (e.g. insufficient privilege) having created nothing."""
+    statements = _role_statements(roles, memberships)
+    with connect(target, "creating roles", autocommit=False) as conn:
+        try:
+            for statement in statements:
+                conn.execute(statement)
+            conn.commit()
+        except psycopg.Error as exc:
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+            raise translate(exc, target, "creating roles") from exc
+
+
+def drop_roles(target: Target, names: Iterable[str]) -> list[str]:
+    """Best effort: drop roles a failed restore created; returns those that remain."""
+    left: list[str] = []
+    try:
+        with connect(target, "dropping the roles a failed restore created") as conn:
+            for name in names:
+                try:
+                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+                except psycopg.Error:
+                    left.append(name)
+    except DatabaseError:
+        return list(names)
+    return left
+
+
+def count_rows(target: Target, tables: Iterable[str]) -> dict[str, int]:
+    """Exact ``count(*)`` of each ``schema.table`` on the target (missing tables: -1)."""
+    counts: dict[str, int] = {}
+    with connect(target, "counting restored rows") as conn:
+        for name in tables:
+            schema, table = _split(name)
+            exists = conn.execute(
+                "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+                " where n.nspname = %s and c.relname = %s",
+                (schema, table),
+            ).fetchone()
+            if exists is None:
+                counts[name] = -1
+                continue
+            query = sql.SQL("select count(*) from {}").format(qualified(schema, table))
+            row = conn.execute(query).fetchone()
+            counts[name] = int(row[0]) if row else 0  # type: ignore[call-overload]
+    return counts
+
+
+def existing_roles(target: Target, names: Iterable[str]) -> set[str]:
+    """Those of ``names`` that exist on the target's cluster."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return set()
+    with connect(target, "looking up roles") as conn:
+        rows = conn.execute(
+            "select rolname from pg_roles where rolname = any(%s::text[])", (wanted,)
+        ).fetchall()
+    return {str(r[0]) for r in rows}
+
+
+@contextlib.contextmanager
+def restore_lock(target: Target) -> Iterator[None]:
+    """Hold a session advisory lock on the target for the whole restore, so two restores into
+    one database cannot interleave (RefusedError, exit 5); closing the session releases it.
+    Also the first connection: an unreachable target fails here, with a hint."""
+    with contextlib.ExitStack() as stack:
+        try:
+            conn = stack.enter_context(connect(target, "the restore"))
+        except DatabaseError as exc:
+            raise DatabaseError(
+                exc.message,
+                hint="check --to (host, port, database, user; a password via PGPASSWORD, "
+                "~/.pgpass or the DSN); the database must exist (createdb)",
+            ) from exc
+        key = lock_key(f"drtool:restore:{target.describe()}")
+        row = conn.execute("select pg_try_advisory_lock(%s)", (key,)).fetchone()
+        if not row or not row[0]:
+            raise RefusedError(
+                f"another drtool restore into {target.describe()} is running "
+                f"(PostgreSQL advisory lock {key})",
+                hint="wait for it to finish; the lock is released when it exits",
+            )
+        yield

@@ -1,0 +1,311 @@
+"""The restore use case: authenticate the backup, plan and check the target, then restore -
+streamed into pg_restore in one transaction, or spooled for ``pg_restore -j`` - count the
+rows, and record the measured duration (``restores/<backup-id>/<id>.json``)."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from drtool import __version__
+from drtool.catalog.manifest import Manifest
+from drtool.catalog.restore_records import RestoreRecord, write_restore_record
+from drtool.crypto.keys import Identity
+from drtool.errors import DatabaseError, DrtoolError, IntegrityError, OperationError
+from drtool.ids import new_id
+from drtool.log import get_logger, redact
+from drtool.pg.conn import Target
+from drtool.pg.process import pgpass_env
+from drtool.pg.restore_run import (
+    RestoreOptions,
+    Selection,
+    list_file,
+    psql_tool,
+    reload_data,
+    restore_file,
+    restore_stream,
+)
+from drtool.pg.target import count_rows, create_roles, drop_roles, restore_lock
+from drtool.pipeline.store import load
+from drtool.services.context import Context
+from drtool.services.keys import configured_identities
+from drtool.services.restore_auth import (
+    Authenticated,
+    authenticate,
+    backup_major,
+    dump_tool,
+    resolve_backup,
+)
+from drtool.services.restore_plan import (
+    RestorePlan,
+    RestoreRequest,
+    RolePlan,
+    check_request,
+    parse_to,
+    plan_database,
+)
+from drtool.services.restore_spool import check_space, publish, spool_dir, spooled, write_spool
+
+APPLICATION_NAME = "drtool-restore"
+
+log = get_logger("restore")
+
+__all__ = ["RestoreRequest", "RestoreResult", "run_restore"]
+
+
+@dataclass(frozen=True)
+class RestoreResult:
+    """``id`` is the backup restored; ``tables`` the exact rows now in the target."""
+
+    id: str
+    target: str
+    seconds: float
+    tables: dict[str, int]
+    stages: dict[str, float]
+    dry_run: bool
+    plan: RestorePlan
+    roles_created: list[str] = field(default_factory=list)
+    record_id: str | None = None
+    # False when pg_restore's selection needed only the start of the dump and pulling stopped
+    # there; every byte it read was still authenticated.
+    read_whole_dump: bool = True
+
+
+def _write_record(ctx: Context, record: RestoreRecord) -> None:
+    """The restore record feeds RTO reporting; failing to write it must not fail a restore."""
+    try:
+        write_restore_record(ctx.storage, record)
+    except DrtoolError as exc:
+        log.warning("could not write restore record %s: %s", record.id, exc.message)
+
+
+def _check_counts(manifest: Manifest, plan: RestorePlan, counts: dict[str, int]) -> None:
+    wrong = {t: (counts.get(t), rows) for t, rows in plan.tables.items() if counts.get(t) != rows}
+    if not wrong:
+        return
+    table, (got, expected) = next(iter(sorted(wrong.items())))
+    more = f" ({len(wrong) - 1} more tables differ)" if len(wrong) > 1 else ""
+    raise IntegrityError(
+        f"restore of backup {manifest.id} into {plan.target}: restored {got} rows into {table}, "
+        f"the manifest recorded {expected}{more}",
+        hint="this should never happen; keep the target for inspection and report it",
+    )
+
+
+def _create_roles(target: Target, roles: RolePlan, where: str) -> list[str]:
+    if not roles.create:
+        return []
+    try:
+        create_roles(target, roles.create, roles.memberships)
+    except DatabaseError as exc:
+        raise OperationError(
+            f"could not create the roles the backup needs on {where} "
+            f"({', '.join(roles.names)}): {exc.message}",
+            hint="have an administrator create them, or restore with --no-owner (roles named "
+            "by row-level security policies are still needed)",
+        ) from exc
+    log.info("created roles on %s: %s", where, ", ".join(roles.names))
+    return roles.names
+
+
+def _pg_restore(
+    ctx: Context,
+    req: RestoreRequest,
+    selection: Selection,
+    auth: Authenticated,
+    identities: list[Identity],
+    target: Target,
+    plan: RestorePlan,
+    stages: dict[str, float],
+) -> bool:
+    """Run the restore itself; returns whether pg_restore read the whole dump."""
+    tool = dump_tool(auth.manifest)
+    options = RestoreOptions(
+        selection,
+        clean=req.force and not req.data_only,
+        no_owner=req.no_owner,
+        jobs=plan.jobs,
+        disable_triggers=plan.disable_triggers,
+    )
+    progress = ctx.progress("restore", auth.dump.plain_size)
+    base_env = {**os.environ, "PGAPPNAME": APPLICATION_NAME}
+    with pgpass_env(target.password, base_env) as env:
+        t0 = time.monotonic()
+        if plan.mode == "stream":
+            stream = load(ctx.storage, auth.dump, identities, progress=progress)
+            complete = restore_stream(options.argv(tool, target.conninfo), env, stream)
+            stages["restore"] = time.monotonic() - t0
+            return complete
+        configured = ctx.config.restore.spool_dir
+        directory = spool_dir(ctx.config.resolve(configured) if configured else None)
+        with spooled(ctx.storage, auth.dump, identities, directory, progress) as path:
+            stages["fetch_decrypt"] = time.monotonic() - t0
+            t1 = time.monotonic()
+            if plan.truncate:
+                pairs = [(t.partition(".")[0], t.partition(".")[2]) for t in plan.truncate]
+                psql = psql_tool(tool.major)
+                reload_data(
+                    tool, psql, target.conninfo, env, path, selection, pairs, plan.disable_triggers
+                )
+            else:
+                restore_file(options.argv(tool, target.conninfo, path), env)
+            stages["restore"] = time.monotonic() - t1
+        return True
+
+
+def _execute(
+    ctx: Context,
+    req: RestoreRequest,
+    selection: Selection,
+    auth: Authenticated,
+    identities: list[Identity],
+    target: Target,
+    plan: RestorePlan,
+    roles: RolePlan,
+    started: float,
+    started_at: datetime,
+) -> RestoreResult:
+    manifest = auth.manifest
+    record_id = new_id(ctx.clock())
+    stages: dict[str, float] = {"prepare": time.monotonic() - started}
+    base = {
+        "id": record_id,
+        "backup_id": manifest.id,
+        "target": plan.target,
+        "started_at": started_at,
+        "mode": plan.mode,
+        "jobs": plan.jobs,
+        "selection": {
+            "tables": [f"{s}.{t}" for s, t in selection.tables],
+            "schema_only": req.schema_only,
+            "data_only": req.data_only,
+        },
+        "force": req.force,
+        "no_owner": req.no_owner,
+        "tool_version": __version__,
+    }
+    created: list[str] = []
+    restored = False
+    log.info(
+        "restoring backup %s into %s: %s, %d tables, %d roles to create",
+        manifest.id,
+        plan.target,
+        "one transaction" if plan.single_transaction else f"pg_restore -j {plan.jobs}",
+        len(plan.tables),
+        len(roles.create),
+    )
+    try:
+        created = _create_roles(target, roles, plan.target)
+        complete = _pg_restore(ctx, req, selection, auth, identities, target, plan, stages)
+        restored = True
+        t0 = time.monotonic()
+        counts = count_rows(target, list(plan.tables))
+        stages["count"] = time.monotonic() - t0
+        if not req.schema_only:
+            _check_counts(manifest, plan, counts)
+    except BaseException as exc:
+        left = created if restored else drop_roles(target, created) if created else []
+        if left and not restored:
+            log.warning("roles created for the failed restore remain: %s", ", ".join(left))
+        message = redact(exc.message if isinstance(exc, DrtoolError) else type(exc).__name__)
+        failed = {"ok": False, "error": message, "roles_created": left, "stages": stages}
+        seconds = time.monotonic() - started
+        _write_record(ctx, RestoreRecord.model_validate({**base, **failed, "seconds": seconds}))
+        raise
+    seconds = round(time.monotonic() - started, 3)
+    stages = {k: round(v, 3) for k, v in stages.items()}
+    done = {
+        "ok": True,
+        "finished_at": ctx.clock(),
+        "seconds": seconds,
+        "stages": stages,
+        "roles_created": created,
+        "tables": counts,
+    }
+    _write_record(ctx, RestoreRecord.model_validate({**base, **done}))
+    log.info("restore of %s into %s complete in %.1fs", manifest.id, plan.target, seconds)
+    return RestoreResult(
+        id=manifest.id,
+        target=plan.target,
+        seconds=seconds,
+        tables=counts,
+        stages=stages,
+        dry_run=False,
+        plan=plan,
+        roles_created=created,
+        record_id=record_id,
+        read_whole_dump=complete,
+    )
+
+
+def _to_file(
+    ctx: Context,
+    req: RestoreRequest,
+    auth: Authenticated,
+    identities: list[Identity],
+    started: float,
+) -> RestoreResult:
+    """The verified plain custom-format dump, for a manual pg_restore."""
+    assert req.to_file is not None
+    dest = req.to_file
+    manifest = auth.manifest
+    plan = RestorePlan(
+        backup_id=manifest.id,
+        target=str(dest),
+        mode="file",
+        single_transaction=False,
+        jobs=1,
+        stored_size=auth.dump.size,
+        plain_size=auth.dump.plain_size,
+        server_major=backup_major(manifest),
+        tables=dict(manifest.tables),
+    )
+    check_space(dest.parent, auth.dump.plain_size, "--to-file")
+    stages: dict[str, float] = {}
+    if not req.dry_run:
+        t0 = time.monotonic()
+        progress = ctx.progress("restore", auth.dump.plain_size)
+        part = write_spool(
+            ctx.storage, auth.dump, identities, dest.parent, progress, prefix=f".{dest.name}."
+        )
+        try:
+            stages["fetch_decrypt"] = round(time.monotonic() - t0, 3)
+            with pgpass_env(None) as env:
+                list_file(dump_tool(manifest), env, part)
+            publish(part, dest)
+        finally:
+            part.unlink(missing_ok=True)
+        log.info("wrote the verified dump of backup %s to %s", manifest.id, dest)
+    return RestoreResult(
+        id=manifest.id,
+        target=str(dest),
+        seconds=round(time.monotonic() - started, 3),
+        tables=dict(manifest.tables) if not req.dry_run else {},
+        stages=stages,
+        dry_run=req.dry_run,
+        plan=plan,
+    )
+
+
+def run_restore(ctx: Context, req: RestoreRequest) -> RestoreResult:
+    """``restore ID|latest``: nothing reaches the target before the backup is authenticated,
+    and every refusal happens before the first change (docs/format.md, "Restore integrity")."""
+    started = time.monotonic()
+    started_at = ctx.clock()
+    selection = check_request(req)
+    identities = configured_identities(ctx.config)
+    auth = authenticate(ctx, resolve_backup(ctx, req.ref), identities)
+    if req.to_file is not None:
+        return _to_file(ctx, req, auth, identities, started)
+    assert req.to_dsn is not None
+    target = parse_to(req.to_dsn)
+    with restore_lock(target):
+        plan, roles = plan_database(ctx, req, selection, auth, identities, target)
+        if req.dry_run:
+            seconds = round(time.monotonic() - started, 3)
+            return RestoreResult(auth.manifest.id, plan.target, seconds, {}, {}, True, plan)
+        return _execute(
+            ctx, req, selection, auth, identities, target, plan, roles, started, started_at
+        )
