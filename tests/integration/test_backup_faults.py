@@ -58,7 +58,14 @@ def alive(pid: int) -> bool:
     return state != "Z"
 
 
-def pg_dump_pids(port: int) -> list[int]:
+def parent(pid: int) -> int:
+    try:
+        return int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return -1
+
+
+def pg_dump_pids(port: int, parent_pid: int | None = None) -> list[int]:
     return [
         pid
         for pid, argv in processes().items()
@@ -66,6 +73,7 @@ def pg_dump_pids(port: int) -> list[int]:
         and os.path.basename(argv[0]) == "pg_dump"
         and any(str(port) in a for a in argv)
         and alive(pid)
+        and (parent_pid is None or parent(pid) == parent_pid)
     ]
 
 
@@ -156,7 +164,9 @@ def test_second_concurrent_backup_exits_5_naming_the_lock(
 ) -> None:
     setup = big_setup(tmp_path, pg_cluster, big_db, file_storage_config)
     first = setup.popen("backup")
-    wait_for(lambda: pg_dump_pids(pg_cluster.port), what="the first backup's pg_dump")
+    wait_for(
+        lambda: pg_dump_pids(pg_cluster.port, first.pid), what="the first backup's own pg_dump"
+    )
     second = setup.run("backup", expect=5)
     assert "lock" in second.stderr and "another drtool run" in second.stderr
     _out, err = first.communicate(timeout=300)
