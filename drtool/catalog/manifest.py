@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
 from drtool.crypto.age import seal, seal_matches
 from drtool.errors import IntegrityError, UsageError
+from drtool.pipeline.store import StoredObject
 
 MANIFEST_FORMAT = "drtool-manifest"
 MANIFEST_VERSION = 1
@@ -30,6 +31,18 @@ class ObjectEntry(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     plain_size: int = Field(ge=0)
     plain_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+    def stored(self) -> StoredObject:
+        """The pipeline's view of this object, for ``load()``."""
+        return StoredObject(
+            name=self.name,
+            key=self.key,
+            size=self.size,
+            sha256=self.sha256,
+            plain_size=self.plain_size,
+            plain_sha256=self.plain_sha256,
+            seconds=0.0,
+        )
 
 
 class Manifest(BaseModel):

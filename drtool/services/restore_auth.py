@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 
 from drtool.catalog.catalog import backup_prefix
-from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.catalog.manifest import Manifest
 from drtool.crypto.age import open_seal_key
 from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
@@ -28,18 +28,6 @@ class Authenticated:
     manifest: Manifest
     dump: StoredObject
     globals_sql: str | None
-
-
-def stored(entry: ObjectEntry) -> StoredObject:
-    return StoredObject(
-        name=entry.name,
-        key=entry.key,
-        size=entry.size,
-        sha256=entry.sha256,
-        plain_size=entry.plain_size,
-        plain_sha256=entry.plain_sha256,
-        seconds=0.0,
-    )
 
 
 def resolve_backup(ctx: Context, ref: str) -> Manifest:
@@ -90,13 +78,13 @@ def authenticate(ctx: Context, manifest: Manifest, identities: list[Identity]) -
     globals_sql = None
     names = {o.name for o in manifest.objects}
     if GLOBALS_OBJECT in names:
-        entry = stored(manifest.object(GLOBALS_OBJECT))
+        entry = manifest.object(GLOBALS_OBJECT).stored()
         try:
             data = b"".join(load(ctx.storage, entry, identities))
         except NotFoundInStorage:
             raise IntegrityError(f"{what}: object globals is missing", obj="globals") from None
         globals_sql = data.decode("utf-8", "replace")
-    return Authenticated(manifest, stored(dump), globals_sql)
+    return Authenticated(manifest, dump.stored(), globals_sql)
 
 
 def backup_major(manifest: Manifest) -> int | None:

@@ -19,7 +19,7 @@ from drtool.errors import IntegrityError, NotFoundInStorage
 from drtool.pg.restore import TocReader, restore_tool
 from drtool.pg.tools import Tool
 from drtool.pipeline.stages import Digest, ProgressFn, hash_tap
-from drtool.pipeline.store import StoredObject, check_digest, load
+from drtool.pipeline.store import check_digest, load
 from drtool.services.backup import DUMP_OBJECT
 from drtool.services.context import ProgressFactory
 from drtool.storage.base import Storage, close_quietly
@@ -55,18 +55,6 @@ class _MeteredStorage:
             self._meter.stored += len(chunk)
             self._progress(len(chunk))
             yield chunk
-
-
-def _stored_object(entry: ObjectEntry) -> StoredObject:
-    return StoredObject(
-        name=entry.name,
-        key=entry.key,
-        size=entry.size,
-        sha256=entry.sha256,
-        plain_size=entry.plain_size,
-        plain_sha256=entry.plain_sha256,
-        seconds=0.0,
-    )
 
 
 def _missing(entry: ObjectEntry) -> Problem:
@@ -147,7 +135,7 @@ class Checker:
             # pg_restore --list reads no database: the plain environment is enough.
             reader = TocReader(self._restore_tool(manifest), os.environ, obj=entry.name)
         try:
-            stream = load(storage, _stored_object(entry), self.identities)
+            stream = load(storage, entry.stored(), self.identities)
             for chunk in reader.tap(stream) if reader else stream:
                 meter.plain += len(chunk)
             if reader:

@@ -17,7 +17,6 @@ from drtool.errors import UsageError
 from drtool.pg.cluster import EphemeralCluster
 from drtool.pg.conn import parse_target
 from drtool.pg.target import inspect_target, require_major
-from drtool.services.restore_auth import stored
 from drtool.services.restore_spool import write_spool
 from drtool.storage import open_storage
 from tests.fixtures.cli import Setup
@@ -173,7 +172,7 @@ def test_spool_file_is_private_and_complete(file_setup: Setup, tmp_path: Path) -
     storage = open_storage(StorageConfig(url=file_setup.doc["storage"]["url"]), file_setup.dir)
     path = write_spool(
         storage,
-        stored(ObjectEntry(**entry)),
+        ObjectEntry(**entry).stored(),
         parse_identity_file(file_setup.identity_path),
         tmp_path,
     )
