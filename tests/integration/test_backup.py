@@ -8,6 +8,7 @@ from typing import Any
 
 import psycopg
 
+from drtool.catalog.manifest import ObjectEntry
 from drtool.config import Config
 from drtool.crypto.keys import parse_identity_file
 from drtool.pipeline.store import StoredObject, load
@@ -38,10 +39,7 @@ def stored_object(setup: Setup, manifest: dict[str, Any], name: str) -> tuple[An
     cfg = Config.model_validate(doc)
     storage = open_storage(cfg.storage, setup.dir)
     entry = next(o for o in manifest["objects"] if o["name"] == name)
-    return storage, StoredObject(
-        seconds=0.0,
-        **{k: entry[k] for k in ("name", "key", "size", "sha256", "plain_size", "plain_sha256")},
-    )
+    return storage, ObjectEntry.model_validate(entry).stored()
 
 
 def test_backup_round_trip_through_each_backend(
