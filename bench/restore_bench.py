@@ -106,6 +106,12 @@ def main() -> None:
                     timed([pg_restore, "-j", str(jobs), "-d", target, str(plain)], env),
                 )
                 cluster.drop_database(f"floor_{name}")
+                if jobs == 1:
+                    # drtool --jobs 1 restores in one transaction: the like-for-like floor.
+                    target = cluster.create_database(f"floor1tx_{name}")
+                    argv = [pg_restore, "--single-transaction", "-d", target, str(plain)]
+                    record("floor: pg_restore --single-transaction", timed(argv, env))
+                    cluster.drop_database(f"floor1tx_{name}")
                 target = cluster.create_database(f"drtool_{name}")
                 record(
                     f"drtool restore --jobs {jobs}",
