@@ -1,3 +1,8 @@
 """Shared fixtures: the real-parts fixtures live in tests/fixtures/ and are registered here."""
 
-pytest_plugins = ["tests.fixtures.pg", "tests.fixtures.s3", "tests.fixtures.cli"]
+pytest_plugins = [
+    "tests.fixtures.pg",
+    "tests.fixtures.s3",
+    "tests.fixtures.cli",
+    "tests.fixtures.webhook",
+]

@@ -7,7 +7,8 @@ import click
 from drtool.cli.render_verify import verify_result
 from drtool.cli.state import common_options, get_state
 from drtool.errors import EXIT_INTEGRITY, EXIT_OK
-from drtool.services.verify import verify
+from drtool.services.jobs import run_job
+from drtool.services.verify import VerifyResult, verify
 
 
 @click.command("verify")
@@ -26,6 +27,16 @@ def verify_cmd(item_id: str | None, all_items: bool, deep: bool) -> int:
     Without an argument, the latest backup. Exits 3 if any item failed; every problem found
     is reported and a verification record is stored for each item."""
     state = get_state()
-    result = verify(state.context(), item_id, all_items=all_items, deep=deep)
+    ctx = state.context()
+    result = run_job(
+        ctx,
+        "verify",
+        lambda: verify(ctx, item_id, all_items=all_items, deep=deep),
+        item_id_of=VerifyResult.single_id,
+        failed_of=VerifyResult.failed,
+        failed_exit_code=EXIT_INTEGRITY,
+        stats_of=VerifyResult.stats,
+        summary_of=VerifyResult.summary,
+    )
     verify_result(result, state.json)
     return EXIT_OK if result.ok else EXIT_INTEGRITY

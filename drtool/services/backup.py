@@ -37,6 +37,9 @@ log = get_logger("backup")
 class BackupResult:
     manifest: Manifest
 
+    def item_id(self) -> str:
+        return self.manifest.id
+
 
 def _check_label(label: str | None) -> str | None:
     if label is None:

@@ -44,6 +44,28 @@ class VerifyResult:
     items: list[VerifyItem]
     ok: bool
 
+    # What the job wrapper (services/jobs.py) records and reports about a run.
+    def failed(self) -> bool:
+        return not self.ok
+
+    def single_id(self) -> str | None:
+        return self.items[0].id if len(self.items) == 1 else None
+
+    def stats(self) -> dict[str, float]:
+        failed = sum(1 for item in self.items if not item.ok)
+        return {"items_verified": len(self.items), "items_failed": failed}
+
+    def summary(self) -> str:
+        failed = [item for item in self.items if not item.ok]
+        if not failed:
+            return f"{len(self.items)} item(s) verified ok"
+        first = failed[0]
+        text = f"{len(failed)} of {len(self.items)} item(s) failed verification: "
+        text += f"{first.kind} {first.id}"
+        if first.problems:
+            text += f" ({first.problems[0].object}: {first.problems[0].problem})"
+        return text
+
 
 @dataclass(frozen=True)
 class _Unreadable:

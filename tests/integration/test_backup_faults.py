@@ -140,12 +140,21 @@ def test_pg_dump_failing_mid_stream_aborts_the_upload_and_exits_1(
             return False
 
         wait_for(parts_uploaded, what="a multipart part to be uploaded")
-    # Sever pg_dump's server connection mid-stream: a real failure of the source.
-    with pg_cluster.connect(dbname="postgres") as conn:
-        conn.execute(
-            "select pg_terminate_backend(pid) from pg_stat_activity "
-            "where application_name = 'pg_dump' and datname = 'bigdump'"
-        )
+    # Sever pg_dump's server connection mid-stream: a real failure of the source. pg_dump is
+    # frozen meanwhile so that it cannot finish the dump before the connection is cut.
+    dumps = pg_dump_pids(pg_cluster.port, proc.pid)
+    assert dumps, "pg_dump finished before the fault could be injected"
+    for pid in dumps:
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        with pg_cluster.connect(dbname="postgres") as conn:
+            conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity "
+                "where application_name = 'pg_dump' and datname = 'bigdump'"
+            )
+    finally:
+        for pid in dumps:
+            os.kill(pid, signal.SIGCONT)
     _out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1, err
     assert "pg_dump failed" in err
@@ -165,11 +174,20 @@ def test_second_concurrent_backup_exits_5_naming_the_lock(
     tmp_path: Path, pg_cluster: Any, big_db: str, file_storage_config: Any
 ) -> None:
     setup = big_setup(tmp_path, pg_cluster, big_db, file_storage_config)
-    first = setup.popen("backup")
-    wait_for(
-        lambda: pg_dump_pids(pg_cluster.port, first.pid), what="the first backup's own pg_dump"
-    )
-    second = setup.run("backup", expect=5)
+    # Keep the first backup running for as long as the test needs: an application
+    # transaction holds a lock on the table, so the first backup waits (it already holds
+    # drtool's advisory lock) until the lock is released, well within lock_wait_timeout.
+    with pg_cluster.connect(dbname="bigdump") as app:
+        app.autocommit = False
+        app.execute("lock table big in access exclusive mode")
+        first = setup.popen("backup")
+        wait_for(
+            lambda: pg_dump_pids(pg_cluster.port, first.pid),
+            what="the first backup's own pg_dump",
+        )
+        second = setup.run("backup", expect=5)
+        assert first.poll() is None, "the first backup must still be running"
+        app.rollback()
     assert "lock" in second.stderr and "another drtool run" in second.stderr
     _out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err

@@ -1,0 +1,27 @@
+"""The ``status`` command: a thin shell over services.status; exit 4 when an objective is
+breached."""
+
+from __future__ import annotations
+
+import click
+
+from drtool.cli.render_status import status_result
+from drtool.cli.state import common_options, get_state
+from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
+from drtool.services.status import check_status
+
+
+@click.command("status")
+@common_options
+def status_cmd() -> int:
+    """Health against the objectives: last backup, last verify, last drill, RPO exposure.
+
+    Reads manifests and small records only (never backup data), so health checks and alerts
+    can call it often. Exits 4 when there is no complete backup, the newest is older than
+    objectives.rpo, the last verification or drill failed, the last drill took longer than
+    objectives.rto, or it is older than objectives.drill_max_age (if set). Also writes
+    metrics.textfile when configured."""
+    state = get_state()
+    result = check_status(state.context())
+    status_result(result, state.json)
+    return EXIT_OK if result.ok else EXIT_OBJECTIVE

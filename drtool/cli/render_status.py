@@ -1,0 +1,65 @@
+"""Rendering of status results: the verdict, one line per fact, the breaches and each job's
+last failure; or the JSON document."""
+
+from __future__ import annotations
+
+from drtool.cli.render import emit, emit_json, human_size, to_jsonable, when
+from drtool.services.health import StatusResult, format_age
+
+
+def status_lines(result: StatusResult) -> list[str]:
+    objectives = result.objectives
+    lines = [f"status: {'ok' if result.ok else 'BREACHED'} (at {when(result.checked_at)})"]
+    backup = result.last_backup
+    if backup is None:
+        lines.append("  last backup:  none")
+    else:
+        lines.append(
+            f"  last backup:  {backup.id}, snapshot {when(backup.at)} "
+            f"({format_age(backup.age_seconds)} ago), {human_size(backup.size)} stored"
+        )
+    exposure = result.rpo_exposure_seconds
+    lines.append(
+        f"  RPO exposure: {format_age(exposure) if exposure is not None else 'unbounded'} "
+        f"(objective {objectives.rpo})"
+    )
+    verify = result.last_verify
+    if verify is None:
+        lines.append("  last verify:  never (run `drtool verify`)")
+    else:
+        how = "deep" if verify.deep else "stored bytes"
+        outcome = "ok" if verify.ok else f"FAILED, {verify.problems} problem(s)"
+        lines.append(
+            f"  last verify:  {verify.kind} {verify.id} {outcome} ({how}) at {when(verify.at)}"
+        )
+    drill = result.last_drill
+    if drill is None:
+        lines.append("  last drill:   never (run `drtool rehearse`)")
+    else:
+        rto = format_age(drill.rto_seconds) if drill.rto_seconds is not None else "-"
+        lines.append(
+            f"  last drill:   {drill.id} {drill.verdict or '?'}, RTO {rto} "
+            f"(objective {objectives.rto}) at {when(drill.at)}"
+        )
+    if objectives.drill_max_age is not None:
+        lines.append(f"  drills due:   every {objectives.drill_max_age} (objective drill_max_age)")
+    failed = [run for run in result.jobs if run.last_failure_at is not None]
+    if failed:
+        lines.append("  last failures:")
+        for run in failed:
+            now = "" if run.last_ok else " (still failing)"
+            lines.append(
+                f"    {run.job:<12} {when(run.last_failure_at)} exit "
+                f"{run.last_failure_exit_code}{now}: {run.last_failure_error}"
+            )
+    if result.breaches:
+        lines.append("breaches:")
+        lines += [f"  - {text}" for text in result.breaches]
+    return lines
+
+
+def status_result(result: StatusResult, as_json: bool) -> None:
+    if as_json:
+        emit_json(to_jsonable(result))
+        return
+    emit("\n".join(status_lines(result)))

@@ -1,0 +1,198 @@
+"""The job wrapper every command that does work runs through: it times the job, records the
+outcome in ``runs/<job>.json``, refreshes the metrics textfile and sends the notifications.
+None of that can fail or block the job beyond the notification budget."""
+
+from __future__ import annotations
+
+import socket
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from drtool.catalog.runs import check_job, record_run
+from drtool.errors import EXIT_FAILED, DrtoolError
+from drtool.log import get_logger
+from drtool.services.context import Context
+from drtool.services.health import StatusResult, gather_status
+from drtool.services.metrics import publish_metrics
+from drtool.services.notify import Notice, notify_all
+
+T = TypeVar("T")
+
+# After these jobs, breached objectives are notified (event `breach`); `status` never notifies.
+BREACH_CHECK_JOBS = frozenset({"backup", "verify", "rehearse"})
+
+log = get_logger("jobs")
+
+
+@dataclass(frozen=True)
+class JobOutcome:
+    """How one run ended, as recorded and reported."""
+
+    job: str
+    ok: bool
+    seconds: float
+    item_id: str | None = None
+    error: str | None = None
+    exit_code: int | None = None
+    summary: str | None = None
+    stats: Mapping[str, float] = field(default_factory=dict)
+
+
+def _safely(hook: Callable[[T], Any] | None, result: T, default: Any) -> Any:
+    """A reporting hook that fails must not turn a finished job into a failed one."""
+    if hook is None:
+        return default
+    try:
+        return hook(result)
+    except Exception as exc:
+        log.warning("could not summarize the job's result: %s: %s", type(exc).__name__, exc)
+        return default
+
+
+def run_job(
+    ctx: Context,
+    job: str,
+    fn: Callable[[], T],
+    *,
+    item_id_of: Callable[[T], str | None] | None = None,
+    failed_of: Callable[[T], bool] | None = None,
+    failed_exit_code: int = EXIT_FAILED,
+    stats_of: Callable[[T], Mapping[str, float]] | None = None,
+    summary_of: Callable[[T], str] | None = None,
+    events: Sequence[str] = (),
+) -> T:
+    """Run ``fn`` as job ``job`` and return its result (a DrtoolError it raises is re-raised).
+
+    - ``item_id_of``: the item the run produced or checked (recorded, reported);
+    - ``failed_of``: True if the returned result is a failure (e.g. verify found problems):
+      recorded as a failure with ``failed_exit_code``, notified as `failure`, still returned;
+    - ``stats_of``: numbers about the run, kept in the record (verify: items_verified/failed);
+    - ``summary_of``: one line for notifications (a drill: verdict and RTO);
+    - ``events``: extra events sent when ``fn`` returned, whatever the verdict (rehearse:
+      ``("drill",)``).
+    """
+    check_job(job)
+    started = time.monotonic()
+    try:
+        result = fn()
+    except Exception as exc:
+        if isinstance(exc, DrtoolError):
+            error, code = exc.message, exc.exit_code
+        else:
+            error, code = f"unexpected error: {type(exc).__name__}: {exc}", EXIT_FAILED
+        seconds = time.monotonic() - started
+        _report(ctx, JobOutcome(job, False, seconds, error=error, exit_code=code), ())
+        raise
+    seconds = time.monotonic() - started
+    failed = bool(_safely(failed_of, result, False))
+    summary = _safely(summary_of, result, None)
+    outcome = JobOutcome(
+        job=job,
+        ok=not failed,
+        seconds=seconds,
+        item_id=_safely(item_id_of, result, None),
+        error=(summary or f"{job} finished with a failed result") if failed else None,
+        exit_code=failed_exit_code if failed else None,
+        summary=summary,
+        stats=_safely(stats_of, result, {}),
+    )
+    _report(ctx, outcome, events)
+    return result
+
+
+def _wants_health(ctx: Context, job: str) -> bool:
+    cfg = ctx.config
+    breach_notice = (
+        job in BREACH_CHECK_JOBS
+        and cfg.notifications.webhook_url is not None
+        and "breach" in cfg.notifications.on
+    )
+    return breach_notice or cfg.metrics.textfile is not None
+
+
+def _report(ctx: Context, outcome: JobOutcome, events: Sequence[str]) -> None:
+    """Record, then metrics (which read the record), then notifications; warnings only."""
+    try:
+        record_run(
+            ctx.storage,
+            outcome.job,
+            at=ctx.clock(),
+            ok=outcome.ok,
+            seconds=outcome.seconds,
+            item_id=outcome.item_id,
+            error=outcome.error,
+            exit_code=outcome.exit_code,
+            stats=outcome.stats,
+        )
+    except Exception as exc:
+        log.warning("could not record the %s run in storage: %s", outcome.job, _why(exc))
+    health: StatusResult | None = None
+    if _wants_health(ctx, outcome.job):
+        try:
+            health = gather_status(ctx)
+        except Exception as exc:
+            log.warning("could not check the objectives after %s: %s", outcome.job, _why(exc))
+    if health is not None:
+        publish_metrics(ctx.config, health)
+    try:
+        notices = notices_for(ctx, outcome, events, health)
+        if notices:
+            notify_all(ctx.config, notices)
+    except Exception as exc:
+        log.warning("could not send notifications for %s: %s", outcome.job, _why(exc))
+
+
+def _why(exc: Exception) -> str:
+    return exc.message if isinstance(exc, DrtoolError) else f"{type(exc).__name__}: {exc}"
+
+
+def notices_for(
+    ctx: Context, outcome: JobOutcome, events: Sequence[str], health: StatusResult | None
+) -> list[Notice]:
+    """The notifications one run sends (before filtering by ``notifications.on``)."""
+    host = socket.gethostname()
+    details: dict[str, Any] = {
+        "job": outcome.job,
+        "host": host,
+        "ok": outcome.ok,
+        "item_id": outcome.item_id,
+        "seconds": round(outcome.seconds, 3),
+        "exit_code": outcome.exit_code,
+        "error": outcome.error,
+        "summary": outcome.summary,
+        "stats": dict(outcome.stats),
+        "storage": ctx.storage.description,
+    }
+    item = f" {outcome.item_id}" if outcome.item_id else ""
+    notices: list[Notice] = []
+    if outcome.ok:
+        text = f"drtool {outcome.job}{item} succeeded on {host} in {outcome.seconds:.1f}s"
+        notices.append(
+            Notice("success", text + (f": {outcome.summary}" if outcome.summary else ""), details)
+        )
+    else:
+        notices.append(
+            Notice(
+                "failure",
+                f"drtool {outcome.job}{item} FAILED on {host} (exit {outcome.exit_code}): "
+                f"{outcome.error}",
+                details,
+            )
+        )
+    for event in events:
+        verdict = outcome.summary or ("ok" if outcome.ok else "failed")
+        notices.append(Notice(event, f"drtool {outcome.job}{item} on {host}: {verdict}", details))
+    if health is not None and not health.ok and outcome.job in BREACH_CHECK_JOBS:
+        text = f"drtool objectives breached on {host} (after {outcome.job}): " + "; ".join(
+            health.breaches
+        )
+        notices.append(
+            Notice(
+                "breach",
+                text,
+                {**details, "breaches": health.breaches, "breached": health.breached},
+            )
+        )
+    return notices

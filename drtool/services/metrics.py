@@ -1,0 +1,202 @@
+"""Prometheus metrics from cheap state (manifests, verification, drill and job-run records): the
+registry that ``metrics.textfile`` receives after each command and the scheduler serves."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from drtool.config import Config
+from drtool.errors import DrtoolError
+from drtool.log import get_logger
+from drtool.services.context import Context
+from drtool.services.health import OBJECTIVE_NAMES, StatusResult, gather_status
+
+VERIFY_JOB = "verify"
+
+log = get_logger("metrics")
+
+
+class _Snapshot:
+    """A collector that yields metric families computed once (a scrape of a fixed moment)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return iter(self.families)
+
+
+def _gauge(name: str, doc: str, value: float | None) -> list[Metric]:
+    if value is None:
+        return []
+    family = GaugeMetricFamily(name, doc)
+    family.add_metric([], float(value))
+    return [family]
+
+
+def _job_families(result: StatusResult) -> list[Metric]:
+    last_success = GaugeMetricFamily(
+        "drtool_job_last_success_timestamp_seconds",
+        "When the job last succeeded (Unix time, end of the run).",
+        labels=["job"],
+    )
+    duration = GaugeMetricFamily(
+        "drtool_job_last_duration_seconds",
+        "How long the job's last successful run took.",
+        labels=["job"],
+    )
+    last_run = GaugeMetricFamily(
+        "drtool_job_last_run_timestamp_seconds",
+        "When the job last ran, successfully or not (Unix time, end of the run).",
+        labels=["job"],
+    )
+    run_ok = GaugeMetricFamily(
+        "drtool_job_last_run_ok", "1 if the job's last run succeeded, else 0.", labels=["job"]
+    )
+    last_failure = GaugeMetricFamily(
+        "drtool_job_last_failure_timestamp_seconds",
+        "When the job last failed (Unix time); absent if it never failed.",
+        labels=["job"],
+    )
+    for run in result.jobs:
+        labels = [run.job]
+        last_run.add_metric(labels, run.last_run_at.timestamp())
+        run_ok.add_metric(labels, 1.0 if run.last_ok else 0.0)
+        if run.last_success_at is not None:
+            last_success.add_metric(labels, run.last_success_at.timestamp())
+        if run.last_success_seconds is not None:
+            duration.add_metric(labels, run.last_success_seconds)
+        if run.last_failure_at is not None:
+            last_failure.add_metric(labels, run.last_failure_at.timestamp())
+    return [last_success, duration, last_run, run_ok, last_failure]
+
+
+def _objective_families(result: StatusResult) -> list[Metric]:
+    objectives = result.objectives
+    breached = GaugeMetricFamily(
+        "drtool_objective_breached",
+        "1 if the objective is breached now (rpo, rto, verify, drill, drill_age), else 0.",
+        labels=["objective"],
+    )
+    for name in OBJECTIVE_NAMES:
+        breached.add_metric([name], 1.0 if name in result.breached else 0.0)
+    return [
+        breached,
+        *_gauge("drtool_status_ok", "1 if `drtool status` finds no breach, else 0.", result.ok),
+        *_gauge(
+            "drtool_rpo_objective_seconds",
+            "The RPO objective (objectives.rpo).",
+            objectives.rpo_seconds,
+        ),
+        *_gauge(
+            "drtool_rto_objective_seconds",
+            "The RTO objective (objectives.rto).",
+            objectives.rto_seconds,
+        ),
+        *_gauge(
+            "drtool_drill_max_age_objective_seconds",
+            "The longest allowed time between drills (objectives.drill_max_age), if set.",
+            objectives.drill_max_age_seconds,
+        ),
+    ]
+
+
+def _state_families(result: StatusResult) -> list[Metric]:
+    backup, verify, drill = result.last_backup, result.last_verify, result.last_drill
+    verify_run = next((run for run in result.jobs if run.job == VERIFY_JOB), None)
+    stats = verify_run.stats if verify_run is not None else {}
+    return [
+        *_gauge(
+            "drtool_backup_last_timestamp_seconds",
+            "Snapshot time of the newest complete backup (Unix time): the recovery point.",
+            backup.at.timestamp() if backup else None,
+        ),
+        *_gauge(
+            "drtool_backup_last_size_bytes",
+            "Stored (compressed, encrypted) size of the newest complete backup.",
+            backup.size if backup else None,
+        ),
+        *_gauge(
+            "drtool_rpo_seconds",
+            "RPO exposure now: seconds since the newest complete backup's snapshot.",
+            result.rpo_exposure_seconds,
+        ),
+        *_gauge(
+            "drtool_verify_last_ok",
+            "1 if the most recent verification run found no problem, else 0.",
+            (1.0 if verify.ok else 0.0) if verify else None,
+        ),
+        *_gauge(
+            "drtool_verify_last_timestamp_seconds",
+            "When the most recent verification started (Unix time).",
+            verify.at.timestamp() if verify else None,
+        ),
+        *_gauge(
+            "drtool_verify_items_verified",
+            "Items checked by the last `drtool verify` run.",
+            stats.get("items_verified"),
+        ),
+        *_gauge(
+            "drtool_verify_items_failed",
+            "Items with problems in the last `drtool verify` run.",
+            stats.get("items_failed"),
+        ),
+        *_gauge(
+            "drtool_drill_last_timestamp_seconds",
+            "When the newest DR drill ran (Unix time).",
+            drill.at.timestamp() if drill else None,
+        ),
+        *_gauge(
+            "drtool_drill_last_rto_seconds",
+            "RTO measured by the newest DR drill (start to validated).",
+            drill.rto_seconds if drill else None,
+        ),
+        *_gauge(
+            "drtool_drill_last_ok",
+            "1 if the newest DR drill passed, else 0.",
+            (1.0 if drill.verdict == "pass" else 0.0) if drill and drill.verdict else None,
+        ),
+    ]
+
+
+def registry_for(result: StatusResult) -> CollectorRegistry:
+    """A registry holding the metrics of one status snapshot; families with no value yet (no
+    backup, no drill) are absent rather than zero."""
+    registry = CollectorRegistry(auto_describe=True)
+    families = _job_families(result) + _objective_families(result) + _state_families(result)
+    registry.register(_Snapshot(families))
+    return registry
+
+
+def collect_registry(ctx: Context) -> CollectorRegistry:
+    """Read the cheap state (no data object) and build the registry."""
+    return registry_for(gather_status(ctx))
+
+
+def textfile_path(config: Config) -> Path | None:
+    path = config.metrics.textfile
+    return config.resolve(path) if path is not None else None
+
+
+def write_textfile(config: Config, registry: CollectorRegistry) -> Path | None:
+    """Write ``registry`` to ``metrics.textfile`` atomically (a temporary file in the same
+    directory, then a rename: node_exporter never reads half a file). None if not configured."""
+    path = textfile_path(config)
+    if path is None:
+        return None
+    write_to_textfile(str(path), registry)
+    return path
+
+
+def publish_metrics(config: Config, result: StatusResult) -> Path | None:
+    """Best effort: a metrics problem is logged and never fails the command."""
+    try:
+        return write_textfile(config, registry_for(result))
+    except Exception as exc:
+        why = exc.message if isinstance(exc, DrtoolError) else f"{type(exc).__name__}: {exc}"
+        log.warning("could not write metrics.textfile %s: %s", textfile_path(config), why)
+        return None
