@@ -7,9 +7,14 @@ from pathlib import Path
 import click
 
 from drtool.cli import render
+from drtool.cli.commands_rehearse import rehearse_cmd
+from drtool.cli.commands_restore import restore_cmd
+from drtool.cli.commands_status import status_cmd
+from drtool.cli.commands_verify import verify_cmd
 from drtool.cli.state import common_options, get_state
 from drtool.services import catalog_view, keys, setup
-from drtool.services.backup import run_backup
+from drtool.services.backup import BackupResult, run_backup
+from drtool.services.jobs import run_job
 
 KINDS = click.Choice(["backup", "export", "archive", "drill"])
 
@@ -66,7 +71,11 @@ def keys_recipient(identity: Path) -> None:
 def backup_cmd(label: str | None) -> None:
     """Full logical backup of the configured database; prints the new backup id last."""
     state = get_state()
-    render.backup_result(run_backup(state.context(), label=label), state.json)
+    ctx = state.context()
+    result = run_job(
+        ctx, "backup", lambda: run_backup(ctx, label=label), item_id_of=BackupResult.item_id
+    )
+    render.backup_result(result, state.json)
 
 
 @click.command("list")
@@ -107,3 +116,7 @@ def demo_cmd(keep: bool, scale: float) -> None:
 
 
 COMMANDS = [init_cmd, keys_group, backup_cmd, list_cmd, show_cmd, demo_cmd]
+COMMANDS.append(verify_cmd)
+COMMANDS.append(restore_cmd)
+COMMANDS.append(status_cmd)
+COMMANDS.append(rehearse_cmd)

@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from drtool.catalog.manifest import Manifest
 from drtool.errors import DrtoolError
 from drtool.log import redact
+from drtool.services.rehearse_validate import format_seconds
 
 
 def to_jsonable(value: Any) -> Any:
@@ -164,6 +165,12 @@ def list_result(result: Any, as_json: bool) -> None:
         return
     lines = [f"{'ID':<28} {'KIND':<7} {'CREATED':<21} {'SIZE':>10}  {'VERIFIED':<27} LABEL"]
     for item in result.items:
+        if item.kind == "drill":
+            lines.append(
+                f"{item.id:<28} {item.kind:<7} {when(item.created_at):<21} {'-':>10}  "
+                f"{'-':<27} {drill_summary(item)}"
+            )
+            continue
         verified = "-"
         if item.last_verified_at is not None:
             verified = f"{when(item.last_verified_at)} {'ok' if item.last_verify_ok else 'FAILED'}"
@@ -187,7 +194,19 @@ def verification_text(record: Any) -> str:
     return "\n".join(lines)
 
 
+def drill_summary(item: Any) -> str:
+    """A drill in a listing: verdict, RTO and RPO, the backup it rehearsed."""
+    rto = format_seconds(item.rto_seconds) if item.rto_seconds is not None else "-"
+    rpo = format_seconds(item.rpo_seconds) if item.rpo_seconds is not None else "-"
+    return f"{(item.verdict or '?').upper()} RTO {rto} RPO {rpo} (backup {item.backup_id or '-'})"
+
+
 def show_result(result: Any, as_json: bool) -> None:
+    if hasattr(result, "drill"):
+        from drtool.cli.render_rehearse import drill_show
+
+        drill_show(result.drill, as_json)
+        return
     if as_json:
         emit_json(
             {
@@ -213,6 +232,12 @@ def demo_result(result: Any, as_json: bool) -> None:
         "",
     ]
     lines += [f"  $ {step.command}\n    {step.summary}" for step in result.steps]
+    if result.rto_seconds is not None:
+        lines += [
+            "",
+            f"  measured RTO {result.rto_seconds:.1f}s (objective {result.rto_objective}), "
+            f"RPO {result.rpo_seconds:.1f}s (objective {result.rpo_objective})",
+        ]
     if result.kept_dir:
         lines += [
             "",

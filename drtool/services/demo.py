@@ -1,4 +1,5 @@
-"""``demo``: the main job end to end on the embedded default, with no set-up at all."""
+"""``demo``: the main job end to end on the embedded default, with no set-up at all: backup,
+list, verify --deep, a DR drill (rehearse) on a second throwaway cluster, and status."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ from pathlib import Path
 
 import yaml
 
+from drtool.catalog.drill_records import DrillRecord
 from drtool.config import Config
 from drtool.log import get_logger
 from drtool.pg.cluster import EphemeralCluster
 from drtool.pg.sample import load_sample
 from drtool.services.backup import run_backup
 from drtool.services.catalog_view import list_items
-from drtool.services.context import build_context
+from drtool.services.context import Context, build_context
 from drtool.services.keys import generate_key
+from drtool.services.rehearse import RehearseRequest, rehearse
+from drtool.services.rehearse_validate import format_seconds
+from drtool.services.status import StatusResult, check_status
+from drtool.services.verify import verify
 
 log = get_logger("demo")
 DEMO_DB = "omnicrm"
@@ -40,6 +46,11 @@ class DemoResult:
     backup_id: str
     steps: list[DemoStep] = field(default_factory=list)
     kept_dir: str | None = None
+    drill_id: str | None = None
+    rto_seconds: float | None = None
+    rpo_seconds: float | None = None
+    rto_objective: str | None = None
+    rpo_objective: str | None = None
 
 
 def _write_config(work: Path, dsn: str, recipient: str, identity: Path) -> Path:
@@ -59,6 +70,61 @@ def _write_config(work: Path, dsn: str, recipient: str, identity: Path) -> Path:
         encoding="utf-8",
     )
     return path
+
+
+def _verify_rehearse_status(
+    ctx: Context, backup_id: str, work: Path, steps: list[DemoStep]
+) -> DrillRecord:
+    checked = verify(ctx, backup_id, deep=True)
+    item = checked.items[0]
+    steps.append(
+        DemoStep(
+            f"drtool verify {backup_id} --deep",
+            f"{'ok' if checked.ok else 'FAILED'}: every chunk authenticated, checksums and the "
+            f"manifest seal checked, pg_restore read the table of contents "
+            f"({item.plain_bytes} B plaintext in {item.seconds:.1f}s)",
+            checked.ok,
+        )
+    )
+    report = work / "drill-report.md"
+    drill = rehearse(ctx, RehearseRequest(ref=backup_id, report=report)).record
+    rto = format_seconds(drill.rto_seconds) if drill.rto_seconds is not None else "-"
+    rpo = format_seconds(drill.rpo_seconds) if drill.rpo_seconds is not None else "-"
+    stages = ", ".join(f"{k} {v:.1f}s" for k, v in drill.stages.items())
+    rows = sum(t.actual or 0 for t in drill.tables)
+    steps.append(
+        DemoStep(
+            f"drtool rehearse {backup_id} --report drill-report.md",
+            f"drill {drill.id}: {drill.verdict.upper()}: restored into a throwaway PostgreSQL "
+            f"{drill.server_version}, {len(drill.tables)} tables / {rows} rows equal to the "
+            f"manifest, {len(drill.checks)} checks; RTO {rto} (objective "
+            f"{drill.objectives.get('rto')}: {stages}), RPO {rpo} (objective "
+            f"{drill.objectives.get('rpo')})",
+            drill.passed,
+        )
+    )
+    status = check_status(ctx)
+    steps.append(
+        DemoStep(
+            "drtool status",
+            "ok: " + "; ".join(_status_facts(status))
+            if status.ok
+            else "BREACHED: " + "; ".join(status.breaches),
+            status.ok,
+        )
+    )
+    return drill
+
+
+def _status_facts(status: StatusResult) -> list[str]:
+    facts = []
+    if status.rpo_exposure_seconds is not None:
+        facts.append(f"RPO exposure {format_seconds(status.rpo_exposure_seconds)}")
+    if status.last_verify is not None:
+        facts.append(f"last verify {'ok' if status.last_verify.ok else 'failed'}")
+    if status.last_drill is not None:
+        facts.append(f"last drill {status.last_drill.verdict}")
+    return facts
 
 
 def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = True) -> DemoResult:
@@ -98,6 +164,7 @@ def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = T
                 f"{len(listing.items)} complete item(s); newest {listing.items[0].id}",
             )
         )
+        drill = _verify_rehearse_status(ctx, m.id, work, steps)
         return DemoResult(
             server_version=m.server_version or "",
             sample_tables=len(info.table_rows),
@@ -107,6 +174,11 @@ def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = T
             backup_id=m.id,
             steps=steps,
             kept_dir=str(work) if keep else None,
+            drill_id=drill.id,
+            rto_seconds=drill.rto_seconds,
+            rpo_seconds=drill.rpo_seconds,
+            rto_objective=drill.objectives.get("rto"),
+            rpo_objective=drill.objectives.get("rpo"),
         )
     finally:
         cluster.stop()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -47,6 +48,7 @@ from drtool.services.restore_plan import (
     plan_database,
 )
 from drtool.services.restore_spool import check_space, publish, spool_dir, spooled, write_spool
+from drtool.storage.base import close_quietly
 
 APPLICATION_NAME = "drtool-restore"
 
@@ -110,6 +112,22 @@ def _create_roles(target: Target, roles: RolePlan, where: str) -> list[str]:
     return roles.names
 
 
+def _timed(chunks: Iterator[bytes], seconds: list[float]) -> Iterator[bytes]:
+    """``chunks``, adding the time spent producing each one to ``seconds[0]``."""
+    try:
+        while True:
+            t0 = time.monotonic()
+            try:
+                chunk = next(chunks)
+            except StopIteration:
+                return
+            finally:
+                seconds[0] += time.monotonic() - t0
+            yield chunk
+    finally:
+        close_quietly(chunks)
+
+
 def _pg_restore(
     ctx: Context,
     req: RestoreRequest,
@@ -134,9 +152,13 @@ def _pg_restore(
     with pgpass_env(target.password, base_env) as env:
         t0 = time.monotonic()
         if plan.mode == "stream":
-            stream = load(ctx.storage, auth.dump, identities, progress=progress)
+            pulled = [0.0]
+            stream = _timed(load(ctx.storage, auth.dump, identities, progress=progress), pulled)
             complete = restore_stream(options.argv(tool, target.conninfo), env, stream)
-            stages["restore"] = time.monotonic() - t0
+            # The stream overlaps pg_restore: fetch_decrypt is the time spent pulling chunks,
+            # restore the rest of the wall time (waiting for pg_restore and the server).
+            stages["fetch_decrypt"] = pulled[0]
+            stages["restore"] = time.monotonic() - t0 - pulled[0]
             return complete
         configured = ctx.config.restore.spool_dir
         directory = spool_dir(ctx.config.resolve(configured) if configured else None)

@@ -1,0 +1,64 @@
+"""The ``rehearse`` command: a thin shell over services.rehearse; exit 4 when the drill failed
+a check or an objective (an integrity failure raises: exit 3)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from drtool.cli.render_rehearse import rehearse_result
+from drtool.cli.state import common_options, get_state
+from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
+from drtool.services.jobs import run_job
+from drtool.services.rehearse import RehearseRequest, RehearseResult, rehearse
+
+
+@click.command("rehearse")
+@click.argument("ref", metavar="[ID|latest]", required=False, default="latest")
+@click.option(
+    "--scratch",
+    metavar="DSN",
+    default=None,
+    help="Restore into a fresh database created on this server (and dropped afterwards) "
+    "instead of rehearsal.scratch; `ephemeral` starts a throwaway cluster from the local "
+    "PostgreSQL binaries. Never the production database (refused, exit 5).",
+)
+@click.option(
+    "--report",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write a Markdown drill report here (for compliance review).",
+)
+@click.option(
+    "--keep",
+    is_flag=True,
+    help="Keep the scratch database (or ephemeral cluster) for inspection and print how to "
+    "reach it and how to remove it.",
+)
+@common_options
+def rehearse_cmd(ref: str, scratch: str | None, report: Path | None, keep: bool) -> int:
+    """DR drill: restore backup ID (default `latest`) into scratch, validate it, record RTO/RPO.
+
+    The restore is the `restore` command's (integrity first). Validation: exact row counts
+    equal to the manifest's, every rehearsal.checks query true, and the roles, schemas and
+    extensions the application needs present. RTO is measured from start to validated; RPO
+    is the restored snapshot's age, plus the worst gap between backups over 30 days. The
+    drill is recorded in drills/<id>.json. Exits 4 naming each failed check or breached
+    objective, 3 if the backup failed integrity."""
+    state = get_state()
+    ctx = state.context()
+    request = RehearseRequest(ref=ref, scratch=scratch, report=report, keep=keep)
+    result = run_job(
+        ctx,
+        "rehearse",
+        lambda: rehearse(ctx, request),
+        item_id_of=RehearseResult.item_id,
+        failed_of=RehearseResult.failed,
+        failed_exit_code=EXIT_OBJECTIVE,
+        stats_of=RehearseResult.stats,
+        summary_of=RehearseResult.summary,
+        events=("drill",),
+    )
+    rehearse_result(result, state.json)
+    return EXIT_OK if result.passed else EXIT_OBJECTIVE
