@@ -108,7 +108,8 @@ def show_cmd(item_id: str) -> None:
 )
 @common_options
 def demo_cmd(keep: bool, scale: float) -> None:
-    """Self-contained tour: throwaway PostgreSQL with sample OmniCRM data, local storage."""
+    """Self-contained tour: throwaway PostgreSQL with sample OmniCRM data, local storage,
+    backup -> list -> verify --deep -> rehearse -> status, with the measured RTO and RPO."""
     from drtool.services.demo import run_demo
 
     state = get_state()

@@ -70,7 +70,7 @@ def run_job(
       recorded as a failure with ``failed_exit_code``, notified as `failure`, still returned;
     - ``stats_of``: numbers about the run, kept in the record (verify: items_verified/failed);
     - ``summary_of``: one line for notifications (a drill: verdict and RTO);
-    - ``events``: extra events sent when ``fn`` returned, whatever the verdict (rehearse:
+    - ``events``: extra events sent whatever the outcome, also when ``fn`` raised (rehearse:
       ``("drill",)``).
     """
     check_job(job)
@@ -83,7 +83,9 @@ def run_job(
         else:
             error, code = f"unexpected error: {type(exc).__name__}: {exc}", EXIT_FAILED
         seconds = time.monotonic() - started
-        _report(ctx, JobOutcome(job, False, seconds, error=error, exit_code=code), ())
+        # Extra events go out on errors too: a drill that ended in an integrity failure is
+        # still a completed drill for whoever subscribed to `drill`.
+        _report(ctx, JobOutcome(job, False, seconds, error=error, exit_code=code), events)
         raise
     seconds = time.monotonic() - started
     failed = bool(_safely(failed_of, result, False))
