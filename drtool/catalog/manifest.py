@@ -32,6 +32,12 @@ class ObjectEntry(BaseModel):
     plain_size: int = Field(ge=0)
     plain_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
+    @classmethod
+    def of(cls, obj: StoredObject) -> ObjectEntry:
+        """The manifest's record of an object the pipeline stored."""
+        fields = ("name", "key", "size", "sha256", "plain_size", "plain_sha256")
+        return cls(**{name: getattr(obj, name) for name in fields})
+
     def stored(self) -> StoredObject:
         """The pipeline's view of this object, for ``load()``."""
         return StoredObject(

@@ -82,17 +82,6 @@ class _Counter:
         return self.counts
 
 
-def _entry(obj: StoredObject) -> ObjectEntry:
-    return ObjectEntry(
-        name=obj.name,
-        key=obj.key,
-        size=obj.size,
-        sha256=obj.sha256,
-        plain_size=obj.plain_size,
-        plain_sha256=obj.plain_sha256,
-    )
-
-
 def _store_globals(
     ctx: Context, prefix: str, server_major: int, recipients: list[Recipient]
 ) -> tuple[StoredObject | None, dict[str, str]]:
@@ -180,7 +169,9 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
             timings["globals"] = time.monotonic() - t1
             excluded_rows = {t.qualified: counts.get(t.qualified, 0) for t in excluded_data}
             tables = {name: (0 if name in excluded_rows else n) for name, n in counts.items()}
-            objects = [_entry(dump)] + ([_entry(globals_obj)] if globals_obj else [])
+            objects = [ObjectEntry.of(dump)] + (
+                [ObjectEntry.of(globals_obj)] if globals_obj else []
+            )
             timings["total"] = time.monotonic() - t0
             manifest = Manifest(
                 id=item_id,
