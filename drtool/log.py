@@ -76,6 +76,15 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(doc, default=str)
 
 
+class TerminalAwareHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """On a terminal, a log line first wipes a pending progress line (which has no newline)."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self.stream.isatty():
+            self.stream.write("\r\x1b[2K")
+        super().emit(record)
+
+
 def get_logger(name: str | None = None) -> logging.Logger:
     return logging.getLogger(LOGGER_NAME if not name else f"{LOGGER_NAME}.{name}")
 
@@ -85,7 +94,7 @@ def setup_logging(level: int = logging.INFO, fmt: str = "text") -> None:
     logger = logging.getLogger(LOGGER_NAME)
     for handler in list(logger.handlers):
         logger.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler = TerminalAwareHandler(sys.stderr)
     handler.addFilter(RedactingFilter())
     if fmt == "json":
         handler.setFormatter(JsonFormatter())

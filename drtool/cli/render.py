@@ -33,12 +33,21 @@ def to_jsonable(value: Any) -> Any:
     return value
 
 
+def _clear_progress() -> None:
+    # A progress line on a terminal has no newline; wipe it before the result is printed.
+    if sys.stderr.isatty():
+        sys.stderr.write("\r\x1b[2K")
+        sys.stderr.flush()
+
+
 def emit_json(doc: dict[str, Any]) -> None:
+    _clear_progress()
     sys.stdout.write(redact(json.dumps(doc, indent=2, default=str)) + "\n")
     sys.stdout.flush()
 
 
 def emit(text: str) -> None:
+    _clear_progress()
     sys.stdout.write(redact(text) + ("\n" if not text.endswith("\n") else ""))
     sys.stdout.flush()
 
