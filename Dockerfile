@@ -1,5 +1,8 @@
-# drtool cron container: `drtool schedule run` with PostgreSQL client tools.
-# Build: docker build --build-arg PG_MAJOR=15 -t drtool .   (PG_MAJOR must be >= the server's; 16 and 17 work too)
+# drtool cron container: `drtool schedule run` with the PostgreSQL tools of one major version.
+# Build: docker build --build-arg PG_MAJOR=15 -t drtool .
+# PG_MAJOR must be >= the production server's major (pg_dump refuses newer servers): 15 is the
+# default; 16 and 17 come from the same PGDG repository. The server package is installed too:
+# monthly DR drills start an ephemeral cluster (rehearsal.scratch: ephemeral) with its initdb.
 ARG PYTHON_VERSION=3.11
 
 FROM python:${PYTHON_VERSION}-slim-bookworm AS build
@@ -11,7 +14,7 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 FROM python:${PYTHON_VERSION}-slim-bookworm
 ARG PG_MAJOR=15
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
-# PostgreSQL client binaries of the chosen major from the PGDG repository, tini as PID 1.
+# PostgreSQL binaries of the chosen major from the PGDG repository, tini as PID 1.
 RUN apt-get update \
     && apt-get install -y --no-install-recommends ca-certificates curl gnupg tini \
     && install -d /usr/share/postgresql-common/pgdg \
@@ -20,7 +23,7 @@ RUN apt-get update \
     && echo "deb [signed-by=/usr/share/postgresql-common/pgdg/apt.postgresql.org.asc] https://apt.postgresql.org/pub/repos/apt bookworm-pgdg main" \
        > /etc/apt/sources.list.d/pgdg.list \
     && apt-get update \
-    && apt-get install -y --no-install-recommends "postgresql-client-${PG_MAJOR}" \
+    && apt-get install -y --no-install-recommends "postgresql-${PG_MAJOR}" \
     && apt-get purge -y curl gnupg && apt-get autoremove -y \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
