@@ -1,0 +1,28 @@
+"""The ``prune`` command: a thin shell over services.prune, run as the `prune` job."""
+
+from __future__ import annotations
+
+import click
+
+from drtool.cli.render_prune import prune_result
+from drtool.cli.state import common_options, get_state
+from drtool.services.jobs import run_job
+from drtool.services.prune import PruneResult, run_prune
+
+
+@click.command("prune")
+@click.option("--dry-run", is_flag=True, help="List what would be removed and why; delete nothing.")
+@common_options
+def prune_cmd(dry_run: bool) -> None:
+    """Apply retention to backups and exports; clean up abandoned uploads and partial items.
+
+    Keeps what retention.keep_last/daily/weekly/monthly/yearly select, and always the newest
+    complete backup and the newest verified one (saying why); skips items under Object Lock.
+    Exports older than retention.exports_max_age go (each user's newest stays). Leftovers of
+    killed runs go once older than retention.abandoned_after. Never touches drill records."""
+    state = get_state()
+    ctx = state.context()
+    result = run_job(
+        ctx, "prune", lambda: run_prune(ctx, dry_run=dry_run), stats_of=PruneResult.stats
+    )
+    prune_result(result, state.json)
