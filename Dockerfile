@@ -29,6 +29,7 @@ RUN apt-get update \
     && apt-get purge -y curl gnupg && apt-get autoremove -y \
     && rm -rf /var/lib/apt/lists/*
 COPY --from=build /wheels /wheels
+COPY schedules /etc/drtool/schedules
 RUN pip install --no-cache-dir /wheels/*.whl && rm -rf /wheels \
     && groupadd --system --gid 10001 drtool && useradd --system --uid 10001 --gid 10001 --home-dir /var/lib/drtool --create-home drtool
 ENV PATH="/usr/lib/postgresql/${PG_MAJOR}/bin:${PATH}" \

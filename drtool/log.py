@@ -67,7 +67,7 @@ class JsonFormatter(logging.Formatter):
             "level": record.levelname.lower(),
             "message": record.getMessage(),
         }
-        for field in ("job", "item_id", "stage"):
+        for field in ("job", "item_id", "stage", "ok", "seconds", "exit_code", "event"):
             value = getattr(record, field, None)
             if value is not None:
                 doc[field] = value

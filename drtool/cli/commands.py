@@ -7,8 +7,10 @@ from pathlib import Path
 import click
 
 from drtool.cli import render
+from drtool.cli.commands_prune import prune_cmd
 from drtool.cli.commands_rehearse import rehearse_cmd
 from drtool.cli.commands_restore import restore_cmd
+from drtool.cli.commands_schedule import schedule_group
 from drtool.cli.commands_status import status_cmd
 from drtool.cli.commands_verify import verify_cmd
 from drtool.cli.state import common_options, get_state
@@ -121,3 +123,5 @@ COMMANDS.append(verify_cmd)
 COMMANDS.append(restore_cmd)
 COMMANDS.append(status_cmd)
 COMMANDS.append(rehearse_cmd)
+COMMANDS.append(prune_cmd)
+COMMANDS.append(schedule_group)

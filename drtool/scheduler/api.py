@@ -1,0 +1,82 @@
+"""What ``drtool schedule run|list|check`` call: the scheduler's use cases, click-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from drtool.config import Config
+from drtool.scheduler.files import ScheduleJob, load_schedules, schedule_dir
+from drtool.scheduler.runner import Runner, RunOptions
+from drtool.services.context import build_context
+
+
+@dataclass(frozen=True)
+class ScheduleEntry:
+    name: str
+    file: str
+    cron: str
+    command: str
+    timezone: str
+    enabled: bool
+    jitter_seconds: int | None
+    timeout_seconds: float | None
+    next_runs: list[datetime]
+
+
+@dataclass(frozen=True)
+class ScheduleListing:
+    dir: str
+    jobs: list[ScheduleEntry]
+    ok: bool = True
+
+
+def _entry(job: ScheduleJob, now: datetime, count: int) -> ScheduleEntry:
+    tz = ZoneInfo(job.timezone)
+    return ScheduleEntry(
+        name=job.name,
+        file=job.file.name,
+        cron=job.cron,
+        command=" ".join(job.invocation.argv),
+        timezone=job.timezone,
+        enabled=job.enabled,
+        jitter_seconds=job.jitter_seconds,
+        timeout_seconds=job.timeout_seconds,
+        next_runs=[t.astimezone(tz) for t in job.next_fire_times(now, count)]
+        if job.enabled
+        else [],
+    )
+
+
+def list_schedules(config: Config, count: int = 3, now: datetime | None = None) -> ScheduleListing:
+    """Every job with its next ``count`` fire times in its own time zone (none if disabled).
+    Invalid files raise ConfigError (exit 2) listing every problem."""
+    directory = schedule_dir(config)
+    at = now or datetime.now(UTC)
+    jobs = load_schedules(directory)
+    return ScheduleListing(str(directory), [_entry(job, at, count) for job in jobs])
+
+
+def check_schedules(config: Config) -> ScheduleListing:
+    """Validate the schedule files: the same as list, with the next fire time only."""
+    return list_schedules(config, count=1)
+
+
+def run_scheduler(
+    config: Config,
+    *,
+    grace_seconds: float,
+    misfire_grace_seconds: float,
+    run_now: tuple[str, ...] = (),
+) -> None:
+    """Block until SIGTERM/SIGINT, running the jobs; returns after the running job finished or
+    was aborted."""
+    jobs = load_schedules(schedule_dir(config))
+    ctx = build_context(config)
+    options = RunOptions(
+        grace_seconds=grace_seconds,
+        misfire_grace_seconds=misfire_grace_seconds,
+        run_now=run_now,
+    )
+    Runner(ctx, jobs, options).run()

@@ -1,0 +1,250 @@
+"""`schedule run` as real processes: one run of a job at a time across schedulers sharing
+storage (the other logs a skipped run), SIGTERM during a backup commits nothing partial and
+exits 0, /metrics parses, /healthz turns 503 after a failed run."""
+
+from __future__ import annotations
+
+import json
+import signal
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from prometheus_client.parser import text_string_to_metric_families
+
+from drtool.config import StorageConfig
+from tests.fixtures.cli import Setup, make_setup
+
+BACKUP_SCHEDULE = 'name: backup\ncron: "0 2 * * *"\ncommand: backup --label scheduled\n'
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class Scheduler:
+    """A `drtool schedule run` process whose JSON log lines are collected as they come."""
+
+    def __init__(self, setup: Setup, *args: str) -> None:
+        self.port = free_port()
+        self.proc = setup.popen(
+            "--log-format",
+            "json",
+            "schedule",
+            "run",
+            *args,
+            extra_env={"DRTOOL_METRICS__LISTEN": f"127.0.0.1:{self.port}"},
+        )
+        self.lines: list[dict[str, Any]] = []
+        self.raw: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.raw.append(line)
+            try:
+                self.lines.append(json.loads(line))
+            except ValueError:
+                continue
+
+    def wait_for(
+        self, pred: Callable[[dict[str, Any]], bool], timeout: float = 30
+    ) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if pred(line):
+                    return line
+            assert self.proc.poll() is None, "".join(self.raw)
+            time.sleep(0.05)
+        raise AssertionError("timed out; log:\n" + "".join(self.raw))
+
+    def stop(self, timeout: float = 60) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+        code = self.proc.wait(timeout=timeout)
+        self._reader.join(timeout=5)
+        return code
+
+    def get(self, path: str) -> tuple[int, str]:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
+                return int(r.status), r.read().decode()
+        except urllib.error.HTTPError as exc:
+            return int(exc.code), exc.read().decode()
+
+    def http_ready(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                self.get("/healthz")
+                return
+            except OSError:
+                assert self.proc.poll() is None, "".join(self.raw)
+                time.sleep(0.1)
+        raise AssertionError("no HTTP endpoint; log:\n" + "".join(self.raw))
+
+
+def with_schedules(setup: Setup, **files: str) -> Setup:
+    directory = setup.dir / "schedules"
+    directory.mkdir(exist_ok=True)
+    for name, text in files.items():
+        (directory / f"{name}.yaml").write_text(text, encoding="utf-8")
+    setup.doc["schedule"] = {"dir": "schedules"}
+    setup.write()
+    return setup
+
+
+def storage_root(setup: Setup) -> Path:
+    return Path(setup.doc["storage"]["url"].removeprefix("file://"))
+
+
+@contextmanager
+def table_locked(db: Any) -> Iterator[Callable[[], None]]:
+    """An ACCESS EXCLUSIVE lock on a sample table: a backup stalls (short of its
+    lock_wait_timeout) until released, so the test controls when its data flows."""
+    conn = psycopg.connect(db.dsn, password=db.password, autocommit=False)
+    row = conn.execute(
+        "select format('%I.%I', schemaname, tablename) from pg_tables "
+        "where schemaname = 'public' order by tablename limit 1"
+    ).fetchone()
+    assert row is not None
+    conn.execute(f"lock table {row[0]} in access exclusive mode")
+    released = False
+
+    def release() -> None:
+        nonlocal released
+        if not released:
+            conn.rollback()
+            released = True
+
+    try:
+        yield release
+    finally:
+        release()
+        conn.close()
+
+
+def lease_held(setup: Setup, job: str) -> bool:
+    path = storage_root(setup) / "scheduler" / f"{job}.json"
+    try:
+        return json.loads(path.read_text())["holder"] is not None
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def wait_until(pred: Callable[[], bool], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def backups(setup: Setup) -> list[dict[str, Any]]:
+    items: list[dict[str, Any]] = setup.run("list", "--kind", "backup", "--json").json["items"]
+    return items
+
+
+def test_two_schedulers_never_run_the_same_job_at_once(file_setup: Setup, sample_db: Any) -> None:
+    setup = with_schedules(file_setup, backup=BACKUP_SCHEDULE)
+    with table_locked(sample_db) as release:
+        first = Scheduler(setup, "--run-now", "backup")
+        try:
+            first.wait_for(lambda e: e.get("event") == "start" and e.get("job") == "backup")
+            wait_until(lambda: lease_held(setup, "backup"))
+            second = Scheduler(setup, "--run-now", "backup")
+            try:
+                skipped = second.wait_for(lambda e: e.get("event") == "skipped")
+                assert skipped["job"] == "backup"
+                assert "lease" in skipped["message"]
+                second.http_ready()
+                _, text = second.get("/metrics")
+                assert 'drtool_job_skipped_total{job="backup"} 1.0' in text
+            finally:
+                assert second.stop() == 0
+            release()
+            done = first.wait_for(lambda e: e.get("event") == "run", timeout=60)
+            assert done["ok"] is True, first.raw
+        finally:
+            assert first.stop() == 0
+    assert len(backups(setup)) == 1
+
+
+def test_sigterm_during_a_backup_commits_nothing_partial(file_setup: Setup, sample_db: Any) -> None:
+    setup = with_schedules(file_setup, backup=BACKUP_SCHEDULE)
+    with table_locked(sample_db) as release:
+        sched = Scheduler(setup, "--run-now", "backup", "--grace", "1s")
+        sched.wait_for(lambda e: e.get("event") == "start" and e.get("job") == "backup")
+        time.sleep(0.5)
+        sched.proc.send_signal(signal.SIGTERM)
+        sched.wait_for(lambda e: "aborting the running job" in e.get("message", ""))
+        release()
+        code = sched.stop()
+    assert code == 0, "".join(sched.raw)
+    outcome = next(e for e in sched.lines if e.get("event") == "run")
+    assert outcome["ok"] is False
+    assert "aborted" in outcome["message"]
+    assert backups(setup) == []
+    assert not list((storage_root(setup) / "backups").rglob("*"))
+
+
+def test_a_run_over_its_timeout_is_aborted_cleanly(file_setup: Setup, sample_db: Any) -> None:
+    setup = with_schedules(file_setup, backup=BACKUP_SCHEDULE + "timeout: 1s\n")
+    with table_locked(sample_db) as release:
+        sched = Scheduler(setup, "--run-now", "backup")
+        try:
+            sched.wait_for(lambda e: "aborting the running job (timeout)" in e.get("message", ""))
+            release()
+            outcome = sched.wait_for(lambda e: e.get("event") == "run", timeout=60)
+            assert outcome["ok"] is False
+            assert "aborted: timeout" in outcome["message"]
+            code, body = sched.get("/healthz")
+            assert code == 503, body
+        finally:
+            assert sched.stop() == 0
+    assert backups(setup) == []
+
+
+def test_metrics_parse_and_healthz_turns_503_after_a_failed_run(tmp_path: Path) -> None:
+    storage = StorageConfig(url=(tmp_path / "storage").as_uri())
+    setup = make_setup(tmp_path / "cfg", "postgresql://drtool@127.0.0.1:9/nowhere", None, storage)
+    setup = with_schedules(setup, backup=BACKUP_SCHEDULE)
+
+    healthy = Scheduler(setup)
+    try:
+        healthy.http_ready()
+        code, body = healthy.get("/healthz")
+        assert code == 200, body
+        assert json.loads(body)["ok"] is True
+        code, text = healthy.get("/metrics")
+        assert code == 200
+        names = {family.name for family in text_string_to_metric_families(text)}
+        assert {"drtool_scheduler_up", "drtool_job_skipped", "drtool_job_failures"} <= names
+        assert "drtool_objective_breached" in names  # the state metrics (collect_registry)
+    finally:
+        assert healthy.stop() == 0
+
+    failing = Scheduler(setup, "--run-now", "backup")
+    try:
+        failing.http_ready()
+        failing.wait_for(lambda e: e.get("event") == "run")
+        code, body = failing.get("/healthz")
+        assert code == 503
+        doc = json.loads(body)
+        assert doc["ok"] is False
+        assert "backup" in doc["reason"]
+        _, text = failing.get("/metrics")
+        assert 'drtool_job_failures_total{job="backup"} 1.0' in text
+    finally:
+        assert failing.stop() == 0

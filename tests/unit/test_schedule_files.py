@@ -1,0 +1,116 @@
+"""Schedule files: the shipped defaults parse; every kind of mistake is reported with its file
+and key, all at once; `schedule check` exits 2 listing them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from drtool.errors import ConfigError
+from drtool.scheduler.files import load_schedules
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def write(directory: Path, name: str, text: str) -> None:
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / name).write_text(text, encoding="utf-8")
+
+
+def problems_of(directory: Path) -> dict[str, str]:
+    with pytest.raises(ConfigError) as info:
+        load_schedules(directory)
+    return dict(info.value.problems)
+
+
+def test_shipped_schedules_parse() -> None:
+    jobs = {job.name: job for job in load_schedules(REPO / "schedules")}
+    assert set(jobs) == {"backup", "verify", "verify-deep", "prune", "rehearse"}
+    assert jobs["backup"].invocation.command == "backup"
+    assert jobs["verify-deep"].invocation.flags == frozenset({"--deep"})
+    assert jobs["rehearse"].invocation.option("--report") is not None
+    now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
+    assert jobs["backup"].next_fire_times(now, 2) == [
+        datetime(2026, 11, 27, 2, 0, tzinfo=UTC),
+        datetime(2026, 11, 28, 2, 0, tzinfo=UTC),
+    ]
+    # cron weekdays count from Sunday = 0 (APScheduler's from Monday): 2026-11-29 is a Sunday
+    assert jobs["rehearse"].next_fire_times(now, 1)[0].day == 1
+    assert jobs["verify-deep"].next_fire_times(now, 1)[0].date().isoformat() == "2026-11-29"
+
+
+def test_string_list_and_defaults(tmp_path: Path) -> None:
+    write(tmp_path / "s", "a.yaml", 'cron: "*/5 * * * 0"\ncommand: [verify, --all]\n')
+    (job,) = load_schedules(tmp_path / "s")
+    assert job.name == "a"
+    assert job.timezone == "UTC"
+    assert job.enabled
+    assert job.invocation.flags == frozenset({"--all"})
+    assert job.next_fire_times(datetime(2026, 11, 26, tzinfo=UTC), 1)[0].weekday() == 6
+
+
+@pytest.mark.parametrize(
+    ("text", "key", "words"),
+    [
+        ('cron: "61 2 * * *"\ncommand: backup\n', "cron", "invalid cron"),
+        ('cron: "0 2 * *"\ncommand: backup\n', "cron", "five fields"),
+        ('cron: "0 2 * * *"\ncommand: backupp\n', "command", "unknown command 'backupp'"),
+        ('cron: "0 2 * * *"\ncommand: backup --lable x\n', "command", "unknown option '--lable'"),
+        ('cron: "0 2 * * *"\ncommand: backup extra\n', "command", "unexpected argument"),
+        ('cron: "0 2 * * *"\ncommand: backup --label\n', "command", "needs a value"),
+        ('cron: "0 2 * * *"\ncommand: backup\nshedule: x\n', "shedule", "unknown key"),
+        ('cron: "0 2 * * *"\ncommand: backup\ntimezone: Mars/Base\n', "timezone", "Mars/Base"),
+        ('cron: "0 2 * * *"\ncommand: backup\njitter: 5 minutes\n', "jitter", "invalid duration"),
+        ('cron: "0 2 * * *"\ncommand: backup\ntimeout: 2x\n', "timeout", "invalid duration"),
+        ('cron: "0 2 * * *"\ncommand: backup\nenabled: yes\n', "enabled", "true or false"),
+        ('cron: "0 2 * * *"\n', "command", "required"),
+        ('cron: "0 2 * * *"\ncommand: backup\nname: Nightly Backup\n', "name", "invalid job"),
+    ],
+)
+def test_each_mistake_is_named_with_file_and_key(
+    tmp_path: Path, text: str, key: str, words: str
+) -> None:
+    write(tmp_path / "schedules", "job.yaml", text)
+    problems = problems_of(tmp_path / "schedules")
+    where = f"schedules/job.yaml: {key}"
+    assert where in problems, problems
+    assert words in problems[where]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    d = tmp_path / "schedules"
+    write(d, "a.yaml", 'cron: "bad"\ncommand: nope\n')
+    write(d, "b.yaml", 'name: a\ncron: "0 1 * * *"\ncommand: status\n')
+    write(d, "c.yaml", 'cron: "0 1 * * *"\ncommand: verify latest --deeep\n')
+    problems = problems_of(d)
+    assert {"schedules/a.yaml: cron", "schedules/a.yaml: command"} <= set(problems)
+    assert "schedules/c.yaml: command" in problems
+
+
+def test_duplicate_names(tmp_path: Path) -> None:
+    d = tmp_path / "schedules"
+    write(d, "a.yaml", 'cron: "0 1 * * *"\ncommand: status\n')
+    write(d, "b.yaml", 'name: a\ncron: "0 1 * * *"\ncommand: status\n')
+    assert "also defined" in problems_of(d)["schedules/b.yaml: name"]
+
+
+def test_schedule_check_exits_2_naming_file_and_key(tmp_path: Path) -> None:
+    d = tmp_path / "schedules"
+    write(d, "backup.yaml", 'cron: "0 25 * * *"\ncommand: backup --lable x\n')
+    config = tmp_path / "drtool.yaml"
+    config.write_text(f'storage: {{url: "file://{tmp_path}/data"}}\n', encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "drtool", "--config", str(config), "schedule", "check"],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=REPO,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "schedules/backup.yaml: cron" in done.stderr
+    assert "schedules/backup.yaml: command" in done.stderr
+    assert "Traceback" not in done.stderr
