@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sys
 import traceback
 from pathlib import Path
@@ -61,6 +62,9 @@ def main(argv: list[str] | None = None) -> None:
     args = sys.argv[1:] if argv is None else argv
     as_json = "--json" in args
     verbose = "-v" in args or "--verbose" in args
+    json_logs = any(a == "--log-format=json" for a in args) or any(
+        a == "--log-format" and b == "json" for a, b in itertools.pairwise(args)
+    )
     try:
         result = cli.main(args=args, prog_name="drtool", standalone_mode=False)
         code = result if isinstance(result, int) else 0
@@ -77,20 +81,20 @@ def main(argv: list[str] | None = None) -> None:
         code = 130
     except DrtoolError as exc:
         if verbose:
-            traceback.print_exc()
-        render.render_error(exc, as_json)
+            render.render_traceback(traceback.format_exc(), json_logs)
+        render.render_error(exc, as_json, json_logs)
         code = exc.exit_code
     except KeyboardInterrupt:
         sys.stderr.write("drtool: interrupted; nothing partial was committed\n")
         code = 130
     except Exception as exc:
         if verbose:
-            traceback.print_exc()
+            render.render_traceback(traceback.format_exc(), json_logs)
         err = DrtoolError(
             f"unexpected error: {type(exc).__name__}: {exc}",
             hint="run again with -v for the traceback, and report it",
         )
         err.exit_code = EXIT_FAILED
-        render.render_error(err, as_json)
+        render.render_error(err, as_json, json_logs)
         code = EXIT_FAILED
     sys.exit(code)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sys
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -108,7 +108,23 @@ def manifest_text(m: Manifest) -> str:
     return "\n".join(lines)
 
 
-def render_error(err: DrtoolError, as_json: bool) -> None:
+def render_traceback(text: str, json_logs: bool) -> None:
+    """A traceback (with -v) on stderr, redacted; one JSON log line in --log-format json."""
+    clean = redact(text)
+    if json_logs:
+        doc = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "debug",
+            "message": "traceback",
+            "traceback": clean,
+        }
+        sys.stderr.write(json.dumps(doc) + "\n")
+    else:
+        sys.stderr.write(clean)
+    sys.stderr.flush()
+
+
+def render_error(err: DrtoolError, as_json: bool, json_logs: bool = False) -> None:
     if as_json:
         doc: dict[str, Any] = {
             "ok": False,
@@ -119,9 +135,20 @@ def render_error(err: DrtoolError, as_json: bool) -> None:
             doc["error"]["hint"] = err.hint
         emit_json(doc)
     message = redact(err.message)
-    sys.stderr.write(f"drtool: error: {message}\n")
-    if err.hint:
-        sys.stderr.write(f"hint: {redact(err.hint)}\n")
+    if json_logs:
+        line: dict[str, Any] = {
+            "time": datetime.now(UTC).isoformat(timespec="milliseconds"),
+            "level": "error",
+            "message": message,
+            "exit_code": err.exit_code,
+        }
+        if err.hint:
+            line["hint"] = redact(err.hint)
+        sys.stderr.write(json.dumps(line) + "\n")
+    else:
+        sys.stderr.write(f"drtool: error: {message}\n")
+        if err.hint:
+            sys.stderr.write(f"hint: {redact(err.hint)}\n")
     sys.stderr.flush()
 
 
