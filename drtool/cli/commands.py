@@ -15,8 +15,7 @@ from drtool.cli.commands_status import status_cmd
 from drtool.cli.commands_verify import verify_cmd
 from drtool.cli.state import common_options, get_state
 from drtool.services import catalog_view, keys, setup
-from drtool.services.backup import BackupResult, run_backup
-from drtool.services.jobs import run_job
+from drtool.services.job_calls import backup_job
 
 KINDS = click.Choice(["backup", "export", "archive", "drill"])
 
@@ -74,9 +73,7 @@ def backup_cmd(label: str | None) -> None:
     """Full logical backup of the configured database; prints the new backup id last."""
     state = get_state()
     ctx = state.context()
-    result = run_job(
-        ctx, "backup", lambda: run_backup(ctx, label=label), item_id_of=BackupResult.item_id
-    )
+    result = backup_job(ctx, label)
     render.backup_result(result, state.json)
 
 

@@ -6,8 +6,7 @@ import click
 
 from drtool.cli.render_prune import prune_result
 from drtool.cli.state import common_options, get_state
-from drtool.services.jobs import run_job
-from drtool.services.prune import PruneResult, run_prune
+from drtool.services.job_calls import prune_job
 
 
 @click.command("prune")
@@ -22,7 +21,5 @@ def prune_cmd(dry_run: bool) -> None:
     killed runs go once older than retention.abandoned_after. Never touches drill records."""
     state = get_state()
     ctx = state.context()
-    result = run_job(
-        ctx, "prune", lambda: run_prune(ctx, dry_run=dry_run), stats_of=PruneResult.stats
-    )
+    result = prune_job(ctx, dry_run=dry_run)
     prune_result(result, state.json)

@@ -10,8 +10,8 @@ import click
 from drtool.cli.render_rehearse import rehearse_result
 from drtool.cli.state import common_options, get_state
 from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
-from drtool.services.jobs import run_job
-from drtool.services.rehearse import RehearseRequest, RehearseResult, rehearse
+from drtool.services.job_calls import rehearse_job
+from drtool.services.rehearse import RehearseRequest
 
 
 @click.command("rehearse")
@@ -49,16 +49,6 @@ def rehearse_cmd(ref: str, scratch: str | None, report: Path | None, keep: bool)
     state = get_state()
     ctx = state.context()
     request = RehearseRequest(ref=ref, scratch=scratch, report=report, keep=keep)
-    result = run_job(
-        ctx,
-        "rehearse",
-        lambda: rehearse(ctx, request),
-        item_id_of=RehearseResult.item_id,
-        failed_of=RehearseResult.failed,
-        failed_exit_code=EXIT_OBJECTIVE,
-        stats_of=RehearseResult.stats,
-        summary_of=RehearseResult.summary,
-        events=("drill",),
-    )
+    result = rehearse_job(ctx, request)
     rehearse_result(result, state.json)
     return EXIT_OK if result.passed else EXIT_OBJECTIVE

@@ -7,8 +7,7 @@ import click
 from drtool.cli.render_verify import verify_result
 from drtool.cli.state import common_options, get_state
 from drtool.errors import EXIT_INTEGRITY, EXIT_OK
-from drtool.services.jobs import run_job
-from drtool.services.verify import VerifyResult, verify
+from drtool.services.job_calls import verify_job
 
 
 @click.command("verify")
@@ -28,15 +27,6 @@ def verify_cmd(item_id: str | None, all_items: bool, deep: bool) -> int:
     is reported and a verification record is stored for each item."""
     state = get_state()
     ctx = state.context()
-    result = run_job(
-        ctx,
-        "verify",
-        lambda: verify(ctx, item_id, all_items=all_items, deep=deep),
-        item_id_of=VerifyResult.single_id,
-        failed_of=VerifyResult.failed,
-        failed_exit_code=EXIT_INTEGRITY,
-        stats_of=VerifyResult.stats,
-        summary_of=VerifyResult.summary,
-    )
+    result = verify_job(ctx, item_id, all_items=all_items, deep=deep)
     verify_result(result, state.json)
     return EXIT_OK if result.ok else EXIT_INTEGRITY

@@ -8,13 +8,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drtool.errors import EXIT_INTEGRITY, EXIT_OBJECTIVE, EXIT_OK
-from drtool.services.backup import BackupResult, run_backup
 from drtool.services.context import Context
-from drtool.services.jobs import run_job
-from drtool.services.prune import PruneResult, run_prune
-from drtool.services.rehearse import RehearseRequest, RehearseResult, rehearse
+from drtool.services.job_calls import backup_job, prune_job, rehearse_job, verify_job
+from drtool.services.rehearse import RehearseRequest
 from drtool.services.status import check_status
-from drtool.services.verify import VerifyResult, verify
 
 
 @dataclass(frozen=True)
@@ -94,24 +91,13 @@ def parse_command(argv: list[str]) -> Invocation:
 
 def _backup(ctx: Context, inv: Invocation) -> RunOutcome:
     label = inv.option("--label")
-    result = run_job(
-        ctx, "backup", lambda: run_backup(ctx, label=label), item_id_of=BackupResult.item_id
-    )
+    result = backup_job(ctx, label)
     return RunOutcome(EXIT_OK, result.item_id())
 
 
 def _verify(ctx: Context, inv: Invocation) -> RunOutcome:
     ref = inv.positionals[0] if inv.positionals else None
-    result = run_job(
-        ctx,
-        "verify",
-        lambda: verify(ctx, ref, all_items="--all" in inv.flags, deep="--deep" in inv.flags),
-        item_id_of=VerifyResult.single_id,
-        failed_of=VerifyResult.failed,
-        failed_exit_code=EXIT_INTEGRITY,
-        stats_of=VerifyResult.stats,
-        summary_of=VerifyResult.summary,
-    )
+    result = verify_job(ctx, ref, all_items="--all" in inv.flags, deep="--deep" in inv.flags)
     return RunOutcome(
         EXIT_OK if result.ok else EXIT_INTEGRITY, result.single_id(), result.summary()
     )
@@ -125,17 +111,7 @@ def _rehearse(ctx: Context, inv: Invocation) -> RunOutcome:
         report=Path(report) if report else None,
         keep="--keep" in inv.flags,
     )
-    result = run_job(
-        ctx,
-        "rehearse",
-        lambda: rehearse(ctx, request),
-        item_id_of=RehearseResult.item_id,
-        failed_of=RehearseResult.failed,
-        failed_exit_code=EXIT_OBJECTIVE,
-        stats_of=RehearseResult.stats,
-        summary_of=RehearseResult.summary,
-        events=("drill",),
-    )
+    result = rehearse_job(ctx, request)
     return RunOutcome(
         EXIT_OK if result.passed else EXIT_OBJECTIVE, result.item_id(), result.summary()
     )
@@ -148,7 +124,7 @@ def _status(ctx: Context, _inv: Invocation) -> RunOutcome:
 
 def _prune(ctx: Context, inv: Invocation) -> RunOutcome:
     dry_run = "--dry-run" in inv.flags
-    run_job(ctx, "prune", lambda: run_prune(ctx, dry_run=dry_run), stats_of=PruneResult.stats)
+    prune_job(ctx, dry_run=dry_run)
     return RunOutcome(EXIT_OK)
 
 
