@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from drtool.catalog.runs import check_job, record_run
-from drtool.errors import EXIT_FAILED, DrtoolError
+from drtool.errors import EXIT_FAILED, DrtoolError, RefusedError
 from drtool.log import get_logger
 from drtool.services.context import Context
 from drtool.services.health import StatusResult, gather_status
@@ -77,6 +77,11 @@ def run_job(
     started = time.monotonic()
     try:
         result = fn()
+    except RefusedError as exc:
+        # Another run holds the job's lock: nothing ran, so nothing failed. Recording it as a
+        # failure would turn /healthz and `status` red while the other run works normally.
+        log.info("%s skipped: %s", job, exc.message)
+        raise
     except Exception as exc:
         if isinstance(exc, DrtoolError):
             error, code = exc.message, exc.exit_code

@@ -192,6 +192,10 @@ def test_second_concurrent_backup_exits_5_naming_the_lock(
     _out, err = first.communicate(timeout=300)
     assert first.returncode == 0, err
     assert len(setup.run("list", "--json").json["items"]) == 1
+    # The refused run did nothing: it is not recorded as a failed backup.
+    jobs = {j["job"]: j for j in setup.run("status", "--json", expect=None).json["jobs"]}
+    assert jobs["backup"]["last_ok"] is True
+    assert jobs["backup"].get("last_failure_at") is None
 
 
 def test_no_secret_in_any_child_cmdline_logs_or_manifest(
