@@ -35,7 +35,7 @@ unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit
 
 bench: $(STAMP) system-deps
-	$(BIN)/python bench/backup_bench.py
+	$(BIN)/python -m bench.backup_bench
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -1,7 +1,7 @@
 """Backup benchmark (not a test): drtool backup vs pg_dump floors on the sample database.
 
 Prints wall-time ratios against `pg_dump -Fc -Z0 > /dev/null` measured in the same run, stored
-sizes, and drtool's peak RSS. Usage: python bench/backup_bench.py --scale 10 [--s3] [--levels 1,2,3]
+sizes, and drtool's peak RSS. Usage: python -m bench.backup_bench --scale 10 [--s3] [--levels 1,2,3]
 """
 
 from __future__ import annotations
@@ -92,6 +92,21 @@ def drtool_config(work: Path, dsn: str, storage: dict[str, Any], level: int) -> 
     path = work / f"drtool-{secrets.token_hex(3)}.yaml"
     path.write_text(yaml.safe_dump(doc), encoding="utf-8")
     return path
+
+
+def drtool_backup(drtool: list[str], env: dict[str, str]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run `drtool --json backup`; its manifest and dump object entry, announced on stdout."""
+    out = subprocess.run(
+        [*drtool, "--json", "backup"], env=env, capture_output=True, text=True, check=True
+    )
+    manifest = json.loads(out.stdout)
+    dump = next(o for o in manifest["objects"] if o["name"] == "dump")
+    print(
+        f"backup {manifest['id']}: {dump['plain_size'] / 2**20:.0f} MiB plain, "
+        f"{dump['size'] / 2**20:.0f} MiB stored",
+        flush=True,
+    )
+    return manifest, dump
 
 
 def dir_size(path: Path) -> int:

@@ -8,7 +8,7 @@ Both sides use the same PostgreSQL settings (the ephemeral cluster's, plus the d
 maintenance_work_mem). The drill also starts its own cluster, fetches and decrypts the
 backup, checks it, and runs the configured check: all inside its RTO.
 
-Usage: python bench/rehearse_bench.py [--scale 10] [--repeat 2]
+Usage: python -m bench.rehearse_bench [--scale 10] [--repeat 2]
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
+from bench.backup_bench import drtool_backup
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
 from drtool.pg.sample import TABLES, load_sample
@@ -106,17 +107,8 @@ def main() -> None:
             env = {**os.environ, "PGPASSWORD": password}
             env.pop("DRTOOL_CONFIG", None)
             drtool = [sys.executable, "-m", "drtool", "-q", "--config", str(cfg)]
-            out = subprocess.run(
-                [*drtool, "--json", "backup"], env=env, capture_output=True, text=True, check=True
-            )
-            manifest = json.loads(out.stdout)
-            dump = next(o for o in manifest["objects"] if o["name"] == "dump")
+            manifest, dump = drtool_backup(drtool, env)
             facts.update(plain_bytes=dump["plain_size"], stored_bytes=dump["size"])
-            print(
-                f"backup {manifest['id']}: {dump['plain_size'] / 2**20:.0f} MiB plain, "
-                f"{dump['size'] / 2**20:.0f} MiB stored",
-                flush=True,
-            )
             plain = work / "plain.pgdump"
             subprocess.run(
                 [*drtool, "restore", manifest["id"], "--to-file", str(plain)], env=env, check=True

@@ -2,7 +2,7 @@
 dump from a local file, at --jobs 1 and 2; verify --deep throughput vs reading the stored
 object; and, against moto, one streamed GetObject vs parallel ranged GETs.
 
-Usage: python bench/restore_bench.py --scale 10 [--s3]
+Usage: python -m bench.restore_bench --scale 10 [--s3]
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import yaml
 
-from bench.backup_bench import start_moto
+from bench.backup_bench import drtool_backup, start_moto
 from drtool.config import StorageConfig
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
@@ -78,18 +78,9 @@ def main() -> None:
         env = {**os.environ, "PGPASSWORD": password}
         env.pop("DRTOOL_CONFIG", None)
         drtool = [sys.executable, "-m", "drtool", "-q", "--config", str(cfg)]
-        out = subprocess.run(
-            [*drtool, "--json", "backup"], env=env, capture_output=True, text=True, check=True
-        )
-        manifest = json.loads(out.stdout)
-        dump = next(o for o in manifest["objects"] if o["name"] == "dump")
+        manifest, dump = drtool_backup(drtool, env)
         facts["plain_bytes"] = dump["plain_size"]
         facts["stored_bytes"] = dump["size"]
-        print(
-            f"backup {manifest['id']}: {dump['plain_size'] / 2**20:.0f} MiB plain, "
-            f"{dump['size'] / 2**20:.0f} MiB stored",
-            flush=True,
-        )
         plain = work / "plain.pgdump"
         subprocess.run(
             [*drtool, "restore", manifest["id"], "--to-file", str(plain)], env=env, check=True

@@ -4,10 +4,8 @@ reading a data object; and the metrics textfile written after `backup` and `stat
 
 from __future__ import annotations
 
-import copy
 import json
 import os
-import shutil
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -43,16 +41,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory, sample_db: Any) -> tuple[
 @pytest.fixture
 def backed_up(pristine: tuple[Setup, str], tmp_path: Path) -> tuple[Setup, str]:
     source, backup_id = pristine
-    storage_dir = tmp_path / "storage"
-    shutil.copytree(Path(source.doc["storage"]["url"].removeprefix("file://")), storage_dir)
-    doc = copy.deepcopy(source.doc)
-    doc["storage"]["url"] = storage_dir.as_uri()
-    cfg = tmp_path / "cfg"
-    cfg.mkdir()
-    setup = Setup(
-        cfg, cfg / "drtool.yaml", source.identity_path, source.recipient, doc, dict(source.env)
-    )
-    setup.write()
+    setup = source.clone(tmp_path)
     return setup, backup_id
 
 

@@ -4,11 +4,9 @@ to the stored bytes: flipped, truncated, swapped, spliced, edited, deleted, wron
 from __future__ import annotations
 
 import base64
-import copy
 import hashlib
 import hmac
 import json
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -140,16 +138,7 @@ def pristine(tmp_path_factory: pytest.TempPathFactory, sample_db: Any) -> tuple[
 @pytest.fixture
 def two(pristine: tuple[Setup, str, str], tmp_path: Path) -> Two:
     source, older, newer = pristine
-    storage_dir = tmp_path / "storage"
-    shutil.copytree(Path(source.doc["storage"]["url"].removeprefix("file://")), storage_dir)
-    doc = copy.deepcopy(source.doc)
-    doc["storage"]["url"] = storage_dir.as_uri()
-    cfg = tmp_path / "cfg"
-    cfg.mkdir()
-    setup = Setup(
-        cfg, cfg / "drtool.yaml", source.identity_path, source.recipient, doc, dict(source.env)
-    )
-    setup.write()
+    setup = source.clone(tmp_path)
     return Two(setup, Stored(setup), older, newer)
 
 
