@@ -21,6 +21,11 @@ def backup_prefix(item_id: str) -> str:
     return check_key(f"backups/{item_id}") + "/"
 
 
+def export_prefix(user_id: str, item_id: str) -> str:
+    """``exports/<user_id>/<id>/``; a user id that is not a safe key segment is a UsageError."""
+    return check_key(f"exports/{user_id}/{item_id}") + "/"
+
+
 def object_key(prefix: str, name: str) -> str:
     return check_key(prefix + name)
 
@@ -108,6 +113,10 @@ class Catalog:
                 return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
             except NotFoundInStorage:
                 pass
+        elif kind == "export":
+            found = self._export_manifest(item_id)
+            if found is not None:
+                return found
         else:
             for manifest in self.listing(kind).items:
                 if manifest.id == item_id:
@@ -117,11 +126,24 @@ class Catalog:
             hint="run `drtool list` to see the ids",
         )
 
+    def _export_manifest(self, item_id: str) -> Manifest | None:
+        """An export by id: one listing of keys, one manifest read (not every export's)."""
+        suffix = f"/{item_id}/{MANIFEST_NAME}"
+        for key in self._manifest_keys("export"):
+            if key.endswith(suffix) and key.count("/") == 3:
+                try:
+                    return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
+                except NotFoundInStorage:
+                    return None
+        return None
+
     def find(self, item_id: str) -> Manifest:
-        """Any kind of item by id (backups first)."""
+        """Any kind of item by id (backups first, then exports)."""
         try:
             return self.get(item_id, "backup")
         except UsageError:
+            if is_valid_id(item_id) and (export := self._export_manifest(item_id)) is not None:
+                return export
             for manifest in self.listing().items:
                 if manifest.id == item_id:
                     return manifest

@@ -1,0 +1,359 @@
+"""Writing one user's rows into a target database, in ONE transaction: each table's rows are
+COPYed into a temp table, then inserted where missing (by primary key) or, in ``replace`` mode,
+the user's rows that are not in the export are deleted (children first) and the exported ones
+upserted (parents first), never touching a row of another user. Sequences are moved past the
+restored values; user triggers are disabled for the transaction."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+import psycopg
+from psycopg import sql
+
+from drtool.errors import IntegrityError, UsageError
+from drtool.pg.conn import Target, connect, qualified
+from drtool.pg.userdata import Conn, UserTable, as_int, describe
+
+MODES = ("insert-missing", "replace")
+
+
+@dataclass
+class TableOutcome:
+    """Rows per table: ``source`` rows in the export; what was (or would be) done with them."""
+
+    table: str
+    source: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    deleted: int = 0
+    conflicts: int = 0  # primary key taken by another user's row: left alone
+
+
+def _ids(names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(sql.Identifier(n) for n in names)
+
+
+def _prefixed(alias: str, names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(", ").join(
+        sql.SQL("{}.{}").format(sql.Identifier(alias), sql.Identifier(n)) for n in names
+    )
+
+
+def _match(left: str, right: str, names: Iterable[str]) -> sql.Composed:
+    return sql.SQL(" and ").join(
+        sql.SQL("{l}.{c} = {r}.{c}").format(
+            l=sql.Identifier(left), r=sql.Identifier(right), c=sql.Identifier(n)
+        )
+        for n in names
+    )
+
+
+def _same_row(left: str, right: str, names: Iterable[str]) -> sql.Composed:
+    return sql.SQL("row({}) is not distinct from row({})").format(
+        _prefixed(left, names), _prefixed(right, names)
+    )
+
+
+class UserRestore:
+    """The target transaction of one ``restore-user`` run (use as a context manager)."""
+
+    def __init__(self, conn: Conn, user_id: str, mode: str) -> None:
+        if mode not in MODES:
+            raise UsageError(f"--mode must be one of {', '.join(MODES)}")
+        self.conn = conn
+        self.user_id = user_id
+        self.mode = mode
+        self.loaded: list[tuple[UserTable, str, TableOutcome]] = []
+        self._triggers: list[tuple[UserTable, str, str]] = []
+
+    # -- checking the target ---------------------------------------------------------------
+
+    def check_tables(self, tables: list[UserTable]) -> list[UserTable]:
+        """The target's own description of each table (its sequences, identity columns);
+        exit 2 naming a table or column the target lacks."""
+        rows = self.conn.execute(
+            "select c.oid, n.nspname, c.relname from pg_class c "
+            "join pg_namespace n on n.oid = c.relnamespace where c.relkind in ('r', 'p')"
+        ).fetchall()
+        oids = {(str(s), str(n)): as_int(o) for o, s, n in rows}
+        missing = [t.qualified for t in tables if (t.schema, t.name) not in oids]
+        if missing:
+            raise UsageError(
+                f"the target database has no table {', '.join(missing)}",
+                hint="restore-user needs the schema in place (restore a backup with "
+                "--schema-only first)",
+            )
+        facts = describe(self.conn, [oids[(t.schema, t.name)] for t in tables])
+        out: list[UserTable] = []
+        for table in tables:
+            info = facts[oids[(table.schema, table.name)]]
+            columns = {c.name: c for c in info.columns}
+            lacking = [c for c in table.copy_columns if c not in columns]
+            if lacking:
+                raise UsageError(
+                    f"{table.qualified} in the target has no column {', '.join(lacking)}"
+                )
+            out.append(
+                UserTable(
+                    schema=table.schema,
+                    name=table.name,
+                    user_column=table.user_column,
+                    columns=tuple(columns[c] for c in table.copy_columns),
+                    primary_key=tuple(info.pk),
+                    is_users_table=table.is_users_table,
+                    sequences=tuple(sorted(info.seqs)),
+                )
+            )
+        return out
+
+    # -- loading ---------------------------------------------------------------------------
+
+    def load(self, table: UserTable, rows: Iterable[bytes]) -> TableOutcome:
+        """COPY the user's rows of ``table`` into a temp table (dropped at commit)."""
+        tmp = f"drtool_user_rows_{len(self.loaded)}"
+        self.conn.execute(
+            sql.SQL(
+                "create temp table {tmp} on commit drop as select {cols} from {t} with no data"
+            ).format(
+                tmp=sql.Identifier(tmp),
+                cols=_ids(table.copy_columns),
+                t=qualified(table.schema, table.name),
+            )
+        )
+        copy_sql = sql.SQL("copy {tmp} ({cols}) from stdin").format(
+            tmp=sql.Identifier(tmp), cols=_ids(table.copy_columns)
+        )
+        with self.conn.cursor() as cur, cur.copy(copy_sql) as copy:
+            for chunk in rows:
+                copy.write(chunk)
+        outcome = TableOutcome(table.qualified)
+        outcome.source = self._count(sql.SQL("select count(*) from {}").format(sql.Identifier(tmp)))
+        wrong = self._count(
+            sql.SQL("select count(*) from {tmp} where {u} is distinct from {uid}").format(
+                tmp=sql.Identifier(tmp),
+                u=sql.Identifier(table.user_column),
+                uid=sql.Literal(self.user_id),
+            )
+        )
+        if wrong:
+            raise IntegrityError(
+                f"{table.qualified}: the source holds {wrong} row(s) of another user; "
+                "nothing was restored"
+            )
+        self.loaded.append((table, tmp, outcome))
+        return outcome
+
+    # -- planning and applying -------------------------------------------------------------
+
+    def _mine(self, table: UserTable, alias: str) -> sql.Composed:
+        return sql.SQL("{a}.{u} = {uid}").format(
+            a=sql.Identifier(alias),
+            u=sql.Identifier(table.user_column),
+            uid=sql.Literal(self.user_id),
+        )
+
+    def _count(self, query: sql.Composed) -> int:
+        row = self.conn.execute(query).fetchone()
+        return as_int(row[0]) if row else 0
+
+    def plan(self) -> list[TableOutcome]:
+        """--dry-run: what apply() would do, counted with SELECTs only."""
+        for table, tmp, out in self.loaded:
+            t, s = qualified(table.schema, table.name), sql.Identifier(tmp)
+            key = table.primary_key or table.copy_columns
+            same_key = _match("t", "s", key) if table.primary_key else _same_row("t", "s", key)
+            exists = sql.SQL("exists (select 1 from {t} t where {k})").format(t=t, k=same_key)
+            absent = self._count(
+                sql.SQL("select count(*) from {s} s where not {e}").format(s=s, e=exists)
+            )
+            theirs = self._count(
+                sql.SQL("select count(*) from {s} s join {t} t on {k} where not {mine}").format(
+                    s=s, t=t, k=same_key, mine=self._mine(table, "t")
+                )
+            )
+            out.inserted, out.conflicts = absent, theirs
+            if self.mode == "replace" and table.primary_key:
+                out.updated = self._count(
+                    sql.SQL(
+                        "select count(*) from {s} s join {t} t on {k} where {mine} and not {same}"
+                    ).format(
+                        s=s,
+                        t=t,
+                        k=same_key,
+                        mine=self._mine(table, "t"),
+                        same=_same_row("t", "s", table.copy_columns),
+                    )
+                )
+            out.unchanged = out.source - out.inserted - out.updated - out.conflicts
+            if self.mode == "replace" and not table.is_users_table:
+                out.deleted = self._count(
+                    sql.SQL(
+                        "select count(*) from {t} t where {mine} and not exists "
+                        "(select 1 from {s} s where {k})"
+                    ).format(t=t, s=s, mine=self._mine(table, "t"), k=same_key)
+                )
+        return [out for _, _, out in self.loaded]
+
+    def apply(self) -> list[TableOutcome]:
+        """Write the rows: deletes children first (replace), inserts/upserts parents first."""
+        self._disable_triggers()
+        if self.mode == "replace":
+            for table, tmp, out in reversed(self.loaded):
+                if not table.is_users_table:
+                    out.deleted = self._delete_absent(table, tmp)
+        for table, tmp, out in self.loaded:
+            self._write(table, tmp, out)
+            self._advance_sequences(table, tmp)
+        self._enable_triggers()
+        return [out for _, _, out in self.loaded]
+
+    def _delete_absent(self, table: UserTable, tmp: str) -> int:
+        key = table.primary_key or table.copy_columns
+        same_key = _match("t", "s", key) if table.primary_key else _same_row("t", "s", key)
+        cur = self.conn.execute(
+            sql.SQL(
+                "delete from {t} t where {mine} and not exists (select 1 from {s} s where {k})"
+            ).format(
+                t=qualified(table.schema, table.name),
+                s=sql.Identifier(tmp),
+                mine=self._mine(table, "t"),
+                k=same_key,
+            )
+        )
+        return cur.rowcount
+
+    def _write(self, table: UserTable, tmp: str, out: TableOutcome) -> None:
+        t, s, cols = qualified(table.schema, table.name), sql.Identifier(tmp), table.copy_columns
+        overriding = sql.SQL(" overriding system value" if table.has_always_identity else "")
+        if not table.primary_key:
+            out.inserted = self.conn.execute(
+                sql.SQL(
+                    "insert into {t} ({c}){o} select {sc} from {s} s where not exists "
+                    "(select 1 from {t} t where {same})"
+                ).format(
+                    t=t,
+                    c=_ids(cols),
+                    o=overriding,
+                    sc=_prefixed("s", cols),
+                    s=s,
+                    same=_same_row("t", "s", cols),
+                )
+            ).rowcount
+            out.unchanged = out.source - out.inserted
+            return
+        pk = table.primary_key
+        action: sql.Composable = sql.SQL("do nothing")
+        if self.mode == "insert-missing":
+            pass
+        else:
+            rest = [c for c in cols if c not in pk]
+            sets = sql.SQL(", ").join(
+                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in rest
+            )
+            action = (
+                sql.SQL(
+                    "do update set {sets} where {mine} and row({old}) is distinct from row({new})"
+                ).format(
+                    sets=sets,
+                    mine=self._mine(table, "t"),
+                    old=_prefixed("t", rest),
+                    new=_prefixed("excluded", rest),
+                )
+                if rest
+                else sql.SQL("do nothing")
+            )
+        cur = self.conn.execute(
+            sql.SQL(
+                "insert into {t} as t ({c}){o} select {c} from {s} on conflict ({pk}) {action} "
+                "returning (xmax = 0)"
+            ).format(t=t, c=_ids(cols), o=overriding, s=s, pk=_ids(pk), action=action)
+        )
+        flags = [bool(r[0]) for r in cur.fetchall()]
+        out.inserted = sum(flags)
+        out.updated = len(flags) - out.inserted
+        # Rows neither inserted nor updated: equal already, or their key is another user's.
+        out.conflicts = self._count(
+            sql.SQL("select count(*) from {s} s join {t} t on {k} where not {mine}").format(
+                s=s, t=t, k=_match("t", "s", pk), mine=self._mine(table, "t")
+            )
+        )
+        out.unchanged = out.source - out.inserted - out.updated - out.conflicts
+
+    def _advance_sequences(self, table: UserTable, tmp: str) -> None:
+        """A sequence must not hand out a value a restored row holds: setval to at least the
+        restored maximum (never backwards; other users' rows are not read)."""
+        for column, seq in table.sequences:
+            self.conn.execute(
+                sql.SQL(
+                    "select setval({seq}::regclass, m) "
+                    "from (select max({c})::bigint as m from {s}) x, {seq_rel} q "
+                    "where m is not null "
+                    "and m > (case when q.is_called then q.last_value else q.last_value - 1 end)"
+                ).format(
+                    seq=sql.Literal(seq),
+                    c=sql.Identifier(column),
+                    s=sql.Identifier(tmp),
+                    seq_rel=sql.SQL(seq),
+                )
+            )  # quote_ident()-ed by the server in describe()
+
+    def _disable_triggers(self) -> None:
+        """User triggers (an updated_at stamp, an audit insert) would alter or block the
+        restored rows: disabled by name for this transaction, re-enabled as they were."""
+        for table, _tmp, _out in self.loaded:
+            rows = self.conn.execute(
+                "select tgname, tgenabled::text from pg_trigger where tgrelid = %s::regclass "
+                "and not tgisinternal and tgenabled <> 'D'",
+                (f"{quote(table.schema)}.{quote(table.name)}",),
+            ).fetchall()
+            for name, how in rows:
+                self._triggers.append((table, str(name), str(how)))
+                self.conn.execute(
+                    sql.SQL("alter table {t} disable trigger {n}").format(
+                        t=qualified(table.schema, table.name), n=sql.Identifier(str(name))
+                    )
+                )
+
+    def _enable_triggers(self) -> None:
+        modes = {"O": "", "A": " always", "R": " replica"}
+        for table, name, how in self._triggers:
+            self.conn.execute(
+                sql.SQL("alter table {t} enable{m} trigger {n}").format(
+                    t=qualified(table.schema, table.name),
+                    m=sql.SQL(modes.get(how, "")),
+                    n=sql.Identifier(name),
+                )
+            )
+
+
+def quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@contextlib.contextmanager
+def restore_transaction(target: Target, user_id: str, mode: str) -> Iterator[UserRestore]:
+    """One transaction on the target; committed only if the body returns and asks for it
+    (``commit``), rolled back otherwise. RLS is switched off so a role it would filter fails
+    loudly instead of silently restoring fewer rows."""
+    with connect(target, f"restoring the rows of user {user_id}", autocommit=False) as conn:
+        conn.execute("set statement_timeout = 0")
+        conn.execute("set local row_security = off")
+        job = UserRestore(conn, user_id, mode)
+        try:
+            yield job
+        except BaseException:
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+            raise
+
+
+def commit(job: UserRestore) -> None:
+    job.conn.commit()
+
+
+def rollback(job: UserRestore) -> None:
+    job.conn.rollback()

@@ -1,0 +1,202 @@
+"""``export-user``: one user's rows from every user-scoped table, read in one snapshot, stored
+encrypted under ``exports/<user_id>/<id>/`` (one data object of COPY sections, the manifest
+last), or written with ``--out`` as a plain zip archive for the data subject."""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from drtool import __version__
+from drtool.catalog.catalog import export_prefix, object_key
+from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.crypto.age import Encryption
+from drtool.crypto.keys import Recipient
+from drtool.errors import DrtoolError, UsageError
+from drtool.ids import new_id
+from drtool.log import get_logger
+from drtool.pg.userdata import Discovery, UserTable, discover
+from drtool.pg.userdata_copy import TableStats, UserSnapshot, user_snapshot
+from drtool.pipeline.store import COMPRESSION_FORMAT, ENCRYPTION_FORMAT, store
+from drtool.services.context import Context
+from drtool.services.export_zip import check_out_path, write_zip
+from drtool.services.keys import configured_recipients
+
+ROWS_OBJECT = "rows"
+ROWS_FILE = "rows.copy.zst.age"
+# The stored stream: pg_dump plain-format COPY sections (docs/exports.md).
+ENCODING = "pg-copy-text-sections/1"
+
+log = get_logger("export")
+
+
+@dataclass(frozen=True)
+class ExportResult:
+    """A stored export (``manifest``) or a written archive (``out``)."""
+
+    id: str
+    user_id: str
+    tables: dict[str, int]
+    warnings: list[str] = field(default_factory=list)
+    out: Path | None = None
+    redacted: list[str] = field(default_factory=list)
+    manifest: Manifest | None = None
+    seconds: float = 0.0
+
+
+def discover_tables(ctx: Context, snap: UserSnapshot) -> Discovery:
+    cfg = ctx.config.exports
+    return discover(
+        snap.conn,
+        user_id_column=cfg.user_id_column,
+        users_table=cfg.users_table,
+        exclude_tables=cfg.exclude_tables,
+    )
+
+
+def check_user(snap: UserSnapshot, discovery: Discovery, user_id: str) -> str:
+    """The user's canonical id (as the database spells it); exit 2 for an unknown or malformed
+    id, or one that cannot name a storage folder."""
+    users = discovery.users_table
+    if not user_id or len(user_id) > 200 or not user_id.isprintable():
+        raise UsageError(f"{user_id!r} is not a valid user id")
+    found = snap.find_user(users, user_id)
+    if found is None:
+        raise UsageError(
+            f"no user {user_id!r} in {users.qualified} ({users.user_column}); nothing was exported",
+            hint=f"user ids are the {users.user_column} values of {users.qualified} "
+            "(exports.users_table)",
+        )
+    export_prefix(found, "x")  # UsageError if the id cannot be a storage key segment
+    return found
+
+
+def table_details(tables: list[UserTable], stats: dict[str, TableStats]) -> list[dict[str, object]]:
+    """What a restore needs to read the stream back: order, columns, and each section's check."""
+    return [
+        {
+            "table": t.qualified,
+            "schema": t.schema,
+            "name": t.name,
+            "user_column": t.user_column,
+            "columns": list(t.copy_columns),
+            "types": [c.type for c in t.columns if not c.generated],
+            "primary_key": list(t.primary_key),
+            "users_table": t.is_users_table,
+            "rows": stats[t.qualified].rows,
+            "sha256": stats[t.qualified].hexdigest(),
+        }
+        for t in tables
+    ]
+
+
+def store_export(
+    ctx: Context,
+    snap: UserSnapshot,
+    discovery: Discovery,
+    user_id: str,
+    recipients: list[Recipient],
+) -> Manifest:
+    """Stream the user's rows into one encrypted object, then commit the sealed manifest."""
+    cfg = ctx.config
+    started_at = ctx.clock()
+    t0 = time.monotonic()
+    item_id = new_id(started_at)
+    prefix = export_prefix(user_id, item_id)
+    stats: dict[str, TableStats] = {}
+    encryption = Encryption(recipients)
+    try:
+        obj = store(
+            ctx.storage,
+            object_key(prefix, ROWS_FILE),
+            ROWS_OBJECT,
+            snap.sections(discovery.tables, user_id, stats),
+            recipients=recipients,
+            level=cfg.compression.level,
+            encryption=encryption,
+        )
+        users = discovery.users_table
+        manifest = Manifest(
+            id=item_id,
+            kind="export",
+            created_at=started_at,
+            snapshot_at=snap.taken_at,
+            finished_at=ctx.clock(),
+            tool_version=__version__,
+            server_version=snap.server_version,
+            database=snap.database,
+            objects=[ObjectEntry.of(obj)],
+            compression={"algorithm": COMPRESSION_FORMAT, "level": cfg.compression.level},
+            encryption={
+                "format": ENCRYPTION_FORMAT,
+                "recipients": [r.fingerprint() for r in recipients],
+            },
+            tables={name: s.rows for name, s in stats.items()},
+            timings={"export": round(obj.seconds, 3), "total": round(time.monotonic() - t0, 3)},
+            user_id=user_id,
+            users_table=users.qualified,
+            user_id_column=cfg.exports.user_id_column,
+            users_id_column=users.user_column,
+            encoding=ENCODING,
+            table_details=table_details(discovery.tables, stats),
+            warnings=list(discovery.warnings),
+            server_major=snap.server_major,
+            source=snap.target.describe(),
+            host=socket.gethostname(),
+        ).sealed(encryption.seal_key, ROWS_OBJECT)
+        ctx.catalog.commit(manifest, prefix)
+    except BaseException:
+        with contextlib.suppress(DrtoolError):
+            for info in list(ctx.storage.list(prefix)):
+                ctx.storage.delete(info.key)
+        raise
+    return manifest
+
+
+def export_user(ctx: Context, user_id: str, out: Path | None = None) -> ExportResult:
+    """``export-user USER_ID [--out PATH]``."""
+    started = time.monotonic()
+    recipients = configured_recipients(ctx.config) if out is None else []
+    if out is not None:
+        check_out_path(out)
+    target = ctx.database()
+    with user_snapshot(
+        target, "reading one user's rows", ctx.config.database.lock_wait_timeout
+    ) as snap:
+        discovery = discover_tables(ctx, snap)
+        uid = check_user(snap, discovery, user_id)
+        if out is not None:
+            item_id = new_id(ctx.clock())
+            done = write_zip(
+                snap, discovery, uid, out, ctx.config.exports.redact_columns, item_id, ctx.clock()
+            )
+            log.info("wrote the export of user %s to %s", uid, out)
+            return ExportResult(
+                id=item_id,
+                user_id=uid,
+                tables=done.tables,
+                warnings=list(discovery.warnings),
+                out=out,
+                redacted=done.redacted,
+                seconds=round(time.monotonic() - started, 3),
+            )
+        manifest = store_export(ctx, snap, discovery, uid, recipients)
+    log.info(
+        "export %s of user %s: %d rows in %d tables, %d bytes stored",
+        manifest.id,
+        uid,
+        sum(manifest.tables.values()),
+        len(manifest.tables),
+        manifest.size,
+    )
+    return ExportResult(
+        id=manifest.id,
+        user_id=uid,
+        tables=dict(manifest.tables),
+        warnings=list(discovery.warnings),
+        manifest=manifest,
+        seconds=round(time.monotonic() - started, 3),
+    )
