@@ -154,18 +154,20 @@ def _from_export(
     identities = configured_identities(ctx.config)
     tables, checks = export_tables(manifest)
     authenticate_export(ctx, manifest, identities)
-    with advisory_lock(target, f"drtool:restore-user:{user_id}"):
-        with restore_transaction(target, user_id, req.mode) as job:
-            in_target = {t.qualified: t for t in job.check_tables(tables)}
-            chunks: Iterator[bytes] = load(
-                ctx.storage, manifest.object(ROWS_OBJECT).stored(), identities
-            )
-            try:
-                for table, rows in split_sections(chunks, tables, checks, f"export {manifest.id}"):
-                    job.load(in_target[table.qualified], rows)
-            finally:
-                close_quietly(chunks)
-            return manifest.id, user_id, _finish(job, req.dry_run)
+    with (
+        advisory_lock(target, f"drtool:restore-user:{user_id}"),
+        restore_transaction(target, user_id, req.mode) as job,
+    ):
+        in_target = {t.qualified: t for t in job.check_tables(tables)}
+        chunks: Iterator[bytes] = load(
+            ctx.storage, manifest.object(ROWS_OBJECT).stored(), identities
+        )
+        try:
+            for table, rows in split_sections(chunks, tables, checks, f"export {manifest.id}"):
+                job.load(in_target[table.qualified], rows)
+        finally:
+            close_quietly(chunks)
+        return manifest.id, user_id, _finish(job, req.dry_run)
 
 
 def _from_backup(
