@@ -7,9 +7,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from drtool.errors import EXIT_INTEGRITY, EXIT_OBJECTIVE, EXIT_OK
+from drtool.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OBJECTIVE, EXIT_OK, UsageError
 from drtool.services.context import Context
-from drtool.services.job_calls import backup_job, prune_job, rehearse_job, verify_job
+from drtool.services.export_users import check_selection
+from drtool.services.job_calls import (
+    backup_job,
+    export_users_job,
+    prune_job,
+    rehearse_job,
+    verify_job,
+)
 from drtool.services.rehearse import RehearseRequest
 from drtool.services.status import check_status
 
@@ -29,6 +36,7 @@ SPECS: dict[str, CommandSpec] = {
     ),
     "prune": CommandSpec(flags=frozenset({"--dry-run"})),
     "status": CommandSpec(),
+    "export-users": CommandSpec(flags=frozenset({"--all"}), options=frozenset({"--changed-since"})),
 }
 
 
@@ -84,6 +92,11 @@ def parse_command(argv: list[str]) -> Invocation:
             positionals.append(token)
     if len(positionals) > spec.max_positionals:
         raise ValueError(f"{command}: unexpected argument {positionals[spec.max_positionals]!r}")
+    if command == "export-users":
+        try:
+            check_selection("--all" in flags, options.get("--changed-since"))
+        except UsageError as exc:
+            raise ValueError(exc.message) from None
     return Invocation(
         command, tuple(argv), frozenset(flags), tuple(sorted(options.items())), tuple(positionals)
     )
@@ -128,6 +141,13 @@ def _prune(ctx: Context, inv: Invocation) -> RunOutcome:
     return RunOutcome(EXIT_OK)
 
 
+def _export_users(ctx: Context, inv: Invocation) -> RunOutcome:
+    result = export_users_job(
+        ctx, all_users="--all" in inv.flags, changed_since=inv.option("--changed-since")
+    )
+    return RunOutcome(EXIT_FAILED if result.failed else EXIT_OK, None, result.summary())
+
+
 Runner = Callable[[Context, Invocation], RunOutcome]
 
 RUNNERS: dict[str, Runner] = {
@@ -136,6 +156,7 @@ RUNNERS: dict[str, Runner] = {
     "rehearse": _rehearse,
     "status": _status,
     "prune": _prune,
+    "export-users": _export_users,
 }
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from drtool.config import parse_duration
 from drtool.errors import DrtoolError, UsageError
 from drtool.log import get_logger
 from drtool.pg.snapshot import advisory_lock
@@ -77,16 +78,27 @@ def _ids(ctx: Context, discovery: Discovery, since: datetime | None) -> Iterator
         last = page[-1]
 
 
-def export_users(
-    ctx: Context, *, all_users: bool = False, changed_since: timedelta | None = None
-) -> ExportUsersResult:
-    """``export-users --all | --changed-since DURATION``."""
+def check_selection(all_users: bool, changed_since: str | None) -> timedelta | None:
+    """Exactly one of --all and --changed-since DURATION (exit 2 otherwise)."""
     if all_users == (changed_since is not None):
         raise UsageError("export-users needs exactly one of --all and --changed-since DURATION")
+    if changed_since is None:
+        return None
+    try:
+        return parse_duration(changed_since)
+    except ValueError as exc:
+        raise UsageError(f"--changed-since: {exc}") from None
+
+
+def export_users(
+    ctx: Context, *, all_users: bool = False, changed_since: str | None = None
+) -> ExportUsersResult:
+    """``export-users --all | --changed-since DURATION``."""
+    window = check_selection(all_users, changed_since)
     started = time.monotonic()
     recipients = configured_recipients(ctx.config)
     target, cfg = ctx.database(), ctx.config
-    since = ctx.clock() - changed_since if changed_since is not None else None
+    since = ctx.clock() - window if window is not None else None
     exported, rows, stored = 0, 0, 0
     failed: list[FailedExport] = []
     warnings: list[str] = []

@@ -7,6 +7,7 @@ from __future__ import annotations
 from drtool.errors import EXIT_INTEGRITY, EXIT_OBJECTIVE
 from drtool.services.backup import BackupResult, run_backup
 from drtool.services.context import Context
+from drtool.services.export_users import ExportUsersResult, export_users
 from drtool.services.jobs import run_job
 from drtool.services.prune import PruneResult, run_prune
 from drtool.services.rehearse import RehearseRequest, RehearseResult, rehearse
@@ -49,4 +50,17 @@ def rehearse_job(ctx: Context, request: RehearseRequest) -> RehearseResult:
 def prune_job(ctx: Context, *, dry_run: bool) -> PruneResult:
     return run_job(
         ctx, "prune", lambda: run_prune(ctx, dry_run=dry_run), stats_of=PruneResult.stats
+    )
+
+
+def export_users_job(
+    ctx: Context, *, all_users: bool, changed_since: str | None
+) -> ExportUsersResult:
+    return run_job(
+        ctx,
+        "export-users",
+        lambda: export_users(ctx, all_users=all_users, changed_since=changed_since),
+        failed_of=ExportUsersResult.is_failure,
+        stats_of=ExportUsersResult.stats,
+        summary_of=ExportUsersResult.summary,
     )
