@@ -73,6 +73,8 @@ def manifest_text(m: Manifest) -> str:
         f"  label:       {m.label or '-'}",
         f"  created:     {when(m.created_at)}",
     ]
+    if m.kind == "export":
+        lines.append(f"  user:        {extra.get('user_id')} ({extra.get('users_table')})")
     if m.snapshot_at:
         lines.append(f"  snapshot:    {when(m.snapshot_at)}")
     lines.append(f"  finished:    {when(m.finished_at)}")
@@ -102,6 +104,7 @@ def manifest_text(m: Manifest) -> str:
         for name, rows in sorted(m.tables.items()):
             note = "  (data excluded)" if name in excluded else ""
             lines.append(f"    {name:<40} {rows:>12}{note}")
+    lines += [f"  warning:     {w}" for w in extra.get("warnings") or []]
     if m.timings:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in m.timings.items())
         lines.append(f"  timings:     {stages}")
