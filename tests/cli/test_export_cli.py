@@ -26,7 +26,12 @@ def test_selection_and_source_mistakes_exit_2(file_setup: Setup) -> None:
     result = file_setup.run("--json", "restore-user", "x", "--to", "dbname=x", expect=2)
     assert "--from-export" in result.json["error"]["message"]
     result = file_setup.run(
-        "restore-user", "x", "--from-export", "20261126T021500.123Z-7f3a", "--to", "dbname=x",
+        "restore-user",
+        "x",
+        "--from-export",
+        "20261126T021500.123Z-7f3a",
+        "--to",
+        "dbname=x",
         expect=2,
     )
     assert "no complete export" in result.stderr

@@ -56,7 +56,7 @@ insert into child (user_id, parent, note) values ('alice', 1, 'first'), ('alice'
 insert into orphan_notes values (1, 'alice');
 """
 
-TABLES = ("public.people", 'public.Weird Table', "public.child")
+TABLES = ("public.people", "public.Weird Table", "public.child")
 
 
 def _fp(conn: Any, user: str) -> dict[str, tuple[int, str]]:

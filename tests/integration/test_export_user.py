@@ -116,3 +116,18 @@ def test_unknown_or_malformed_user_exits_2_and_stores_nothing(file_setup: Setup,
     assert result.json["exit_code"] == 2
     storage = Path(file_setup.doc["storage"]["url"].removeprefix("file://"))
     assert not (storage / "exports").exists() or not any((storage / "exports").rglob("*"))
+
+
+def test_prune_removes_exports_past_exports_max_age_but_keeps_each_users_newest(
+    file_setup: Setup, sample_db: Any
+) -> None:
+    file_setup.doc["retention"] = {"exports_max_age": "0s"}
+    file_setup.write()
+    heavy = sample_db.info.heavy_user_id
+    first = file_setup.run("--json", "export-user", heavy).json["id"]
+    second = file_setup.run("--json", "export-user", heavy).json["id"]
+    pruned = file_setup.run("--json", "prune").json
+    assert [e["id"] for e in pruned["removed"]] == [first]
+    assert second in [e["id"] for e in pruned["kept"]]
+    listed = file_setup.run("--json", "list", "--kind", "export").json["items"]
+    assert [i["id"] for i in listed] == [second]

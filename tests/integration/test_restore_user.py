@@ -124,9 +124,7 @@ def test_replace_mode_reverts_the_users_edits_and_leaves_other_users_alone(
         assert fingerprint(conn, heavy, others=True) == others
 
 
-def test_restore_from_backup_brings_back_the_deleted_users_rows(
-    copy: Copy, sample_db: Any
-) -> None:
+def test_restore_from_backup_brings_back_the_deleted_users_rows(copy: Copy, sample_db: Any) -> None:
     heavy = sample_db.info.heavy_user_id
     backup_id = copy.setup.run("--json", "backup").json["id"]
     with copy.connect() as conn:
