@@ -51,8 +51,8 @@ insert into "Weird Table" (user_id, "Odd Col", blob, amount, tags, grid, feeling
   ('alice', null, null, null, '{}', null, null, 'null', null, null),
   ('alice', E'\\\\.', '', 0, array[''], null, 'sad', '"\\\\."', 'infinity', '-infinity'),
   ('bob', 'bob''s', '\\xdead', 1, null, null, 'happy', '{}', now(), now());
-insert into child (user_id, parent, note) values ('alice', 1, 'first'), ('alice', 3, E'line\\nbreak'),
-  ('bob', 4, 'bobs');
+insert into child (user_id, parent, note) values
+  ('alice', 1, 'first'), ('alice', 3, E'line\\nbreak'), ('bob', 4, 'bobs');
 insert into orphan_notes values (1, 'alice');
 """
 
