@@ -60,6 +60,8 @@ def test_export_has_exactly_the_heavy_users_rows_and_no_other_user_id(
         assert plain[start:end].count(b"\n") == detail["rows"]
     listed = any_setup.run("--json", "list", "--kind", "export").json["items"]
     assert [i["id"] for i in listed] == [doc["id"]]
+    verified = any_setup.run("--json", "verify", doc["id"], "--deep").json["items"]
+    assert [(v["id"], v["ok"]) for v in verified] == [(doc["id"], True)]
 
 
 def test_out_archive_is_json_lines_per_table_without_redacted_columns(
