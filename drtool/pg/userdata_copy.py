@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import queue
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -20,6 +22,12 @@ from drtool.pg.userdata import Conn, UserTable
 # Rows are gathered into chunks of about this size before they go down the pipeline.
 CHUNK_BYTES = 256 * 1024
 END_OF_DATA = b"\\.\n"
+# Chunks read ahead of the pipeline: bounded memory (4 x 256 KiB).
+READ_AHEAD_CHUNKS = 4
+
+
+class _Stopped(Exception):
+    """The consumer went away: the reading thread ends its COPY."""
 
 
 def quote_ident(name: str) -> str:
@@ -116,24 +124,51 @@ class UserSnapshot:
     def _copy_out(
         self, query: sql.Composed, table: UserTable, stats: TableStats | None
     ) -> Iterator[bytes]:
-        buf = bytearray()
+        """Rows read ahead on a thread (at most READ_AHEAD_CHUNKS chunks held) so that waiting
+        for the server overlaps hashing, compression and encryption downstream; the thread
+        is stopped and joined before this generator ends, however it ends."""
+        ahead: queue.Queue[bytes | BaseException | None] = queue.Queue(READ_AHEAD_CHUNKS)
+        stop = threading.Event()
+
+        def put(item: bytes | BaseException | None) -> None:
+            while not stop.is_set():
+                with contextlib.suppress(queue.Full):
+                    ahead.put(item, timeout=0.1)
+                    return
+            raise _Stopped
+
+        def produce() -> None:
+            try:
+                buf = bytearray()
+                with self.conn.cursor() as cur, cur.copy(query) as copy:
+                    for data in copy:
+                        buf += data
+                        if len(buf) >= CHUNK_BYTES:
+                            put(bytes(buf))
+                            buf.clear()
+                if buf:
+                    put(bytes(buf))
+                put(None)
+            except _Stopped:
+                pass
+            except BaseException as exc:
+                with contextlib.suppress(_Stopped):
+                    put(exc)
+
+        thread = threading.Thread(target=produce, name="drtool-copy-out", daemon=True)
+        thread.start()
         try:
-            with self.conn.cursor() as cur, cur.copy(query) as copy:
-                for data in copy:
-                    buf += data
-                    if len(buf) >= CHUNK_BYTES:
-                        out = bytes(buf)
-                        buf.clear()
-                        if stats is not None:
-                            stats.add(out)
-                        yield out
-        except psycopg.Error as exc:
-            raise translate(exc, self.target, f"reading {table.qualified}") from exc
-        if buf:
-            out = bytes(buf)
-            if stats is not None:
-                stats.add(out)
-            yield out
+            while (item := ahead.get()) is not None:
+                if isinstance(item, psycopg.Error):
+                    raise translate(item, self.target, f"reading {table.qualified}") from item
+                if isinstance(item, BaseException):
+                    raise item
+                if stats is not None:
+                    stats.add(item)
+                yield item
+        finally:
+            stop.set()
+            thread.join()
 
     def sections(
         self, tables: Sequence[UserTable], user_id: str, stats: dict[str, TableStats]

@@ -116,6 +116,7 @@ def store_export(
             snap.sections(discovery.tables, user_id, stats),
             recipients=recipients,
             level=cfg.compression.level,
+            threads=cfg.compression.threads,
             encryption=encryption,
         )
         users = discovery.users_table
