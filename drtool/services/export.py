@@ -117,6 +117,7 @@ def store_export(
             recipients=recipients,
             level=cfg.compression.level,
             threads=cfg.compression.threads,
+            progress=ctx.progress("export", None),
             encryption=encryption,
         )
         users = discovery.users_table
