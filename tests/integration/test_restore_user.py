@@ -172,3 +172,24 @@ def test_a_damaged_export_exits_3_and_changes_nothing(copy: Copy, sample_db: Any
     assert "rows" in result.stderr
     with copy.connect() as conn:
         assert fingerprint(conn, heavy) == deleted
+
+
+def test_round_trip_through_s3_restores_the_deleted_users_rows(
+    tmp_path: Path, pg_cluster: EphemeralCluster, sample_db: Any, s3_storage_config: StorageConfig
+) -> None:
+    name, dsn = copy_database(pg_cluster, "sample")
+    try:
+        setup = make_setup(tmp_path / "s3cfg", dsn, sample_db.password, s3_storage_config)
+        setup.env["PGPASSWORD"] = sample_db.password
+        copy = Copy(setup, dsn, name, pg_cluster)
+        heavy = sample_db.info.heavy_user_id
+        with copy.connect() as conn:
+            before = fingerprint(conn, heavy)
+        export_id = setup.run("--json", "export-user", heavy).json["id"]
+        with copy.connect() as conn:
+            delete_user_rows(conn, heavy)
+        setup.run("restore-user", heavy, "--from-export", export_id, "--to", dsn)
+        with copy.connect() as conn:
+            assert fingerprint(conn, heavy) == before
+    finally:
+        pg_cluster.drop_database(name)
