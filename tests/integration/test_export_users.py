@@ -68,3 +68,28 @@ def test_export_users_survives_kill_9_and_names_failed_users(
     changed = setup.run("--json", "export-users", "--changed-since", "1d").json
     assert changed["exported"] == 2 and changed["failed"] == []
     setup.run("export-users", "--all", "--changed-since", "1d", expect=2)
+
+
+def test_second_export_users_run_is_refused_with_exit_5_naming_the_lock(
+    empty_db: Any, tmp_path: Path, file_storage_config: StorageConfig
+) -> None:
+    from drtool.pg.snapshot import lock_key
+    from drtool.storage import open_storage
+
+    with empty_db.connect() as conn:
+        conn.autocommit = True
+        conn.execute(SCHEMA)
+    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, file_storage_config)
+    setup.doc["exports"] = {"users_table": "public.people"}
+    setup.write()
+    storage = Path(file_storage_config.url.removeprefix("file://"))
+    description = open_storage(file_storage_config, tmp_path).description
+    # Another run of the job holds its lock (as a second container would).
+    with empty_db.connect() as holder:
+        holder.autocommit = True
+        holder.execute(
+            "select pg_advisory_lock(%s)", (lock_key(f"drtool:export-users:{description}"),)
+        )
+        result = setup.run("export-users", "--all", expect=5)
+    assert "drtool:export-users" in result.stderr
+    assert _manifests(storage) == set()
