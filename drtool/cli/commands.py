@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from drtool.cli import render
+from drtool.cli.commands_archive import archive_group
 from drtool.cli.commands_prune import prune_cmd
 from drtool.cli.commands_rehearse import rehearse_cmd
 from drtool.cli.commands_restore import restore_cmd
@@ -122,3 +123,4 @@ COMMANDS.append(status_cmd)
 COMMANDS.append(rehearse_cmd)
 COMMANDS.append(prune_cmd)
 COMMANDS.append(schedule_group)
+COMMANDS.append(archive_group)

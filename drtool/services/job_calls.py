@@ -5,6 +5,7 @@ notify a run the same way."""
 from __future__ import annotations
 
 from drtool.errors import EXIT_INTEGRITY, EXIT_OBJECTIVE
+from drtool.services.archive import ArchiveRequest, ArchiveRunResult, run_archive
 from drtool.services.backup import BackupResult, run_backup
 from drtool.services.context import Context
 from drtool.services.jobs import run_job
@@ -49,4 +50,10 @@ def rehearse_job(ctx: Context, request: RehearseRequest) -> RehearseResult:
 def prune_job(ctx: Context, *, dry_run: bool) -> PruneResult:
     return run_job(
         ctx, "prune", lambda: run_prune(ctx, dry_run=dry_run), stats_of=PruneResult.stats
+    )
+
+
+def archive_job(ctx: Context, request: ArchiveRequest) -> ArchiveRunResult:
+    return run_job(
+        ctx, "archive", lambda: run_archive(ctx, request), stats_of=ArchiveRunResult.stats
     )
