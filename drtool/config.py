@@ -197,7 +197,7 @@ class ExportsConfig(Section):
 
 class ArchivalPolicy(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    table: str = Field(pattern=r"^[^.\s]+(\.[^.\s]+)?$")  # table or schema.table
+    table: str = Field(pattern=r"^[^.]+(\.[^.]+)?$")  # table, or schema.table (no dots in names)
     time_column: str = Field(min_length=1)
     older_than: Duration
     where: dict[str, list[str | int | bool]] = Field(default_factory=dict)

@@ -129,7 +129,7 @@ class ArchiveSession:
         info = self.info
         cursor, params = info.after(after)
         select = sql.SQL(
-            "SELECT {}, {}::timestamptz FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}"
+            "SELECT {}, {}::timestamptz AS _drtool_t FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}"
         ).format(
             info.pk_text(),
             sql.Identifier(self.time_column),

@@ -54,7 +54,11 @@ class TableInfo:
         return sql.SQL(", ").join(sql.Identifier(c) for c in self.pk)
 
     def pk_text(self) -> sql.Composed:
-        return sql.SQL(", ").join(sql.SQL("{}::text").format(sql.Identifier(c)) for c in self.pk)
+        # Aliased: an output column named like the key would make ORDER BY sort the text.
+        return sql.SQL(", ").join(
+            sql.SQL("{}::text AS {}").format(sql.Identifier(c), sql.Identifier(f"_drtool_k{i}"))
+            for i, c in enumerate(self.pk)
+        )
 
     def key_filter(self, keys: Sequence[Key]) -> tuple[sql.Composed, list[list[str]]]:
         """``pk IN (the batch's keys)`` and its parameters: one text array per key column,
