@@ -143,7 +143,7 @@ def test_run_deletes_exactly_the_matching_rows_and_restore_brings_them_back(
     by_name = {p["name"]: p for p in run["policies"]}
     kept: dict[str, Any] = {}
     for name, p in by_name.items():
-        table, cond = CONDITIONS[name]
+        table = CONDITIONS[name][0]
         assert p["deleted"] == p["matched"] > 0, p
         # Nothing matching is left; every other row is untouched (same checksum as before).
         assert sql_count(pg_cluster, archive_db, name, p["cutoff"]) == 0
@@ -251,11 +251,12 @@ def test_awkward_types_composite_keys_and_identity_columns_round_trip_exactly(
               ratio double precision, span interval, amount numeric,
               doubled int generated always as (tenant * 2) stored,
               primary key (tenant, seq));
-            insert into "Odd Schema"."Ev""ents" (tenant, at, state, body, blob, tags, doc, ratio, span, amount)
+            insert into "Odd Schema"."Ev""ents"
+                   (tenant, at, state, body, blob, tags, doc, ratio, span, amount)
             select g % 3, timestamp '2020-01-01' + g * interval '1 day',
                    case when g % 2 = 0 then 'done'::mood else 'ok'::mood end,
                    case when g % 5 = 0 then null else E'tab\\there\\nnew line \\\\ back' || g end,
-                   decode(md5(g::text), 'hex'), array['a,b', null, 'q"uote'], 
+                   decode(md5(g::text), 'hex'), array['a,b', null, 'q"uote'],
                    jsonb_build_object('k', g, 's', E'x\\ny'), 1.0 / 3 + g, g * interval '1 minute',
                    12345678901234567890.123456789 + g
             from generate_series(1, 60) g;
