@@ -7,9 +7,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from drtool.config import parse_duration
 from drtool.errors import EXIT_INTEGRITY, EXIT_OBJECTIVE, EXIT_OK
+from drtool.services.archive import ArchiveRequest
 from drtool.services.context import Context
-from drtool.services.job_calls import backup_job, prune_job, rehearse_job, verify_job
+from drtool.services.job_calls import archive_job, backup_job, prune_job, rehearse_job, verify_job
 from drtool.services.rehearse import RehearseRequest
 from drtool.services.status import check_status
 
@@ -29,6 +31,11 @@ SPECS: dict[str, CommandSpec] = {
     ),
     "prune": CommandSpec(flags=frozenset({"--dry-run"})),
     "status": CommandSpec(),
+    "archive": CommandSpec(
+        flags=frozenset({"--dry-run", "--vacuum"}),
+        options=frozenset({"--policy", "--batch-size", "--max-rows", "--sleep", "--max-duration"}),
+        max_positionals=1,
+    ),
 }
 
 
@@ -84,9 +91,45 @@ def parse_command(argv: list[str]) -> Invocation:
             positionals.append(token)
     if len(positionals) > spec.max_positionals:
         raise ValueError(f"{command}: unexpected argument {positionals[spec.max_positionals]!r}")
+    if command == "archive":
+        _check_archive(positionals, options)
     return Invocation(
         command, tuple(argv), frozenset(flags), tuple(sorted(options.items())), tuple(positionals)
     )
+
+
+def _check_archive(positionals: list[str], options: dict[str, str]) -> None:
+    if positionals != ["run"]:
+        raise ValueError("archive: a schedule can run `archive run [options]` only")
+    for name in ("--batch-size", "--max-rows"):
+        if name in options and not (options[name].isdigit() and int(options[name]) >= 1):
+            raise ValueError(f"archive: {name} needs a positive integer")
+    for name in ("--sleep", "--max-duration"):
+        if name in options:
+            try:
+                parse_duration(options[name])
+            except ValueError as exc:
+                raise ValueError(f"archive: {name}: {exc}") from None
+
+
+def _int_option(inv: Invocation, name: str) -> int | None:
+    value = inv.option(name)
+    return int(value) if value is not None else None
+
+
+def _archive(ctx: Context, inv: Invocation) -> RunOutcome:
+    sleep, max_duration = inv.option("--sleep"), inv.option("--max-duration")
+    request = ArchiveRequest(
+        policy=inv.option("--policy"),
+        dry_run="--dry-run" in inv.flags,
+        batch_size=_int_option(inv, "--batch-size"),
+        max_rows=_int_option(inv, "--max-rows"),
+        sleep_seconds=parse_duration(sleep).total_seconds() if sleep else 0.0,
+        max_duration=parse_duration(max_duration) if max_duration else None,
+        vacuum="--vacuum" in inv.flags,
+    )
+    result = archive_job(ctx, request)
+    return RunOutcome(EXIT_OK, None, result.summary())
 
 
 def _backup(ctx: Context, inv: Invocation) -> RunOutcome:
@@ -136,6 +179,7 @@ RUNNERS: dict[str, Runner] = {
     "rehearse": _rehearse,
     "status": _status,
     "prune": _prune,
+    "archive": _archive,
 }
 
 

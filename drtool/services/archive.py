@@ -68,6 +68,12 @@ class ArchiveRunResult:
     policies: list[PolicyRun]
     dry_run: bool
 
+    def summary(self) -> str:
+        return "; ".join(
+            f"{p.name}: {p.archived} archived, {p.deleted} deleted in {p.batches} batch(es)"
+            for p in self.policies
+        )
+
     def stats(self) -> dict[str, float]:
         return {
             "rows_archived": sum(p.archived for p in self.policies),
@@ -260,7 +266,11 @@ def _archive_loop(
     longest = 0.0
     stopped: str | None = None
     after = None
+    # The progress callback is where a scheduled run's timeout or shutdown aborts it: called
+    # between batches, so an abort never leaves a batch half done.
+    tick = ctx.progress(f"archive {policy.name}", None)
     while True:
+        tick(0)
         if req.max_rows is not None and processed >= req.max_rows:
             stopped = "max_rows"
             break
@@ -284,6 +294,7 @@ def _archive_loop(
         stored += outcome.bytes
         voided += int(outcome.void)
         longest = max(longest, outcome.transaction_seconds)
+        tick(outcome.bytes)
         log.debug("archive %s: batch %s, %d rows", policy.name, outcome.id, outcome.rows)
         if len(batch.keys) < limit:
             break

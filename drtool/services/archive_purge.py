@@ -80,7 +80,9 @@ def run_purge(
     deleted = batches = 0
     longest = 0.0
     stopped: str | None = None
+    tick = ctx.progress(f"purge {policy.name}", None)  # a scheduled run's abort point
     while True:
+        tick(0)
         if max_rows is not None and deleted >= max_rows:
             stopped = "max_rows"
             break
