@@ -64,7 +64,10 @@ def archive_list_result(result: ArchiveListResult, as_json: bool) -> None:
     lines = []
     for i in result.items:
         if i.kind == "purge":
-            lines.append(f"{i.id}  {i.policy:<20} purge     {i.rows:>8} rows deleted  {i.table}")
+            note = "  (interrupted: at least)" if i.interrupted else ""
+            lines.append(
+                f"{i.id}  {i.policy:<20} purge     {i.rows:>8} rows deleted  {i.table}{note}"
+            )
             continue
         pk = f"pk {','.join(i.pk_first or [])}..{','.join(i.pk_last or [])}"
         span = f"{(i.time_min or '-')[:19]} .. {(i.time_max or '-')[:19]}"

@@ -30,6 +30,7 @@ class ArchiveItem:
     cutoff: str | None
     key: str
     void_reason: str | None = None
+    interrupted: bool | None = None  # purge records: the run was killed; rows is a lower bound
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,7 @@ def list_archive(ctx: Context, policy: str | None = None) -> ArchiveListResult:
                 cutoff=extra.get("cutoff"),
                 key=entry.prefix,
                 void_reason=entry.void_reason,
+                interrupted=extra.get("interrupted") if m.kind == "purge" else None,
             )
         )
     return ArchiveListResult(items)

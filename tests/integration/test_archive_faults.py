@@ -314,3 +314,45 @@ def test_a_second_run_of_a_policy_is_refused_with_exit_5_naming_the_lock(
         out = setup.run("archive", "run", "--policy", "finished-jobs", expect=5)
     assert name in out.stderr
     assert setup.run("archive", "list", "--json").json["items"] == []
+
+
+def test_rows_changed_after_a_crash_void_the_stored_batch_on_reconciliation(
+    tmp_path: Path, pg_cluster: Any, archive_db: str, file_storage_config: StorageConfig
+) -> None:
+    setup = archive_setup(
+        tmp_path / "cfg", pg_cluster, archive_db, file_storage_config, lock_timeout="0.2s"
+    )
+    with connect(pg_cluster, archive_db) as app:
+        app.execute("begin")
+        app.execute(f"lock table {RAW} in share mode")
+        with pytest.raises(DrtoolError) as err:
+            run_archive(context(setup), ArchiveRequest(policy="old-raw-events", batch_size=20))
+        app.execute("rollback")
+    assert err.value.exit_code == 1
+    first = int(scalar(pg_cluster, archive_db, f"select min(id) from {RAW} where {OLD_RAW}"))
+    with connect(pg_cluster, archive_db) as app:
+        app.execute(f"update {RAW} set event_type = 'edited' where id = {first}")
+    run = run_archive(context(setup), ArchiveRequest(policy="old-raw-events")).policies[0]
+    assert (run.reconciled.entries, run.reconciled.voided, run.reconciled.deleted) == (1, 1, 0)
+    assert run.deleted == run.matched
+    assert_exact_partition(setup, pg_cluster, archive_db, "old-raw-events", RAW, OLD_RAW)
+    statuses = [i["status"] for i in setup.run("archive", "list", "--json").json["items"]]
+    assert statuses.count("void") == 1 and "pending" not in statuses
+
+
+def test_an_interrupted_purge_is_recorded_by_the_next_run(
+    setup: Setup, pg_cluster: Any, archive_db: str
+) -> None:
+    expired = "expires_at < now()"
+    total = len(table_keys(pg_cluster, archive_db, "public.sessions", expired))
+    # Journal entry at the start and after each batch: the third update fails.
+    ctx = context(setup, lambda s: Outage(s, 3))
+    with pytest.raises(DrtoolError):
+        run_archive(ctx, ArchiveRequest(policy="expired-sessions", batch_size=10))
+    assert len(table_keys(pg_cluster, archive_db, "public.sessions", expired)) == total - 30
+    run_archive(context(setup), ArchiveRequest(policy="expired-sessions", batch_size=10))
+    assert not table_keys(pg_cluster, archive_db, "public.sessions", expired)
+    records = setup.run("archive", "list", "--json").json["items"]
+    assert [(r["kind"], r["interrupted"]) for r in records] == [("purge", False), ("purge", True)]
+    recorded = sum(r["rows"] for r in records)
+    assert total - 10 <= recorded <= total  # an interrupted record may miss its last batch
