@@ -43,7 +43,8 @@ def journal_key(policy: str, item_id: str) -> str:
 
 class JournalEntry(BaseModel):
     """An archive batch or purge run in flight. ``keys`` are the batch's primary keys as text
-    (the rows to look for on reconciliation); ``rows_sha256`` the canonical hash of its rows."""
+    (the rows to look for on reconciliation); ``rows_sha256`` the canonical hash of its COPY
+    lines, ``rows_digest`` the server-side digest of its rows (pg/archive_session.py)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -59,6 +60,7 @@ class JournalEntry(BaseModel):
     keys: list[list[str]] = Field(default_factory=list)
     rows: int = 0
     rows_sha256: str | None = None
+    rows_digest: str | None = None
     deleted: int = 0
     batches: int = 0
 

@@ -1,12 +1,13 @@
 """One archival connection to the source database: count, read a batch (keys + COPY text),
-the guarded delete (``COPY (DELETE ... RETURNING) TO STDOUT`` in a short transaction that is
-rolled back unless the caller accepts what was deleted), purge batches, VACUUM."""
+the guarded delete (``DELETE ... RETURNING`` each row's digest, in a short transaction that is
+rolled back unless exactly the archived row versions went), purge batches, VACUUM."""
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -24,14 +25,38 @@ from drtool.pg.archive_table import (
 )
 from drtool.pg.conn import Target, connect, translate
 
+# Row versions: each row is identified as ``<key text>\t<xmin>``. Every UPDATE (even one that
+# writes the same values) and every delete-and-reinsert makes a new row version with a new
+# xmin, so a row whose version is the one read in the batch's snapshot is, byte for byte, the
+# row whose COPY text was archived. Comparing versions costs the server nothing, where
+# hashing each row's text form cost it as much as the COPY itself. A set of versions is
+# digested as SHA-256 of the versions sorted (bytewise) and joined by newlines.
+ROW = sql.Identifier("_drtool_r")
+XMIN = sql.Identifier("_drtool_xmin")
+DIGEST_AGG = sql.SQL(
+    "count(*), encode(sha256(convert_to("
+    "coalesce(string_agg(h || E'\\n', '' ORDER BY h COLLATE \"C\"), ''), 'UTF8')), 'hex')"
+)
+
+
+def rows_digest(versions: Iterable[str]) -> str:
+    """The client-side twin of DIGEST_AGG."""
+    return hashlib.sha256("".join(v + "\n" for v in sorted(versions)).encode()).hexdigest()
+
+
+def version(info: TableInfo, xmin: sql.Composable) -> sql.Composed:
+    keys = [sql.SQL("{}::text").format(sql.Identifier(c)) for c in info.pk]
+    return sql.SQL("concat_ws(E'\\t', {}, {}::text)").format(sql.SQL(", ").join(keys), xmin)
+
 
 @dataclass(frozen=True)
 class RowBatch:
-    """A batch read in one snapshot: keys in primary-key order and each row's COPY text line
-    (without its newline), plus the time column's range."""
+    """A batch read in one snapshot: keys in primary-key order, each row's COPY text line
+    (without its newline), the digest of the row versions, and the time column's range."""
 
     keys: list[Key]
     lines: list[bytes]
+    digest: str
     time_min: datetime | None
     time_max: datetime | None
 
@@ -39,7 +64,7 @@ class RowBatch:
 @dataclass(frozen=True)
 class DeleteOutcome:
     committed: bool
-    lines: list[bytes]
+    deleted: int  # rows the DELETE removed (rolled back unless committed)
     seconds: float
 
 
@@ -125,19 +150,23 @@ class ArchiveSession:
         return int(row[0]) if row else 0  # type: ignore[call-overload]
 
     def read_batch(self, after: Key | None, limit: int) -> RowBatch | None:
-        """The next ``limit`` matching rows after ``after`` in primary-key order (one snapshot)."""
+        """The next ``limit`` matching rows after ``after`` in primary-key order, read in one
+        snapshot: keys, time range and row digests, then the same rows as COPY text."""
         info = self.info
         cursor, params = info.after(after)
-        select = sql.SQL(
-            "SELECT {}, {}::timestamptz AS _drtool_t FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}"
-        ).format(
+        # The batch as a LIMITed subquery, so digests are computed for its rows only.
+        batch = sql.SQL(
+            "(SELECT *, xmin AS {} FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}) AS {}"
+        ).format(XMIN, info.ident(), self.cond, cursor, info.pk_list(), sql.Literal(limit), ROW)
+        select = sql.SQL("SELECT {}, {}::timestamptz AS _drtool_t, {} FROM {} ORDER BY {}").format(
             info.pk_text(),
             sql.Identifier(self.time_column),
-            info.ident(),
-            self.cond,
-            cursor,
+            version(info, XMIN),
+            batch,
             info.pk_list(),
-            sql.Literal(limit),
+        )
+        copy = sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT").format(
+            info.column_list(), batch, info.pk_list()
         )
         try:
             with self.conn.transaction():
@@ -146,47 +175,58 @@ class ArchiveSession:
                 rows = self.conn.execute(select, params).fetchall()
                 if not rows:
                     return None
-                n = len(info.pk)
-                keys: list[Key] = [tuple(str(v) for v in r[:n]) for r in rows]
-                lines = self.rows(keys)
+                lines = copy_lines(self.conn, copy, params)
         except psycopg.Error as exc:
             raise self._failed(exc, "reading a batch") from exc
+        n = len(info.pk)
+        keys: list[Key] = [tuple(str(v) for v in r[:n]) for r in rows]
         times: list[datetime] = [t for r in rows if isinstance(t := r[n], datetime)]
-        return RowBatch(keys, lines, min(times, default=None), max(times, default=None))
+        digest = rows_digest(str(r[n + 1]) for r in rows)
+        if len(lines) != len(keys):
+            raise DatabaseError(
+                f"archive policy {self.policy}: the batch's COPY gave {len(lines)} rows, its "
+                f"key query {len(keys)} in the same snapshot"
+            )
+        return RowBatch(keys, lines, digest, min(times, default=None), max(times, default=None))
 
-    def rows(self, keys: Sequence[Key]) -> list[bytes]:
-        """COPY text of the rows with these keys that exist now, in primary-key order."""
+    def present(self, keys: Sequence[Key]) -> tuple[int, str]:
+        """(count, versions digest) of the rows with these keys that exist now."""
         filt, arrays = self.info.key_filter(keys)
-        query = sql.SQL("COPY (SELECT {} FROM {} WHERE {} ORDER BY {}) TO STDOUT").format(
-            self.info.column_list(), self.info.ident(), filt, self.info.pk_list()
+        query = sql.SQL("SELECT {} FROM (SELECT {} AS h FROM {} WHERE {}) AS d").format(
+            DIGEST_AGG, version(self.info, sql.SQL("xmin")), self.info.ident(), filt
         )
         try:
-            return copy_lines(self.conn, query, arrays)
+            row = self.conn.execute(query, arrays).fetchone()
         except psycopg.Error as exc:
-            raise self._failed(exc, "reading archived rows back") from exc
+            raise self._failed(exc, "looking for an archived batch's rows") from exc
+        assert row is not None
+        return int(row[0]), str(row[1])  # type: ignore[call-overload]
 
-    def delete_batch(
-        self, keys: Sequence[Key], accept: Callable[[list[bytes]], bool]
-    ) -> DeleteOutcome:
+    def delete_batch(self, keys: Sequence[Key], rows: int, digest: str) -> DeleteOutcome:
         """Delete the batch's rows that still match the policy, in one short transaction with
-        lock and statement timeouts; commit only if ``accept(deleted lines)``."""
+        lock and statement timeouts; commit only if exactly ``rows`` rows with this versions
+        ``digest`` were deleted (the archived row versions, unchanged), else roll back."""
         filt, arrays = self.info.key_filter(keys)
-        query = sql.SQL("COPY (DELETE FROM {} WHERE {} AND {} RETURNING {}) TO STDOUT").format(
-            self.info.ident(), filt, self.cond, self.info.column_list()
+        query = sql.SQL(
+            "WITH d AS (DELETE FROM {} WHERE {} AND {} RETURNING {} AS h) SELECT {} FROM d"
+        ).format(
+            self.info.ident(), filt, self.cond, version(self.info, sql.SQL("xmin")), DIGEST_AGG
         )
         started = time.monotonic()
-        lines: list[bytes] = []
         committed = False
+        deleted = 0
         try:
             with self.conn.transaction():
                 self._timeouts()
-                lines = copy_lines(self.conn, query, arrays)
-                if not accept(lines):
+                row = self.conn.execute(query, arrays).fetchone()
+                assert row is not None
+                deleted = int(row[0])  # type: ignore[call-overload]
+                if deleted != rows or str(row[1]) != digest:
                     raise psycopg.Rollback()
                 committed = True
         except psycopg.Error as exc:
             raise self._failed(exc, "deleting an archived batch") from exc
-        return DeleteOutcome(committed, lines, time.monotonic() - started)
+        return DeleteOutcome(committed, deleted, time.monotonic() - started)
 
     def purge_batch(self, limit: int) -> tuple[int, float]:
         """Delete up to ``limit`` matching rows (primary-key order; rows an application holds

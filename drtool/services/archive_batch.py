@@ -1,11 +1,10 @@
 """One archive batch, in the order that makes a crash at any point safe: journal entry ->
 encrypted object -> read back and verified -> sealed manifest -> guarded delete (committed
-only if the deleted rows are exactly the archived ones, else the batch is voided) -> journal
-entry cleared."""
+only if the deleted rows are exactly the archived ones, by count and rows digest, else the
+batch is voided) -> journal entry cleared."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -66,15 +65,6 @@ def verify_stored(storage: Storage, obj: StoredObject) -> None:
     )
 
 
-def accept_exactly(rows: int, sha256: str) -> Callable[[list[bytes]], bool]:
-    """Commit the delete only if it removed exactly the archived rows."""
-
-    def accept(lines: list[bytes]) -> bool:
-        return len(lines) == rows and canonical_sha256(lines) == sha256
-
-    return accept
-
-
 def batch_manifest(
     ctx: Context,
     policy: ArchivalPolicy,
@@ -111,6 +101,7 @@ def batch_manifest(
         time_max=batch.time_max.isoformat() if batch.time_max else None,
         rows=len(batch.lines),
         rows_sha256=entry.rows_sha256,
+        rows_digest=batch.digest,
         encoding="postgresql-copy-text",
         copy_settings=dict(COPY_SETTINGS),
     )
@@ -142,6 +133,7 @@ def archive_batch(
         keys=[list(k) for k in batch.keys],
         rows=len(batch.lines),
         rows_sha256=sha,
+        rows_digest=batch.digest,
     )
     write_journal(ctx.storage, entry)
     encryption = Encryption(recipients)
@@ -161,14 +153,14 @@ def archive_batch(
         encryption.seal_key, ROWS_OBJECT
     )
     ctx.catalog.commit(manifest, prefix)
-    outcome = session.delete_batch(batch.keys, accept_exactly(len(batch.lines), sha))
+    outcome = session.delete_batch(batch.keys, len(batch.lines), batch.digest)
     if not outcome.committed:
         log.warning(
-            "archive policy %s: batch %s not deleted (%d of %d rows still matched and equal): "
-            "%s; they stay and are archived again later",
+            "archive policy %s: batch %s not deleted (the delete matched %d rows of %d, or "
+            "their content differed): %s; they stay and are archived again later",
             policy.name,
             batch_id,
-            len(outcome.lines),
+            outcome.deleted,
             len(batch.lines),
             UPDATED_MEANWHILE,
         )

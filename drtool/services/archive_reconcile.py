@@ -25,8 +25,7 @@ from drtool.catalog.manifest import parse_manifest
 from drtool.errors import IntegrityError, NotFoundInStorage
 from drtool.log import get_logger
 from drtool.pg.archive_session import ArchiveSession
-from drtool.services.archive_batch import UPDATED_MEANWHILE, accept_exactly, verify_stored
-from drtool.services.archive_codec import canonical_sha256
+from drtool.services.archive_batch import UPDATED_MEANWHILE, verify_stored
 from drtool.services.archive_purge import commit_purge_record
 from drtool.services.context import Context
 
@@ -60,11 +59,11 @@ def _settle_batch(ctx: Context, entry: JournalEntry, session: ArchiveSession) ->
     if storage.exists(object_key(entry.prefix, VOID_NAME)):
         return 0, 0
     keys = [tuple(k) for k in entry.keys]
-    present = session.rows(keys)
+    present, digest = session.present(keys)
     try:
         verify_stored(storage, manifest.object(ROWS_OBJECT).stored())
     except IntegrityError as exc:
-        if len(present) == entry.rows:
+        if present == entry.rows:
             write_void(
                 storage, entry.prefix, f"stored copy failed verification: {exc}", ctx.clock()
             )
@@ -72,9 +71,8 @@ def _settle_batch(ctx: Context, entry: JournalEntry, session: ArchiveSession) ->
         raise
     if not present:
         return 0, 0
-    sha = entry.rows_sha256 or ""
-    if len(present) == entry.rows and canonical_sha256(present) == sha:
-        outcome = session.delete_batch(keys, accept_exactly(entry.rows, sha))
+    if present == entry.rows and digest == entry.rows_digest:
+        outcome = session.delete_batch(keys, entry.rows, digest)
         if outcome.committed:
             log.info("archive %s: batch %s deleted on reconciliation", entry.policy, entry.id)
             return entry.rows, 0
