@@ -7,7 +7,8 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -20,6 +21,7 @@ from drtool.pg.archive_session import ArchiveSession, Limits, open_archive_sessi
 from drtool.pg.archive_table import TableInfo, require_columns
 from drtool.pg.snapshot import advisory_lock
 from drtool.services.archive_batch import archive_batch
+from drtool.services.archive_prefetch import Prefetcher
 from drtool.services.archive_purge import run_purge
 from drtool.services.archive_reconcile import ReconcileStats, reconcile
 from drtool.services.context import Context
@@ -238,7 +240,16 @@ def _run_policy(
             )
         else:
             run = _archive_loop(
-                ctx, policy, session, req, run_at, cutoff, recipients, deadline, batch_size
+                ctx,
+                policy,
+                session,
+                lambda: _session(ctx, policy, index, cutoff),
+                req,
+                run_at,
+                cutoff,
+                recipients,
+                deadline,
+                batch_size,
             )
             run = _with(run, matched=matched, reconciled=stats, deleted=run.deleted + stats.deleted)
         if req.vacuum:
@@ -255,6 +266,7 @@ def _archive_loop(
     ctx: Context,
     policy: ArchivalPolicy,
     session: ArchiveSession,
+    open_reader: Callable[[], AbstractContextManager[ArchiveSession]],
     req: ArchiveRequest,
     run_at: datetime,
     cutoff: datetime,
@@ -265,39 +277,35 @@ def _archive_loop(
     processed = archived = deleted = batches = stored = voided = 0
     longest = 0.0
     stopped: str | None = None
-    after = None
     # The progress callback is where a scheduled run's timeout or shutdown aborts it: called
     # between batches, so an abort never leaves a batch half done.
     tick = ctx.progress(f"archive {policy.name}", None)
-    while True:
-        tick(0)
-        if req.max_rows is not None and processed >= req.max_rows:
-            stopped = "max_rows"
-            break
-        if deadline is not None and time.monotonic() >= deadline:
-            stopped = "max_duration"
-            break
-        if batches and req.sleep_seconds:
-            time.sleep(req.sleep_seconds)
-        limit = batch_size if req.max_rows is None else min(batch_size, req.max_rows - processed)
-        batch = session.read_batch(after, limit)
-        if batch is None:
-            break
-        after = batch.keys[-1]
-        outcome = archive_batch(
-            ctx, policy, session, batch, run_at=run_at, cutoff=cutoff, recipients=recipients
-        )
-        batches += 1
-        processed += outcome.rows
-        archived += 0 if outcome.void else outcome.rows
-        deleted += outcome.deleted
-        stored += outcome.bytes
-        voided += int(outcome.void)
-        longest = max(longest, outcome.transaction_seconds)
-        tick(outcome.bytes)
-        log.debug("archive %s: batch %s, %d rows", policy.name, outcome.id, outcome.rows)
-        if len(batch.keys) < limit:
-            break
+    with Prefetcher(open_reader, batch_size, req.max_rows) as reader:
+        while True:
+            tick(0)
+            if req.max_rows is not None and processed >= req.max_rows:
+                stopped = "max_rows"
+                break
+            if deadline is not None and time.monotonic() >= deadline:
+                stopped = "max_duration"
+                break
+            if batches and req.sleep_seconds:
+                time.sleep(req.sleep_seconds)
+            batch = reader.next()
+            if batch is None:
+                break
+            outcome = archive_batch(
+                ctx, policy, session, batch, run_at=run_at, cutoff=cutoff, recipients=recipients
+            )
+            batches += 1
+            processed += outcome.rows
+            archived += 0 if outcome.void else outcome.rows
+            deleted += outcome.deleted
+            stored += outcome.bytes
+            voided += int(outcome.void)
+            longest = max(longest, outcome.transaction_seconds)
+            tick(outcome.bytes)
+            log.debug("archive %s: batch %s, %d rows", policy.name, outcome.id, outcome.rows)
     return PolicyRun(
         name=policy.name,
         action="archive",
