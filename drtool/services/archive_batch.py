@@ -35,7 +35,7 @@ from drtool.pipeline.store import (
     check_digest,
     store,
 )
-from drtool.services.archive_codec import canonical_sha256, copy_header, encode_batch
+from drtool.services.archive_codec import copy_header, encode_batch, rows_sha256
 from drtool.services.context import Context
 from drtool.storage.base import Storage
 
@@ -121,7 +121,9 @@ def archive_batch(
     now = ctx.clock()
     batch_id = new_id(now)
     prefix = batch_prefix(policy.name, run_at, batch_id)
-    sha = canonical_sha256(batch.lines)
+    header = copy_header(info.schema, info.name, info.columns)
+    body = encode_batch(header, batch.lines)
+    sha = rows_sha256(body, header)
     entry = JournalEntry(
         kind="archive-batch",
         id=batch_id,
@@ -137,7 +139,6 @@ def archive_batch(
     )
     write_journal(ctx.storage, entry)
     encryption = Encryption(recipients)
-    body = encode_batch(copy_header(info.schema, info.name, info.columns), batch.lines)
     obj = store(
         ctx.storage,
         object_key(prefix, ROWS_FILE),
@@ -145,6 +146,7 @@ def archive_batch(
         [body],
         recipients=recipients,
         level=ctx.config.compression.level,
+        threads=ctx.config.compression.threads,
         encryption=encryption,
     )
     del body

@@ -1,11 +1,11 @@
 """The archived batch format: a pg_dump-plain-style COPY block (header line, the rows' COPY
-text lines in primary-key order, ``\\.``), and the canonical hash of a set of rows (SHA-256 of
-the lines sorted bytewise), comparable with rows a DELETE ... RETURNING gives in any order."""
+text lines in primary-key order, ``\\.``), and the rows' hash: SHA-256 of the row lines, each
+with its newline, in primary-key order (exactly the bytes between header and terminator)."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 from drtool.errors import IntegrityError
 
@@ -25,6 +25,12 @@ def encode_batch(header: bytes, lines: Sequence[bytes]) -> bytes:
     return b"\n".join([header, *lines, TRAILER]) + b"\n"
 
 
+def rows_sha256(body: bytes, header: bytes) -> str:
+    """SHA-256 of a batch's row lines: the bytes between the header and the terminator."""
+    rows = memoryview(body)[len(header) + 1 : len(body) - len(TRAILER) - 1]
+    return hashlib.sha256(rows).hexdigest()
+
+
 def decode_batch(body: bytes, header: bytes, what: str) -> list[bytes]:
     """The row lines of a stored batch; IntegrityError unless it is exactly the expected
     header, rows, and the terminator."""
@@ -36,11 +42,3 @@ def decode_batch(body: bytes, header: bytes, what: str) -> list[bytes]:
             f"{what}: the batch is not the COPY block the manifest describes", obj="rows"
         )
     return lines[1:-1]
-
-
-def canonical_sha256(lines: Iterable[bytes]) -> str:
-    digest = hashlib.sha256()
-    for line in sorted(lines):
-        digest.update(line)
-        digest.update(b"\n")
-    return digest.hexdigest()

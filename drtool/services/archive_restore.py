@@ -19,7 +19,7 @@ from drtool.pg.archive_restore import open_restore_target
 from drtool.pg.archive_table import split_table
 from drtool.pg.conn import parse_target
 from drtool.pipeline.store import load
-from drtool.services.archive_codec import canonical_sha256, copy_header, decode_batch
+from drtool.services.archive_codec import copy_header, decode_batch, rows_sha256
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
 from drtool.storage.base import close_quietly
@@ -86,11 +86,11 @@ def verified_rows(ctx: Context, entry: ArchiveEntry, identities: list[Identity])
     extra = _extra(entry)
     what = f"archive batch {manifest.id}"
     obj = manifest.object(ROWS_OBJECT).stored()
-    header = ctx.storage.get(obj.key)
+    head = ctx.storage.get(obj.key)
     try:
-        seal_key = open_seal_key(header, identities, obj=obj.name)
+        seal_key = open_seal_key(head, identities, obj=obj.name)
     finally:
-        close_quietly(header)
+        close_quietly(head)
     if not manifest.seal_valid(seal_key):
         raise IntegrityError(
             f"{what}: the manifest's seal does not match (modified, or not written by drtool)",
@@ -98,8 +98,9 @@ def verified_rows(ctx: Context, entry: ArchiveEntry, identities: list[Identity])
         )
     body = b"".join(load(ctx.storage, obj, identities))
     schema, table = split_table(str(extra["table"]))
-    lines = decode_batch(body, copy_header(schema, table, list(extra["columns"])), what)
-    if len(lines) != extra.get("rows") or canonical_sha256(lines) != extra.get("rows_sha256"):
+    header = copy_header(schema, table, list(extra["columns"]))
+    lines = decode_batch(body, header, what)
+    if len(lines) != extra.get("rows") or rows_sha256(body, header) != extra.get("rows_sha256"):
         raise IntegrityError(f"{what}: rows differ from the manifest's count or hash", obj="rows")
     return lines
 

@@ -13,12 +13,7 @@ from drtool.config import load_config
 from drtool.errors import ConfigError, IntegrityError, UsageError
 from drtool.scheduler.commands import parse_command
 from drtool.scheduler.files import load_schedules
-from drtool.services.archive_codec import (
-    canonical_sha256,
-    copy_header,
-    decode_batch,
-    encode_batch,
-)
+from drtool.services.archive_codec import copy_header, decode_batch, encode_batch, rows_sha256
 from drtool.services.archive_restore import parse_time
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,12 +43,13 @@ def test_a_batch_that_is_not_the_expected_copy_block_is_an_integrity_error(body:
         decode_batch(body, copy_header("public", "t", ["id"]), "t")
 
 
-def test_canonical_hash_ignores_row_order_and_sees_any_change() -> None:
-    assert canonical_sha256(LINES) == canonical_sha256(list(reversed(LINES)))
-    assert canonical_sha256(LINES) != canonical_sha256(LINES[:2])
-    assert canonical_sha256(LINES) != canonical_sha256([*LINES[:2], b"3\t\xc3\xa9\t43"])
-    # What `LC_ALL=C sort | sha256sum` of the row lines gives (COPY text has no raw newlines).
-    assert canonical_sha256([b"b", b"a"]) == hashlib.sha256(b"a\nb\n").hexdigest()
+def test_rows_hash_is_the_sha256_of_the_row_lines_between_header_and_terminator() -> None:
+    header = copy_header("public", "t", ["id", "body", "n"])
+    body = encode_batch(header, LINES)
+    assert rows_sha256(body, header) == hashlib.sha256(b"\n".join(LINES) + b"\n").hexdigest()
+    assert rows_sha256(encode_batch(header, []), header) == hashlib.sha256(b"").hexdigest()
+    changed = encode_batch(header, [*LINES[:2], b"3\t\xc3\xa9\t43"])
+    assert rows_sha256(changed, header) != rows_sha256(body, header)
 
 
 def test_restore_times_are_iso_dates_or_datetimes_in_utc_by_default() -> None:
