@@ -7,8 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -20,8 +19,7 @@ from drtool.log import get_logger
 from drtool.pg.archive_session import ArchiveSession, Limits, open_archive_session
 from drtool.pg.archive_table import TableInfo, require_columns
 from drtool.pg.snapshot import advisory_lock
-from drtool.services.archive_batch import archive_batch
-from drtool.services.archive_prefetch import Prefetcher
+from drtool.services.archive_loop import archive_loop
 from drtool.services.archive_purge import run_purge
 from drtool.services.archive_reconcile import ReconcileStats, reconcile
 from drtool.services.context import Context
@@ -239,17 +237,34 @@ def _run_policy(
                 reconciled=stats,
             )
         else:
-            run = _archive_loop(
+            loop = archive_loop(
                 ctx,
                 policy,
                 session,
                 lambda: _session(ctx, policy, index, cutoff),
-                req,
-                run_at,
-                cutoff,
-                recipients,
-                deadline,
-                batch_size,
+                batch_size=batch_size,
+                max_rows=req.max_rows,
+                sleep_seconds=req.sleep_seconds,
+                deadline=deadline,
+                run_at=run_at,
+                cutoff=cutoff,
+                recipients=recipients,
+            )
+            run = PolicyRun(
+                name=policy.name,
+                action="archive",
+                table=session.info.qualified,
+                cutoff=cutoff,
+                matched=0,
+                archived=loop.archived,
+                deleted=loop.deleted,
+                batches=loop.batches,
+                bytes=loop.bytes,
+                dry_run=False,
+                seconds=0.0,
+                void_batches=loop.voided,
+                max_transaction_seconds=round(loop.longest, 4),
+                stopped=loop.stopped,
             )
             run = _with(run, matched=matched, reconciled=stats, deleted=run.deleted + stats.deleted)
         if req.vacuum:
@@ -260,65 +275,3 @@ def _run_policy(
 
 def _with(run: PolicyRun, **changes: object) -> PolicyRun:
     return replace(run, **changes)  # type: ignore[arg-type]
-
-
-def _archive_loop(
-    ctx: Context,
-    policy: ArchivalPolicy,
-    session: ArchiveSession,
-    open_reader: Callable[[], AbstractContextManager[ArchiveSession]],
-    req: ArchiveRequest,
-    run_at: datetime,
-    cutoff: datetime,
-    recipients: list[Recipient],
-    deadline: float | None,
-    batch_size: int,
-) -> PolicyRun:
-    processed = archived = deleted = batches = stored = voided = 0
-    longest = 0.0
-    stopped: str | None = None
-    # The progress callback is where a scheduled run's timeout or shutdown aborts it: called
-    # between batches, so an abort never leaves a batch half done.
-    tick = ctx.progress(f"archive {policy.name}", None)
-    with Prefetcher(open_reader, batch_size, req.max_rows) as reader:
-        while True:
-            tick(0)
-            if req.max_rows is not None and processed >= req.max_rows:
-                stopped = "max_rows"
-                break
-            if deadline is not None and time.monotonic() >= deadline:
-                stopped = "max_duration"
-                break
-            if batches and req.sleep_seconds:
-                time.sleep(req.sleep_seconds)
-            batch = reader.next()
-            if batch is None:
-                break
-            outcome = archive_batch(
-                ctx, policy, session, batch, run_at=run_at, cutoff=cutoff, recipients=recipients
-            )
-            batches += 1
-            processed += outcome.rows
-            archived += 0 if outcome.void else outcome.rows
-            deleted += outcome.deleted
-            stored += outcome.bytes
-            voided += int(outcome.void)
-            longest = max(longest, outcome.transaction_seconds)
-            tick(outcome.bytes)
-            log.debug("archive %s: batch %s, %d rows", policy.name, outcome.id, outcome.rows)
-    return PolicyRun(
-        name=policy.name,
-        action="archive",
-        table=session.info.qualified,
-        cutoff=cutoff,
-        matched=0,
-        archived=archived,
-        deleted=deleted,
-        batches=batches,
-        bytes=stored,
-        dry_run=False,
-        seconds=0.0,
-        void_batches=voided,
-        max_transaction_seconds=round(longest, 4),
-        stopped=stopped,
-    )
