@@ -98,11 +98,78 @@ def delete_floor(dsn: str, password: str, cutoff: datetime) -> tuple[float, int,
     return time.perf_counter() - started, rows, longest
 
 
+def archive_runs(
+    work: Path, dsn: str, identity: Any, level: int, old: int, env: dict[str, str]
+) -> dict[str, Any]:
+    """`drtool archive run` on 10% of the old rows, then on the rest (RSS of both)."""
+    store = work / f"store-{level}"
+    cfg = work / f"drtool-{level}.yaml"
+    doc = {
+        "database": {"dsn": dsn},
+        "storage": {"url": f"file://{store}"},
+        "encryption": {"recipients": [identity.recipient().encode()]},
+        "compression": {"level": level},
+        "archival": {
+            "policies": [
+                {
+                    "name": "old-raw-events",
+                    "table": "public.raw_events",
+                    "time_column": "occurred_at",
+                    "older_than": "730d",
+                }
+            ]
+        },
+    }
+    cfg.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    out = work / "out.json"
+    base = [sys.executable, "-m", "drtool", "-q", "--json", "--config", str(cfg), "archive"]
+    runs = []
+    for label, extra in (("10% of the rows", ["--max-rows", str(old // 10)]), ("the rest", [])):
+        with out.open("wb") as sink:
+            wall, peak = run_timed([*base, "run", *extra], env, sink)
+        p = json.loads(out.read_text())["policies"][0]
+        runs.append(
+            {
+                "label": label,
+                "rows": p["deleted"],
+                "seconds": round(wall, 2),
+                "rows_s": round(p["deleted"] / wall),
+                "batches": p["batches"],
+                "bytes": p["bytes"],
+                "longest_txn_s": p["max_transaction_seconds"],
+                "peak_rss_mib": round(peak / 1024),
+            }
+        )
+        print(
+            f"  drtool archive run zstd-{level} ({label}) {p['deleted']} rows {wall:7.2f}s "
+            f"{p['deleted'] / wall:9.0f} rows/s  longest txn "
+            f"{p['max_transaction_seconds']:.3f}s  rss {peak / 1024:.0f} MiB",
+            flush=True,
+        )
+    rows = sum(r["rows"] for r in runs)
+    wall = sum(r["seconds"] for r in runs)
+    stored = dir_size(store)
+    shutil.rmtree(store, ignore_errors=True)
+    return {
+        "rows": rows,
+        "seconds": round(wall, 2),
+        "rows_s": round(rows / wall),
+        "stored_bytes": stored,
+        "longest_txn_s": max(r["longest_txn_s"] for r in runs),
+        "runs": runs,
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=10.0, help="sample scale (10 ~ 1 GB)")
     parser.add_argument("--old-rows", type=int, default=1_000_000)
-    parser.add_argument("--level", type=int, default=2, help="zstd level")
+    parser.add_argument(
+        "--levels",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[2],
+        help="zstd levels to run archive with, each on a fresh copy (default 2, the config's)",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="drtool-abench-"))
@@ -122,7 +189,10 @@ def main() -> None:
             old = top_up(conn, args.old_rows, cutoff)
             size = int((conn.execute("select pg_database_size('omnicrm')").fetchone() or [0])[0])
         results.update(load_seconds=round(time.perf_counter() - t, 1), database_bytes=size)
-        print(f"sample: {size / 2**20:.0f} MiB, {old} raw_events rows older than two years")
+        print(
+            f"sample: {size / 2**20:.0f} MiB, {old} raw_events rows older than two years",
+            flush=True,
+        )
         with cluster.connect() as conn:
             conn.execute('create database "floor_delete" template "omnicrm"')
         floor_dsn = cluster.dsn("floor_delete")
@@ -133,7 +203,10 @@ def main() -> None:
             "seconds": round(wall, 2),
             "rows_s": round(rows / wall),
         }
-        print(f"  floor COPY out            {rows} rows {wall:7.2f}s  {rows / wall:9.0f} rows/s")
+        print(
+            f"  floor COPY out            {rows} rows {wall:7.2f}s  {rows / wall:9.0f} rows/s",
+            flush=True,
+        )
         wall, rows, longest = delete_floor(floor_dsn, password, cutoff)
         results["delete_floor"] = {
             "rows": rows,
@@ -143,79 +216,34 @@ def main() -> None:
         }
         print(
             f"  floor batched DELETE      {rows} rows {wall:7.2f}s  {rows / wall:9.0f} rows/s"
-            f"  longest txn {longest:.3f}s"
+            f"  longest txn {longest:.3f}s",
+            flush=True,
         )
+        cluster.drop_database("floor_delete")
 
         identity = generate_identity()
         write_identity_file(work / "id.txt", identity)
-        store = work / "store"
-        cfg = work / "drtool.yaml"
-        doc = {
-            "database": {"dsn": dsn},
-            "storage": {"url": f"file://{store}"},
-            "encryption": {"recipients": [identity.recipient().encode()]},
-            "compression": {"level": args.level},
-            "archival": {
-                "policies": [
-                    {
-                        "name": "old-raw-events",
-                        "table": "public.raw_events",
-                        "time_column": "occurred_at",
-                        "older_than": "730d",
-                    }
-                ]
-            },
-        }
-        cfg.write_text(yaml.safe_dump(doc), encoding="utf-8")
         env = {**os.environ, "PGPASSWORD": password}
         env.pop("DRTOOL_CONFIG", None)
-        out = work / "out.json"
-        base = [sys.executable, "-m", "drtool", "-q", "--json", "--config", str(cfg), "archive"]
-        runs = []
-        for label, extra in (("10% of the rows", ["--max-rows", str(old // 10)]), ("the rest", [])):
-            with out.open("wb") as sink:
-                wall, peak = run_timed([*base, "run", *extra], env, sink)
-            p = json.loads(out.read_text())["policies"][0]
-            runs.append(
-                {
-                    "label": label,
-                    "rows": p["deleted"],
-                    "seconds": round(wall, 2),
-                    "rows_s": round(p["deleted"] / wall),
-                    "batches": p["batches"],
-                    "bytes": p["bytes"],
-                    "longest_txn_s": p["max_transaction_seconds"],
-                    "peak_rss_mib": round(peak / 1024),
-                }
+        for level in args.levels:
+            name = f"archive_l{level}"
+            with cluster.connect() as conn:
+                conn.execute(f'create database "{name}" template "omnicrm"')
+            archive = archive_runs(work, cluster.dsn(name), identity, level, old, env)
+            archive["vs_delete_floor"] = round(
+                archive["rows_s"] / results["delete_floor"]["rows_s"], 3
             )
+            archive["vs_copy_floor"] = round(archive["rows_s"] / results["copy_floor"]["rows_s"], 3)
+            results[f"archive_run_zstd{level}"] = archive
+            cluster.drop_database(name)
             print(
-                f"  drtool archive run ({label}) {p['deleted']} rows {wall:7.2f}s "
-                f"{p['deleted'] / wall:9.0f} rows/s  longest txn "
-                f"{p['max_transaction_seconds']:.3f}s  rss {peak / 1024:.0f} MiB"
+                f"archive run zstd-{level}: {archive['rows_s']} rows/s = "
+                f"x{archive['vs_delete_floor']} of the DELETE floor (target >= 0.5), "
+                f"x{archive['vs_copy_floor']} of the COPY floor; longest transaction "
+                f"{archive['longest_txn_s']}s (target <= 2 s); peak RSS "
+                + " / ".join(f"{r['peak_rss_mib']} MiB ({r['label']})" for r in archive["runs"])
             )
-        rows = sum(r["rows"] for r in runs)
-        wall = sum(r["seconds"] for r in runs)
-        archive = {
-            "rows": rows,
-            "seconds": round(wall, 2),
-            "rows_s": round(rows / wall),
-            "stored_bytes": dir_size(store),
-            "longest_txn_s": max(r["longest_txn_s"] for r in runs),
-            "runs": runs,
-            "vs_delete_floor": round((rows / wall) / results["delete_floor"]["rows_s"], 3),
-            "vs_copy_floor": round((rows / wall) / results["copy_floor"]["rows_s"], 3),
-        }
-        results["archive_run"] = archive
-        with out.open("wb") as sink:
-            wall, peak = run_timed([*base, "list"], env, sink)
-        results["archive_list_seconds"] = round(wall, 2)
     shutil.rmtree(work, ignore_errors=True)
-    print(
-        f"\narchive run: {archive['rows_s']} rows/s = x{archive['vs_delete_floor']} of the DELETE"
-        f" floor (target >= 0.5), x{archive['vs_copy_floor']} of the COPY floor; longest"
-        f" transaction {archive['longest_txn_s']}s (target <= 2 s); peak RSS "
-        + " / ".join(f"{r['peak_rss_mib']} MiB ({r['label']})" for r in runs)
-    )
     args.out.mkdir(parents=True, exist_ok=True)
     target = args.out / f"archive-scale{args.scale:g}.json"
     target.write_text(json.dumps(results, indent=2))
