@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 
@@ -101,7 +101,7 @@ def select_policies(policies: list[ArchivalPolicy], name: str | None) -> list[Ar
     return chosen
 
 
-def _checker(policy: ArchivalPolicy, index: int) -> object:
+def _checker(policy: ArchivalPolicy, index: int) -> Callable[[TableInfo], None]:
     where = f"archival.policies[{index}] ({policy.name})"
 
     def check(info: TableInfo) -> None:
@@ -125,7 +125,7 @@ def _session(
         cutoff=cutoff,
         where=policy.where,
         limits=Limits(cfg.lock_timeout, cfg.statement_timeout),
-        check=_checker(policy, index),  # type: ignore[arg-type]
+        check=_checker(policy, index),
     ) as session:
         yield session
 
