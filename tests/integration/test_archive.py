@@ -339,3 +339,20 @@ def test_cutoff_is_fixed_once_per_run(setup: Setup) -> None:
     doc = setup.run("archive", "run", "--dry-run", "--json").json
     cutoffs = {p["name"]: datetime.fromisoformat(p["cutoff"]) for p in doc["policies"]}
     assert (cutoffs["expired-sessions"] - cutoffs["finished-jobs"]).days == 30
+
+
+def test_archive_round_trip_on_s3(
+    tmp_path: Path, pg_cluster: Any, archive_db: str, s3_storage_config: StorageConfig
+) -> None:
+    setup = archive_setup(tmp_path / "cfg", pg_cluster, archive_db, s3_storage_config)
+    original = checksum(pg_cluster, archive_db, "public.jobs")
+    run = setup.run("archive", "run", "--policy", "finished-jobs", "--batch-size", "150")
+    assert "rows archived" in run.stdout
+    listed = setup.run("archive", "list", "--json").json["items"]
+    assert listed and {i["status"] for i in listed} == {"archived"}
+    assert checksum(pg_cluster, archive_db, "public.jobs")[0] == original[0] - sum(
+        i["rows"] for i in listed
+    )
+    dsn = pg_cluster.dsn(archive_db)
+    setup.run("archive", "restore", "--policy", "finished-jobs", "--to", dsn)
+    assert checksum(pg_cluster, archive_db, "public.jobs") == original
