@@ -153,7 +153,7 @@ def run_archive(ctx: Context, req: ArchiveRequest) -> ArchiveRunResult:
         with _session(ctx, policy, index, cutoffs[policy.name]):
             pass
     started = time.monotonic()
-    deadline = started + req.max_duration.total_seconds() if req.max_duration else None
+    deadline = started + req.max_duration.total_seconds() if req.max_duration is not None else None
     results: list[PolicyRun] = []
     for index, policy in indexed:
         results.append(

@@ -356,3 +356,16 @@ def test_archive_round_trip_on_s3(
     dsn = pg_cluster.dsn(archive_db)
     setup.run("archive", "restore", "--policy", "finished-jobs", "--to", dsn)
     assert checksum(pg_cluster, archive_db, "public.jobs") == original
+
+
+def test_max_rows_max_duration_and_sleep_bound_a_run(
+    setup: Setup, pg_cluster: Any, archive_db: str
+) -> None:
+    base = ("archive", "run", "--policy", "finished-jobs", "--json")
+    p = setup.run(*base, "--max-rows", "30", "--batch-size", "20", "--sleep", "0.1s").json
+    run = p["policies"][0]
+    assert (run["deleted"], run["batches"], run["stopped"]) == (30, 2, "max_rows")
+    p = setup.run(*base, "--max-duration", "0s").json
+    run = p["policies"][0]
+    assert (run["deleted"], run["batches"], run["stopped"]) == (0, 0, "max_duration")
+    assert run["matched"] == sql_count(pg_cluster, archive_db, "finished-jobs", run["cutoff"]) > 0
