@@ -197,11 +197,21 @@ class ExportsConfig(Section):
 
 class ArchivalPolicy(Section):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    table: str
-    time_column: str
+    table: str = Field(pattern=r"^[^.]+(\.[^.]+)?$")  # table, or schema.table (no dots in names)
+    time_column: str = Field(min_length=1)
     older_than: Duration
     where: dict[str, list[str | int | bool]] = Field(default_factory=dict)
     action: Literal["archive", "purge"] = "archive"
+
+    @field_validator("where")
+    @classmethod
+    def _where_values(
+        cls, value: dict[str, list[str | int | bool]]
+    ) -> dict[str, list[str | int | bool]]:
+        for column, values in value.items():
+            if not values:
+                raise ValueError(f"where.{column}: list at least one value")
+        return value
 
 
 class ArchivalConfig(Section):
@@ -209,6 +219,15 @@ class ArchivalConfig(Section):
     batch_size: int = Field(default=5000, ge=1)
     lock_timeout: Duration = timedelta(seconds=2)
     statement_timeout: Duration = timedelta(seconds=30)
+
+    @field_validator("policies")
+    @classmethod
+    def _unique_names(cls, value: list[ArchivalPolicy]) -> list[ArchivalPolicy]:
+        names = [p.name for p in value]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"policy names must be unique: {', '.join(dupes)} repeated")
+        return value
 
 
 class RehearsalCheck(Section):

@@ -12,7 +12,12 @@ from drtool.log import get_logger
 from drtool.storage.base import Storage, check_key
 
 MANIFEST_NAME = "manifest.json"
-KIND_PREFIX: dict[str, str] = {"backup": "backups/", "export": "exports/", "drill": "drills/"}
+KIND_PREFIX: dict[str, str] = {
+    "backup": "backups/",
+    "export": "exports/",
+    "drill": "drills/",
+    "archive": "archive/",  # archived batches and purge records (archive/<policy>/...)
+}
 
 log = get_logger("catalog")
 

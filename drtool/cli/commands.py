@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from drtool.cli import render
+from drtool.cli.commands_archive import archive_group
 from drtool.cli.commands_export import export_user_cmd, export_users_cmd, restore_user_cmd
 from drtool.cli.commands_prune import prune_cmd
 from drtool.cli.commands_rehearse import rehearse_cmd
@@ -124,3 +125,4 @@ COMMANDS.append(rehearse_cmd)
 COMMANDS.append(prune_cmd)
 COMMANDS.append(schedule_group)
 COMMANDS += [export_user_cmd, export_users_cmd, restore_user_cmd]
+COMMANDS.append(archive_group)

@@ -7,10 +7,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from drtool.config import parse_duration
 from drtool.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OBJECTIVE, EXIT_OK, UsageError
+from drtool.services.archive import ArchiveRequest
 from drtool.services.context import Context
 from drtool.services.export_users import check_selection
 from drtool.services.job_calls import (
+    archive_job,
     backup_job,
     export_users_job,
     prune_job,
@@ -37,6 +40,11 @@ SPECS: dict[str, CommandSpec] = {
     "prune": CommandSpec(flags=frozenset({"--dry-run"})),
     "status": CommandSpec(),
     "export-users": CommandSpec(flags=frozenset({"--all"}), options=frozenset({"--changed-since"})),
+    "archive": CommandSpec(
+        flags=frozenset({"--dry-run", "--vacuum"}),
+        options=frozenset({"--policy", "--batch-size", "--max-rows", "--sleep", "--max-duration"}),
+        max_positionals=1,
+    ),
 }
 
 
@@ -97,9 +105,45 @@ def parse_command(argv: list[str]) -> Invocation:
             check_selection("--all" in flags, options.get("--changed-since"))
         except UsageError as exc:
             raise ValueError(exc.message) from None
+    if command == "archive":
+        _check_archive(positionals, options)
     return Invocation(
         command, tuple(argv), frozenset(flags), tuple(sorted(options.items())), tuple(positionals)
     )
+
+
+def _check_archive(positionals: list[str], options: dict[str, str]) -> None:
+    if positionals != ["run"]:
+        raise ValueError("archive: a schedule can run `archive run [options]` only")
+    for name in ("--batch-size", "--max-rows"):
+        if name in options and not (options[name].isdigit() and int(options[name]) >= 1):
+            raise ValueError(f"archive: {name} needs a positive integer")
+    for name in ("--sleep", "--max-duration"):
+        if name in options:
+            try:
+                parse_duration(options[name])
+            except ValueError as exc:
+                raise ValueError(f"archive: {name}: {exc}") from None
+
+
+def _int_option(inv: Invocation, name: str) -> int | None:
+    value = inv.option(name)
+    return int(value) if value is not None else None
+
+
+def _archive(ctx: Context, inv: Invocation) -> RunOutcome:
+    sleep, max_duration = inv.option("--sleep"), inv.option("--max-duration")
+    request = ArchiveRequest(
+        policy=inv.option("--policy"),
+        dry_run="--dry-run" in inv.flags,
+        batch_size=_int_option(inv, "--batch-size"),
+        max_rows=_int_option(inv, "--max-rows"),
+        sleep_seconds=parse_duration(sleep).total_seconds() if sleep else 0.0,
+        max_duration=parse_duration(max_duration) if max_duration else None,
+        vacuum="--vacuum" in inv.flags,
+    )
+    result = archive_job(ctx, request)
+    return RunOutcome(EXIT_OK, None, result.summary())
 
 
 def _backup(ctx: Context, inv: Invocation) -> RunOutcome:
@@ -157,6 +201,7 @@ RUNNERS: dict[str, Runner] = {
     "status": _status,
     "prune": _prune,
     "export-users": _export_users,
+    "archive": _archive,
 }
 
 

@@ -5,6 +5,7 @@ notify a run the same way."""
 from __future__ import annotations
 
 from drtool.errors import EXIT_INTEGRITY, EXIT_OBJECTIVE
+from drtool.services.archive import ArchiveRequest, ArchiveRunResult, run_archive
 from drtool.services.backup import BackupResult, run_backup
 from drtool.services.context import Context
 from drtool.services.export_users import ExportUsersResult, export_users
@@ -63,4 +64,10 @@ def export_users_job(
         failed_of=ExportUsersResult.is_failure,
         stats_of=ExportUsersResult.stats,
         summary_of=ExportUsersResult.summary,
+    )
+
+
+def archive_job(ctx: Context, request: ArchiveRequest) -> ArchiveRunResult:
+    return run_job(
+        ctx, "archive", lambda: run_archive(ctx, request), stats_of=ArchiveRunResult.stats
     )

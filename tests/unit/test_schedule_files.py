@@ -37,8 +37,10 @@ def test_shipped_schedules_parse() -> None:
         "rehearse",
         "export-users",
         "export-users-weekly",
+        "archive",
     }
     assert jobs["export-users"].invocation.option("--changed-since") == "25h"
+    assert jobs["archive"].invocation.command == "archive"
     assert jobs["backup"].invocation.command == "backup"
     assert jobs["verify-deep"].invocation.flags == frozenset({"--deep"})
     assert jobs["rehearse"].invocation.option("--report") is not None

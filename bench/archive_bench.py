@@ -1,0 +1,266 @@
+"""Archive benchmark (not a test): `drtool archive run` on raw_events vs floors measured in the
+same run on identical copies of the data: a plain batched DELETE of the same rows (keyset:
+each batch after the last key, as drtool does; and the naive restart-from-the-top form), and a
+plain COPY out of them. Reports rows/s, ratios, the longest delete transaction and peak RSS
+(for a run of 10% of the rows and for the rest, to show memory does not grow with rows).
+
+The sample (--scale 10 is about 1 GB) gets raw_events topped up so that about --old-rows rows
+are older than two years. Usage: python -m bench.archive_bench --scale 10 --old-rows 1000000
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import secrets
+import shutil
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import yaml
+
+from bench.backup_bench import dir_size, run_timed
+from drtool.crypto.keys import generate_identity, write_identity_file
+from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.sample import load_sample
+
+ROOT = Path(__file__).resolve().parents[1]
+OLD = "occurred_at < %s"
+DEFAULT_BATCH = 5000
+
+
+def top_up(conn: psycopg.Connection[Any], old_rows: int, cutoff: datetime) -> int:
+    """Copy existing raw_events as new rows 2.1-3 years old until ~old_rows are older than the
+    cutoff (same payload sizes as the sample's)."""
+    row = conn.execute(
+        f"select count(*), max(id) from raw_events where {OLD}", (cutoff,)
+    ).fetchone()
+    assert row is not None
+    have, top = int(row[0]), int(row[1] or 0)
+    total = int((conn.execute("select count(*) from raw_events").fetchone() or [0])[0])
+    while have < old_rows:
+        add = min(old_rows - have, total)
+        conn.execute(
+            "insert into raw_events (id, user_id, provider, event_type, external_id, payload,"
+            " occurred_at, ingested_at)"
+            " select %s + row_number() over (order by id), user_id, provider, event_type,"
+            " external_id, payload, now() - interval '766 days' - random() * interval '329 days',"
+            " ingested_at from raw_events order by id limit %s",
+            (top, add),
+        )
+        have += add
+        top += add
+    conn.execute("select setval('raw_events_id_seq', (select max(id) from raw_events))")
+    conn.execute("vacuum (analyze) raw_events")
+    return have
+
+
+def copy_floor(dsn: str, password: str, cutoff: datetime) -> tuple[float, int]:
+    started = time.perf_counter()
+    rows = 0
+    with (
+        psycopg.connect(dsn, password=password) as conn,
+        conn.cursor() as cur,
+        cur.copy(
+            psycopg.sql.SQL(
+                "COPY (SELECT * FROM raw_events WHERE occurred_at < {} ORDER BY id) TO STDOUT"
+            ).format(psycopg.sql.Literal(cutoff))
+        ) as copy,
+    ):
+        for data in copy:
+            rows += bytes(data).count(b"\n")
+    return time.perf_counter() - started, rows
+
+
+def delete_floor(
+    dsn: str, password: str, cutoff: datetime, keyset: bool
+) -> tuple[float, int, float]:
+    """Plain batched DELETE, one autocommit transaction per batch. The naive form (what a cron
+    job usually does) restarts each batch at the first matching key, rescanning the rows it
+    keeps; the keyset form continues after the last deleted key, as drtool does."""
+    started = time.perf_counter()
+    rows = 0
+    last = 0
+    longest = 0.0
+    after = "and id > %s" if keyset else "and %s = %s"
+    with psycopg.connect(dsn, password=password, autocommit=True) as conn:
+        while True:
+            t = time.perf_counter()
+            row = conn.execute(
+                "with d as (delete from raw_events where id in (select id from raw_events"
+                f" where {OLD} {after} order by id limit {DEFAULT_BATCH}) returning id)"
+                " select count(*), max(id) from d",
+                (cutoff, last) if keyset else (cutoff, 0, 0),
+            ).fetchone()
+            longest = max(longest, time.perf_counter() - t)
+            if row is None or not row[0]:
+                break
+            rows += int(row[0])
+            last = int(row[1])
+    return time.perf_counter() - started, rows, longest
+
+
+def archive_runs(
+    work: Path, dsn: str, identity: Any, level: int, old: int, env: dict[str, str]
+) -> dict[str, Any]:
+    """`drtool archive run` on 10% of the old rows, then on the rest (RSS of both)."""
+    store = work / f"store-{level}"
+    cfg = work / f"drtool-{level}.yaml"
+    doc = {
+        "database": {"dsn": dsn},
+        "storage": {"url": f"file://{store}"},
+        "encryption": {"recipients": [identity.recipient().encode()]},
+        "compression": {"level": level},
+        "archival": {
+            "policies": [
+                {
+                    "name": "old-raw-events",
+                    "table": "public.raw_events",
+                    "time_column": "occurred_at",
+                    "older_than": "730d",
+                }
+            ]
+        },
+    }
+    cfg.write_text(yaml.safe_dump(doc), encoding="utf-8")
+    out = work / "out.json"
+    base = [sys.executable, "-m", "drtool", "-q", "--json", "--config", str(cfg), "archive"]
+    runs = []
+    for label, extra in (("10% of the rows", ["--max-rows", str(old // 10)]), ("the rest", [])):
+        with out.open("wb") as sink:
+            wall, peak = run_timed([*base, "run", *extra], env, sink)
+        p = json.loads(out.read_text())["policies"][0]
+        runs.append(
+            {
+                "label": label,
+                "rows": p["deleted"],
+                "seconds": round(wall, 2),
+                "rows_s": round(p["deleted"] / wall),
+                "batches": p["batches"],
+                "bytes": p["bytes"],
+                "longest_txn_s": p["max_transaction_seconds"],
+                "peak_rss_mib": round(peak / 1024),
+            }
+        )
+        print(
+            f"  drtool archive run zstd-{level} ({label}) {p['deleted']} rows {wall:7.2f}s "
+            f"{p['deleted'] / wall:9.0f} rows/s  longest txn "
+            f"{p['max_transaction_seconds']:.3f}s  rss {peak / 1024:.0f} MiB",
+            flush=True,
+        )
+    rows = sum(r["rows"] for r in runs)
+    wall = sum(r["seconds"] for r in runs)
+    stored = dir_size(store)
+    shutil.rmtree(store, ignore_errors=True)
+    return {
+        "rows": rows,
+        "seconds": round(wall, 2),
+        "rows_s": round(rows / wall),
+        "stored_bytes": stored,
+        "longest_txn_s": max(r["longest_txn_s"] for r in runs),
+        "runs": runs,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--scale", type=float, default=10.0, help="sample scale (10 ~ 1 GB)")
+    parser.add_argument("--old-rows", type=int, default=1_000_000)
+    parser.add_argument(
+        "--levels",
+        type=lambda text: [int(x) for x in text.split(",")],
+        default=[2],
+        help="zstd levels to run archive with, each on a fresh copy (default 2, the config's)",
+    )
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="drtool-abench-"))
+    password = secrets.token_urlsafe(12)
+    results: dict[str, Any] = {
+        "machine": f"{platform.node()} {platform.machine()} {os.cpu_count()} cores, "
+        f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB",
+        "scale": args.scale,
+        "batch_size": DEFAULT_BATCH,
+    }
+    with EphemeralCluster(password=password) as cluster:
+        dsn = cluster.create_database("omnicrm")
+        t = time.perf_counter()
+        load_sample(dsn, scale=args.scale, password=password)
+        cutoff = datetime.now(UTC) - timedelta(days=730)
+        with psycopg.connect(dsn, password=password, autocommit=True) as conn:
+            old = top_up(conn, args.old_rows, cutoff)
+            size = int((conn.execute("select pg_database_size('omnicrm')").fetchone() or [0])[0])
+        results.update(load_seconds=round(time.perf_counter() - t, 1), database_bytes=size)
+        print(
+            f"sample: {size / 2**20:.0f} MiB, {old} raw_events rows older than two years",
+            flush=True,
+        )
+        wall, rows = copy_floor(dsn, password, cutoff)
+        results["copy_floor"] = {
+            "rows": rows,
+            "seconds": round(wall, 2),
+            "rows_s": round(rows / wall),
+        }
+        print(
+            f"  floor COPY out            {rows} rows {wall:7.2f}s  {rows / wall:9.0f} rows/s",
+            flush=True,
+        )
+        for name, keyset in (("delete_floor_naive", False), ("delete_floor", True)):
+            with cluster.connect() as conn:
+                conn.execute(f'create database "{name}" template "omnicrm"')
+            wall, rows, longest = delete_floor(cluster.dsn(name), password, cutoff, keyset)
+            cluster.drop_database(name)
+            results[name] = {
+                "rows": rows,
+                "seconds": round(wall, 2),
+                "rows_s": round(rows / wall),
+                "longest_txn_s": round(longest, 3),
+            }
+            print(
+                f"  floor batched DELETE ({'keyset' if keyset else 'naive'}) {rows} rows "
+                f"{wall:7.2f}s  {rows / wall:9.0f} rows/s  longest txn {longest:.3f}s",
+                flush=True,
+            )
+
+        identity = generate_identity()
+        write_identity_file(work / "id.txt", identity)
+        env = {**os.environ, "PGPASSWORD": password}
+        env.pop("DRTOOL_CONFIG", None)
+        for level in args.levels:
+            name = f"archive_l{level}"
+            with cluster.connect() as conn:
+                conn.execute(f'create database "{name}" template "omnicrm"')
+            archive = archive_runs(work, cluster.dsn(name), identity, level, old, env)
+            archive["vs_delete_floor"] = round(
+                archive["rows_s"] / results["delete_floor"]["rows_s"], 3
+            )
+            archive["vs_copy_floor"] = round(archive["rows_s"] / results["copy_floor"]["rows_s"], 3)
+            archive["vs_naive_delete_floor"] = round(
+                archive["rows_s"] / results["delete_floor_naive"]["rows_s"], 3
+            )
+            results[f"archive_run_zstd{level}"] = archive
+            cluster.drop_database(name)
+            print(
+                f"archive run zstd-{level}: {archive['rows_s']} rows/s = "
+                f"x{archive['vs_delete_floor']} of the keyset DELETE floor (target >= 0.5), "
+                f"x{archive['vs_naive_delete_floor']} of the naive one, "
+                f"x{archive['vs_copy_floor']} of the COPY floor; longest transaction "
+                f"{archive['longest_txn_s']}s (target <= 2 s); peak RSS "
+                + " / ".join(f"{r['peak_rss_mib']} MiB ({r['label']})" for r in archive["runs"])
+            )
+    shutil.rmtree(work, ignore_errors=True)
+    args.out.mkdir(parents=True, exist_ok=True)
+    target = args.out / f"archive-scale{args.scale:g}.json"
+    target.write_text(json.dumps(results, indent=2))
+    print(f"wrote {target}")
+
+
+if __name__ == "__main__":
+    main()
