@@ -118,8 +118,8 @@ class Catalog:
                 return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
             except NotFoundInStorage:
                 pass
-        elif kind == "export":
-            found = self._export_manifest(item_id)
+        elif kind in ("export", "archive"):
+            found = self._manifest_by_id(kind, item_id)
             if found is not None:
                 return found
         else:
@@ -131,11 +131,12 @@ class Catalog:
             hint="run `drtool list` to see the ids",
         )
 
-    def _export_manifest(self, item_id: str) -> Manifest | None:
-        """An export by id: one listing of keys, one manifest read (not every export's)."""
+    def _manifest_by_id(self, kind: Kind, item_id: str) -> Manifest | None:
+        """An export or archive item by id: one listing of keys, one manifest read (not every
+        item's)."""
         suffix = f"/{item_id}/{MANIFEST_NAME}"
-        for key in self._manifest_keys("export"):
-            if key.endswith(suffix) and key.count("/") == 3:
+        for key in self._manifest_keys(kind):
+            if key.endswith(suffix):
                 try:
                     return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
                 except NotFoundInStorage:
@@ -143,15 +144,14 @@ class Catalog:
         return None
 
     def find(self, item_id: str) -> Manifest:
-        """Any kind of item by id (backups first, then exports)."""
+        """Any kind of item by id: backups first, then exports, then archived batches."""
         try:
             return self.get(item_id, "backup")
         except UsageError:
-            if is_valid_id(item_id) and (export := self._export_manifest(item_id)) is not None:
-                return export
-            for manifest in self.listing().items:
-                if manifest.id == item_id:
-                    return manifest
+            if is_valid_id(item_id):
+                for kind in ("export", "archive"):
+                    if (found := self._manifest_by_id(kind, item_id)) is not None:
+                        return found
             raise
 
     def resolve(self, ref: str, kind: Kind = "backup") -> Manifest:

@@ -28,15 +28,10 @@ from drtool.log import get_logger
 from drtool.pg.archive_session import ArchiveSession, RowBatch
 from drtool.pg.archive_table import COPY_SETTINGS, TableInfo
 from drtool.pipeline.stages import Digest, hash_tap
-from drtool.pipeline.store import (
-    COMPRESSION_FORMAT,
-    ENCRYPTION_FORMAT,
-    StoredObject,
-    check_digest,
-    store,
-)
+from drtool.pipeline.store import StoredObject, check_digest, store
 from drtool.services.archive_codec import copy_header, encode_batch, rows_sha256
 from drtool.services.context import Context
+from drtool.services.keys import compression_field, encryption_field
 from drtool.storage.base import Storage
 
 UPDATED_MEANWHILE = "rows changed or went away between the copy and the delete"
@@ -82,11 +77,8 @@ def batch_manifest(
         tool_version=__version__,
         database=ctx.database().dbname,
         objects=[ObjectEntry.of(obj)],
-        compression={"algorithm": COMPRESSION_FORMAT, "level": ctx.config.compression.level},
-        encryption={
-            "format": ENCRYPTION_FORMAT,
-            "recipients": [r.fingerprint() for r in recipients],
-        },
+        compression=compression_field(ctx.config),
+        encryption=encryption_field(recipients),
         tables={info.qualified: len(batch.lines)},
         policy=policy.name,
         table=info.qualified,

@@ -11,7 +11,6 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from drtool.catalog.archive_records import ROWS_OBJECT, ArchiveEntry, archive_entries
-from drtool.crypto.age import open_seal_key
 from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, UsageError
 from drtool.log import get_logger
@@ -22,7 +21,7 @@ from drtool.pipeline.store import load
 from drtool.services.archive_codec import copy_header, decode_batch, rows_sha256
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
-from drtool.storage.base import close_quietly
+from drtool.services.restore_auth import check_seal
 
 POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -85,17 +84,15 @@ def verified_rows(ctx: Context, entry: ArchiveEntry, identities: list[Identity])
     manifest = entry.manifest
     extra = _extra(entry)
     what = f"archive batch {manifest.id}"
+    check_seal(
+        ctx,
+        manifest,
+        ROWS_OBJECT,
+        identities,
+        what=what,
+        hint="nothing of this batch was restored; the stored batch was altered or replaced",
+    )
     obj = manifest.object(ROWS_OBJECT).stored()
-    head = ctx.storage.get(obj.key)
-    try:
-        seal_key = open_seal_key(head, identities, obj=obj.name)
-    finally:
-        close_quietly(head)
-    if not manifest.seal_valid(seal_key):
-        raise IntegrityError(
-            f"{what}: the manifest's seal does not match (modified, or not written by drtool)",
-            obj="manifest.json",
-        )
     body = b"".join(load(ctx.storage, obj, identities))
     schema, table = split_table(str(extra["table"]))
     header = copy_header(schema, table, list(extra["columns"]))

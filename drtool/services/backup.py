@@ -20,9 +20,9 @@ from drtool.ids import new_id
 from drtool.log import get_logger
 from drtool.pg.dump import dump_globals, dump_stream, dump_tool, dumpall_tool
 from drtool.pg.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
-from drtool.pipeline.store import COMPRESSION_FORMAT, ENCRYPTION_FORMAT, StoredObject, store
+from drtool.pipeline.store import StoredObject, store
 from drtool.services.context import Context
-from drtool.services.keys import configured_recipients
+from drtool.services.keys import compression_field, configured_recipients, encryption_field
 
 DUMP_OBJECT = "dump"
 GLOBALS_OBJECT = "globals"
@@ -185,11 +185,8 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
                 pg_dump_version=tool.version,
                 database=snap.database,
                 objects=objects,
-                compression={"algorithm": COMPRESSION_FORMAT, "level": cfg.compression.level},
-                encryption={
-                    "format": ENCRYPTION_FORMAT,
-                    "recipients": [r.fingerprint() for r in recipients],
-                },
+                compression=compression_field(cfg),
+                encryption=encryption_field(recipients),
                 tables=tables,
                 timings={k: round(v, 3) for k, v in timings.items()},
                 server_major=snap.server_major,

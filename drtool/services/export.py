@@ -20,10 +20,10 @@ from drtool.ids import new_id
 from drtool.log import get_logger
 from drtool.pg.userdata import Discovery, UserTable, discover
 from drtool.pg.userdata_copy import TableStats, UserSnapshot, user_snapshot
-from drtool.pipeline.store import COMPRESSION_FORMAT, ENCRYPTION_FORMAT, store
+from drtool.pipeline.store import store
 from drtool.services.context import Context
 from drtool.services.export_zip import check_out_path, write_zip
-from drtool.services.keys import configured_recipients
+from drtool.services.keys import compression_field, configured_recipients, encryption_field
 
 ROWS_OBJECT = "rows"
 ROWS_FILE = "rows.copy.zst.age"
@@ -131,11 +131,8 @@ def store_export(
             server_version=snap.server_version,
             database=snap.database,
             objects=[ObjectEntry.of(obj)],
-            compression={"algorithm": COMPRESSION_FORMAT, "level": cfg.compression.level},
-            encryption={
-                "format": ENCRYPTION_FORMAT,
-                "recipients": [r.fingerprint() for r in recipients],
-            },
+            compression=compression_field(cfg),
+            encryption=encryption_field(recipients),
             tables={name: s.rows for name, s in stats.items()},
             timings={"export": round(obj.seconds, 3), "total": round(time.monotonic() - t0, 3)},
             user_id=user_id,

@@ -18,6 +18,7 @@ from drtool.crypto.keys import (
 )
 from drtool.errors import KeyMissingError, UsageError
 from drtool.log import get_logger
+from drtool.pipeline.store import COMPRESSION_FORMAT, ENCRYPTION_FORMAT
 
 log = get_logger("keys")
 
@@ -76,3 +77,13 @@ def recipient_of(identity_file: Path) -> KeyResult:
     if not identities:
         raise UsageError(f"{identity_file} holds no age identity (AGE-SECRET-KEY-1...)")
     return KeyResult(recipient=identities[0].recipient().encode(), identity_file=str(identity_file))
+
+
+def compression_field(config: Config) -> dict[str, object]:
+    """A manifest's ``compression``: how its objects are compressed."""
+    return {"algorithm": COMPRESSION_FORMAT, "level": config.compression.level}
+
+
+def encryption_field(recipients: list[Recipient]) -> dict[str, object]:
+    """A manifest's ``encryption``: the format and recipient fingerprints, never keys."""
+    return {"format": ENCRYPTION_FORMAT, "recipients": [r.fingerprint() for r in recipients]}

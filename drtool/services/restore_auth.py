@@ -53,28 +53,15 @@ def authenticate(ctx: Context, manifest: Manifest, identities: list[Identity]) -
             f"{what}: the manifest lists objects outside its folder: {', '.join(outside)}",
             obj="manifest.json",
         )
-    try:
-        size = ctx.storage.stat(dump.key).size
-    except NotFoundInStorage:
-        raise IntegrityError(f"{what}: object dump is missing ({dump.key})", obj="dump") from None
-    if size != dump.size:
-        raise IntegrityError(
-            f"{what}: object dump is {size} bytes in storage, the manifest records {dump.size}",
-            hint="the object is truncated or replaced; restore another backup (`drtool list`)",
-            obj="dump",
-        )
-    head = ctx.storage.get(dump.key)
-    try:
-        key = open_seal_key(head, identities, obj=DUMP_OBJECT)
-    finally:
-        close_quietly(head)
-    if manifest.seal_object != DUMP_OBJECT or not manifest.seal_valid(key):
-        raise IntegrityError(
-            f"{what}: the manifest's seal does not match the dump object: the manifest was "
-            "edited, or the dump was replaced (e.g. swapped in from another backup)",
-            hint="nothing was restored; restore another backup, and run `drtool verify --deep`",
-            obj="manifest.json",
-        )
+    check_seal(
+        ctx,
+        manifest,
+        DUMP_OBJECT,
+        identities,
+        what=what,
+        hint="nothing was restored; restore another backup (`drtool list`), and run "
+        "`drtool verify --deep`",
+    )
     globals_sql = None
     names = {o.name for o in manifest.objects}
     if GLOBALS_OBJECT in names:
@@ -96,3 +83,42 @@ def dump_tool(manifest: Manifest) -> Tool:
     """pg_restore at least as new as the pg_dump that wrote the archive."""
     match = re.match(r"(\d+)", manifest.pg_dump_version or "")
     return restore_tool(int(match.group(1)) if match else None)
+
+
+def check_seal(
+    ctx: Context,
+    manifest: Manifest,
+    name: str,
+    identities: list[Identity],
+    *,
+    what: str,
+    hint: str,
+) -> None:
+    """Bind object ``name`` to ``manifest`` before trusting either: its stored size, then the
+    manifest's seal keyed by the object's age file key. A swapped or truncated object, an
+    edited manifest and a wrong key all fail here (IntegrityError, exit 3)."""
+    obj = manifest.object(name)
+    try:
+        size = ctx.storage.stat(obj.key).size
+    except NotFoundInStorage:
+        raise IntegrityError(
+            f"{what}: object {name} is missing ({obj.key})", hint=hint, obj=name
+        ) from None
+    if size != obj.size:
+        raise IntegrityError(
+            f"{what}: object {name} is {size} bytes in storage, the manifest records {obj.size}",
+            hint=hint,
+            obj=name,
+        )
+    head = ctx.storage.get(obj.key)
+    try:
+        key = open_seal_key(head, identities, obj=name)
+    finally:
+        close_quietly(head)
+    if manifest.seal_object != name or not manifest.seal_valid(key):
+        raise IntegrityError(
+            f"{what}: the manifest's seal does not match the {name} object: the manifest was "
+            "edited, or the object was replaced (e.g. swapped in from another item)",
+            hint=hint,
+            obj="manifest.json",
+        )

@@ -9,9 +9,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from drtool.catalog.manifest import Manifest
-from drtool.crypto.age import open_seal_key
 from drtool.crypto.keys import Identity
-from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
+from drtool.errors import IntegrityError, UsageError
 from drtool.ids import new_id
 from drtool.log import get_logger
 from drtool.pg.conn import Target
@@ -34,7 +33,7 @@ from drtool.services.export import ROWS_OBJECT, check_user, discover_tables
 from drtool.services.keys import configured_identities
 from drtool.services.rehearse_scratch import open_scratch, scratch_spec
 from drtool.services.restore import RestoreRequest, run_restore
-from drtool.services.restore_auth import backup_major, resolve_backup
+from drtool.services.restore_auth import backup_major, check_seal, resolve_backup
 from drtool.services.restore_plan import parse_to
 from drtool.storage.base import close_quietly
 
@@ -105,29 +104,14 @@ def export_tables(manifest: Manifest) -> tuple[list[UserTable], list[SectionChec
 def authenticate_export(ctx: Context, manifest: Manifest, identities: list[Identity]) -> None:
     """The manifest bound to its rows object by the seal (a swapped object, an edited manifest
     or a wrong key fail here, exit 3), before a row reaches the target."""
-    what = f"export {manifest.id}"
-    obj = manifest.object(ROWS_OBJECT)
-    try:
-        size = ctx.storage.stat(obj.key).size
-    except NotFoundInStorage:
-        raise IntegrityError(f"{what}: object rows is missing ({obj.key})", obj="rows") from None
-    if size != obj.size:
-        raise IntegrityError(
-            f"{what}: object rows is {size} bytes in storage, the manifest records {obj.size}",
-            obj="rows",
-        )
-    head = ctx.storage.get(obj.key)
-    try:
-        key = open_seal_key(head, identities, obj=ROWS_OBJECT)
-    finally:
-        close_quietly(head)
-    if manifest.seal_object != ROWS_OBJECT or not manifest.seal_valid(key):
-        raise IntegrityError(
-            f"{what}: the manifest's seal does not match the rows object: the manifest was "
-            "edited, or the object was replaced",
-            hint="nothing was restored; use another export or --from-backup",
-            obj="manifest.json",
-        )
+    check_seal(
+        ctx,
+        manifest,
+        ROWS_OBJECT,
+        identities,
+        what=f"export {manifest.id}",
+        hint="nothing was restored; use another export or --from-backup",
+    )
 
 
 def _finish(job: UserRestore, dry_run: bool) -> list[TableOutcome]:

@@ -183,6 +183,12 @@ def test_run_deletes_exactly_the_matching_rows_and_restore_brings_them_back(
     }
     human = setup.run("archive", "list", "--policy", "finished-jobs").stdout
     assert "finished-jobs" in human and "old-raw-events" not in human
+    shown = setup.run("show", batches[0]["id"], "--json").json
+    assert (shown["id"], shown["kind"], shown["policy"]) == (
+        batches[0]["id"],
+        "archive",
+        batches[0]["policy"],
+    )
 
     for name in ("old-raw-events", "finished-jobs"):
         dsn = pg_cluster.dsn(archive_db)
