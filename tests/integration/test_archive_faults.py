@@ -6,6 +6,7 @@ both archived and still in the table."""
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import threading
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from drtool.catalog.archive_records import ROWS_FILE, archive_entries
+from drtool.catalog.archive_records import ROWS_FILE, archive_entries, journal_key
 from drtool.config import Config, StorageConfig, load_config
 from drtool.errors import DrtoolError, StorageError
 from drtool.pg.snapshot import lock_key
@@ -119,19 +120,28 @@ class Outage:
 
 
 class UpdateAfterUpload(Outage):
-    """Runs ``statement`` (an application's UPDATE) right after the first batch is stored."""
+    """Edits one row of the first batch stored (as an application would), right after that
+    batch's object is stored and before its delete. Batches are archived by two workers, so
+    the batch is identified by its journal entry (its keys), not assumed to be the first."""
 
-    def __init__(self, inner: Storage, pg_cluster: Any, dbname: str, statement: str) -> None:
+    def __init__(self, inner: Storage, pg_cluster: Any, dbname: str) -> None:
         super().__init__(inner, 10**9)
-        self.hook: tuple[Any, str, str] | None = (pg_cluster, dbname, statement)
+        self.hook: tuple[Any, str] | None = (pg_cluster, dbname)
+        self.edited: int | None = None
 
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         written = self.inner.put(key, chunks)
         if key.endswith(ROWS_FILE) and self.hook is not None:
-            cluster, dbname, statement = self.hook
+            cluster, dbname = self.hook
             self.hook = None
+            batch_id = key.rsplit("/", 2)[-2]
+            entry = json.loads(self.inner.get_bytes(journal_key("old-raw-events", batch_id)))
+            self.edited = int(entry["keys"][0][0])
             with connect(cluster, dbname) as conn:
-                conn.execute(statement)
+                conn.execute(
+                    f"update {RAW} set payload = payload || '{{\"edited\": true}}'"
+                    f" where id = {self.edited}"
+                )
         return written
 
 
@@ -169,10 +179,16 @@ def assert_exact_partition(
 def test_row_updated_between_copy_and_delete_is_not_deleted(
     setup: Setup, pg_cluster: Any, archive_db: str
 ) -> None:
-    first = int(scalar(pg_cluster, archive_db, f"select min(id) from {RAW} where {OLD_RAW}"))
-    update = f"update {RAW} set payload = payload || '{{\"edited\": true}}' where id = {first}"
-    ctx = context(setup, lambda s: UpdateAfterUpload(s, pg_cluster, archive_db, update))
+    hooks: list[UpdateAfterUpload] = []
+
+    def wrap(inner: Storage) -> UpdateAfterUpload:
+        hooks.append(UpdateAfterUpload(inner, pg_cluster, archive_db))
+        return hooks[-1]
+
+    ctx = context(setup, wrap)
     result = run_archive(ctx, ArchiveRequest(policy="old-raw-events", batch_size=20))
+    first = hooks[0].edited
+    assert first is not None
     run = result.policies[0]
     assert run.void_batches == 1 and run.deleted == run.matched - 20
     assert scalar(pg_cluster, archive_db, f"select payload->'edited' from {RAW} where id = {first}")
