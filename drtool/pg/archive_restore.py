@@ -12,8 +12,8 @@ import psycopg
 from psycopg import sql
 
 from drtool.errors import UsageError
-from drtool.pg.archive_table import Conn, TableInfo, apply_copy_settings, describe_table
-from drtool.pg.conn import Target, connect, translate
+from drtool.pg.archive_table import Conn, TableInfo, describe_table
+from drtool.pg.conn import Target, apply_copy_settings, connect, translate
 
 TEMP_TABLE = "drtool_archive_restore"
 

@@ -19,11 +19,10 @@ from drtool.pg.archive_table import (
     Conn,
     Key,
     TableInfo,
-    apply_copy_settings,
     condition,
     describe_table,
 )
-from drtool.pg.conn import Target, connect, translate
+from drtool.pg.conn import Target, apply_copy_settings, connect, translate
 
 # Row versions: each row is identified as ``<key text>\t<xmin>``. Every UPDATE (even one that
 # writes the same values) and every delete-and-reinsert makes a new row version with a new

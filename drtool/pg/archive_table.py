@@ -14,15 +14,6 @@ from psycopg import sql
 from drtool.errors import UsageError
 from drtool.pg.conn import qualified
 
-# Session settings that make COPY text output deterministic and exactly restorable.
-COPY_SETTINGS: dict[str, str] = {
-    "timezone": "UTC",
-    "datestyle": "ISO, MDY",
-    "intervalstyle": "postgres",
-    "extra_float_digits": "3",
-    "bytea_output": "hex",
-}
-
 Conn = psycopg.Connection[tuple[object, ...]]
 Key = tuple[str, ...]
 
@@ -174,8 +165,3 @@ def _scalar(value: str | int | bool) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
-
-
-def apply_copy_settings(conn: Conn) -> None:
-    for name, value in COPY_SETTINGS.items():
-        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))

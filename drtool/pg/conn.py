@@ -85,6 +85,23 @@ def connect(
         conn.close()
 
 
+# Session settings under which COPY text is deterministic and exactly restorable, whatever the
+# database's or role's defaults (pg_dump sets the same: ISO dates, postgres intervals, every
+# float digit); rows are written and read back under them.
+COPY_SETTINGS: dict[str, str] = {
+    "timezone": "UTC",
+    "datestyle": "ISO, MDY",
+    "intervalstyle": "postgres",
+    "extra_float_digits": "3",
+    "bytea_output": "hex",
+}
+
+
+def apply_copy_settings(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    for name, value in COPY_SETTINGS.items():
+        conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
+
+
 def qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 

@@ -16,7 +16,14 @@ import psycopg
 from psycopg import sql
 
 from drtool.errors import UsageError
-from drtool.pg.conn import Target, connect, qualified, server_version, translate
+from drtool.pg.conn import (
+    Target,
+    apply_copy_settings,
+    connect,
+    qualified,
+    server_version,
+    translate,
+)
 from drtool.pg.userdata import Conn, UserTable
 
 # Rows are gathered into chunks of about this size before they go down the pipeline.
@@ -197,6 +204,7 @@ def user_snapshot(target: Target, doing: str, lock_wait: timedelta) -> Iterator[
             conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(f"{lock_ms}ms")))
             conn.execute("set statement_timeout = 0")
             conn.execute("set transaction isolation level repeatable read, read only")
+            apply_copy_settings(conn)
             row = conn.execute("select now(), current_database()").fetchone()
             assert row is not None
             major, version = server_version(conn)

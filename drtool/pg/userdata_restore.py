@@ -14,7 +14,7 @@ import psycopg
 from psycopg import sql
 
 from drtool.errors import IntegrityError, UsageError
-from drtool.pg.conn import Target, connect, qualified
+from drtool.pg.conn import Target, apply_copy_settings, connect, qualified
 from drtool.pg.userdata import Conn, UserTable, as_int, describe
 
 MODES = ("insert-missing", "replace")
@@ -342,6 +342,7 @@ def restore_transaction(target: Target, user_id: str, mode: str) -> Iterator[Use
     with connect(target, f"restoring the rows of user {user_id}", autocommit=False) as conn:
         conn.execute("set statement_timeout = 0")
         conn.execute("set local row_security = off")
+        apply_copy_settings(conn)
         job = UserRestore(conn, user_id, mode)
         try:
             yield job

@@ -26,7 +26,8 @@ from drtool.crypto.keys import Recipient
 from drtool.ids import new_id
 from drtool.log import get_logger
 from drtool.pg.archive_session import ArchiveSession, RowBatch
-from drtool.pg.archive_table import COPY_SETTINGS, TableInfo
+from drtool.pg.archive_table import TableInfo
+from drtool.pg.conn import COPY_SETTINGS
 from drtool.pipeline.stages import Digest, hash_tap
 from drtool.pipeline.store import StoredObject, check_digest, store
 from drtool.services.archive_codec import copy_header, encode_batch, rows_sha256

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from psycopg import sql
+
 from drtool.config import StorageConfig
 from tests.fixtures.cli import make_setup
 from tests.integration.export_helpers import fingerprint
@@ -102,3 +104,57 @@ def test_quoted_names_and_every_type_round_trip_past_a_blocking_trigger(
         # The identity and the serial were moved past the restored ids.
         conn.execute("""insert into child (user_id, note) values ('bob', 'next')""")
         conn.commit()
+
+
+def test_export_is_exact_whatever_the_database_s_session_defaults(
+    empty_db: Any, tmp_path: Any, file_storage_config: StorageConfig
+) -> None:
+    # Defaults that make plain COPY text lossy or ambiguous: 2 float digits, day-first dates,
+    # SQL-standard intervals, an exotic zone. drtool writes and reads under its own settings.
+    with empty_db.connect() as conn:
+        conn.autocommit = True
+        db = conn.execute("select current_database()").fetchone()
+        assert db is not None
+        for name, value in (
+            ("extra_float_digits", "-13"),
+            ("datestyle", "SQL, DMY"),
+            ("intervalstyle", "sql_standard"),
+            ("timezone", "Pacific/Chatham"),
+        ):
+            conn.execute(
+                sql.SQL("alter database {} set {} = {}").format(
+                    sql.Identifier(str(db[0])), sql.Identifier(name), sql.Literal(value)
+                )
+            )
+    with empty_db.connect() as conn:
+        conn.autocommit = True
+        conn.execute(
+            "create table people (id text primary key);"
+            "create table measures (id int primary key, user_id text references people (id),"
+            " f float8, r real, d date, ts timestamp, iv interval, tz timestamptz);"
+            "insert into people values ('alice'), ('bob');"
+            "insert into measures values"
+            " (1, 'alice', 1/3::float8, 1/3::real, '2024-02-01', '2024-02-01 01:02:03.456789',"
+            "  interval '-1 year +2 mons -3 days 04:05:06.789', '2024-02-01 00:00:00.5+00'),"
+            " (2, 'alice', pi(), -0.1::real, '0044-03-15 BC', '294276-12-31 23:59:59',"
+            "  interval '1 day -00:00:01', 'epoch'), (3, 'bob', 2.5, 1, null, null, null, null);"
+        )
+    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, file_storage_config)
+    setup.doc["exports"] = {"users_table": "public.people"}
+    setup.write()
+    setup.env["PGPASSWORD"] = empty_db.password
+
+    def exact(conn: Any) -> dict[str, tuple[int, str]]:
+        for setting in ("extra_float_digits = 3", "datestyle = 'ISO'", "intervalstyle = postgres"):
+            conn.execute(f"set {setting}")
+        return fingerprint(conn, "alice", ("public.measures",))
+
+    with empty_db.connect() as conn:
+        before = exact(conn)
+    doc = setup.run("--json", "export-user", "alice").json
+    with empty_db.connect() as conn:
+        conn.execute("delete from measures where user_id = 'alice'")
+        conn.commit()
+    setup.run("restore-user", "alice", "--from-export", doc["id"], "--to", empty_db.dsn)
+    with empty_db.connect() as conn:
+        assert exact(conn) == before
