@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from drtool.errors import UsageError
-from drtool.pg.conn import qualified
+from drtool.pg.conn import qualified, table_oid
 
 Conn = psycopg.Connection[tuple[object, ...]]
 Key = tuple[str, ...]
@@ -98,14 +98,9 @@ def describe_table(conn: Conn, table: str, where: str) -> TableInfo:
     """Columns, types, primary key; UsageError naming ``where`` (the policy key) if the table
     does not exist or has no primary key."""
     schema, name = split_table(table)
-    row = conn.execute(
-        "select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-        " where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p')",
-        (schema, name),
-    ).fetchone()
-    if row is None:
+    oid = table_oid(conn, schema, name)
+    if oid is None:
         raise UsageError(f"{where}: table {schema}.{name} does not exist in the database")
-    oid = row[0]
     attrs = conn.execute(
         "select a.attname, format_type(a.atttypid, a.atttypmod), a.attgenerated <> '',"
         "       a.attidentity <> ''"

@@ -102,6 +102,16 @@ def apply_copy_settings(conn: psycopg.Connection[tuple[object, ...]]) -> None:
         conn.execute(sql.SQL("SET {} = {}").format(sql.Identifier(name), sql.Literal(value)))
 
 
+def table_oid(conn: psycopg.Connection[tuple[object, ...]], schema: str, name: str) -> int | None:
+    """The oid of an ordinary or partitioned table, or None if there is no such table."""
+    row = conn.execute(
+        "select c.oid from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        " where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p')",
+        (schema, name),
+    ).fetchone()
+    return int(row[0]) if row else None  # type: ignore[call-overload]
+
+
 def qualified(schema: str, table: str) -> sql.Composed:
     return sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(table))
 

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from drtool.errors import DatabaseError, RefusedError, UsageError
-from drtool.pg.conn import Target, connect, qualified, server_version, translate
+from drtool.pg.conn import Target, connect, qualified, server_version, table_oid, translate
 from drtool.pg.dump_sql import Membership, RoleDefinition
 from drtool.pg.snapshot import SYSTEM_SCHEMAS, lock_key
 
@@ -99,12 +99,7 @@ def table_states(target: Target, tables: Iterable[str]) -> dict[str, bool | None
     with connect(target, "checking the tables of a data-only restore") as conn:
         for name in tables:
             schema, table = _split(name)
-            found = conn.execute(
-                "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                " where n.nspname = %s and c.relname = %s and c.relkind in ('r', 'p')",
-                (schema, table),
-            ).fetchone()
-            if found is None:
+            if table_oid(conn, schema, table) is None:
                 out[name] = None
                 continue
             query = sql.SQL("select exists (select 1 from {})").format(qualified(schema, table))
