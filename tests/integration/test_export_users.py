@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from drtool.config import StorageConfig
-from tests.fixtures.cli import make_setup
+from drtool.pg.snapshot import lock_key
+from drtool.storage import open_storage
+from tests.fixtures.cli import Setup, make_setup
 
 USERS = 300
 
@@ -34,16 +36,21 @@ def _manifests(storage: Path) -> set[str]:
     return {p.parent.name for p in (storage / "exports").glob("*/*/manifest.json")}
 
 
-def test_export_users_survives_kill_9_and_names_failed_users(
-    empty_db: Any, tmp_path: Path, file_storage_config: StorageConfig
-) -> None:
+def _people(empty_db: Any, tmp_path: Path, storage: StorageConfig) -> tuple[Setup, Path]:
+    """The people/notes schema loaded, and a configuration whose users table is people."""
     with empty_db.connect() as conn:
         conn.autocommit = True
         conn.execute(SCHEMA)
-    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, file_storage_config)
+    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, storage)
     setup.doc["exports"] = {"users_table": "public.people"}
     setup.write()
-    storage = Path(file_storage_config.url.removeprefix("file://"))
+    return setup, Path(storage.url.removeprefix("file://"))
+
+
+def test_export_users_survives_kill_9_and_names_failed_users(
+    empty_db: Any, tmp_path: Path, file_storage_config: StorageConfig
+) -> None:
+    setup, storage = _people(empty_db, tmp_path, file_storage_config)
 
     proc = setup.popen("export-users", "--all")
     deadline = time.monotonic() + 120
@@ -73,16 +80,7 @@ def test_export_users_survives_kill_9_and_names_failed_users(
 def test_second_export_users_run_is_refused_with_exit_5_naming_the_lock(
     empty_db: Any, tmp_path: Path, file_storage_config: StorageConfig
 ) -> None:
-    from drtool.pg.snapshot import lock_key
-    from drtool.storage import open_storage
-
-    with empty_db.connect() as conn:
-        conn.autocommit = True
-        conn.execute(SCHEMA)
-    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, file_storage_config)
-    setup.doc["exports"] = {"users_table": "public.people"}
-    setup.write()
-    storage = Path(file_storage_config.url.removeprefix("file://"))
+    setup, storage = _people(empty_db, tmp_path, file_storage_config)
     description = open_storage(file_storage_config, tmp_path).description
     # Another run of the job holds its lock (as a second container would).
     with empty_db.connect() as holder:
