@@ -53,7 +53,10 @@ def _match(left: str, right: str, names: Iterable[str]) -> sql.Composed:
 
 
 def _same_row(left: str, right: str, names: Iterable[str]) -> sql.Composed:
-    return sql.SQL("row({}) is not distinct from row({})").format(
+    # Compared as text: some types have no equality operator (json, point, xml), and the text
+    # of a row under COPY_SETTINGS is exact.
+    names = list(names)
+    return sql.SQL("row({})::text is not distinct from row({})::text").format(
         _prefixed(left, names), _prefixed(right, names)
     )
 
@@ -256,7 +259,8 @@ class UserRestore:
             )
             action = (
                 sql.SQL(
-                    "do update set {sets} where {mine} and row({old}) is distinct from row({new})"
+                    "do update set {sets} where {mine} "
+                    "and row({old})::text is distinct from row({new})::text"
                 ).format(
                     sets=sets,
                     mine=self._mine(table, "t"),

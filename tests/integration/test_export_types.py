@@ -158,3 +158,50 @@ def test_export_is_exact_whatever_the_database_s_session_defaults(
     setup.run("restore-user", "alice", "--from-export", doc["id"], "--to", empty_db.dsn)
     with empty_db.connect() as conn:
         assert exact(conn) == before
+
+
+def test_json_columns_and_tables_without_a_primary_key_restore_in_both_modes(
+    empty_db: Any, tmp_path: Any, file_storage_config: StorageConfig
+) -> None:
+    # `json` (unlike jsonb) has no equality operator, and a table without a primary key can
+    # only be matched row by row: neither may break insert-missing or replace.
+    with empty_db.connect() as conn:
+        conn.autocommit = True
+        conn.execute(
+            "create table people (id text primary key);"
+            "create table prefs (id int primary key, user_id text references people (id),"
+            " doc json, spot point);"
+            "create table events (user_id text references people (id), doc json, n int);"
+            "insert into people values ('alice'), ('bob');"
+            """insert into prefs values (1, 'alice', '{"a": [1, 2]}', '(1,2)'),"""
+            """ (2, 'alice', '{"b": null}', null), (3, 'bob', '{}', '(0,0)');"""
+            """insert into events values ('alice', '{"e": 1}', 1), ('alice', '{"e": 1}', 1),"""
+            """ ('alice', null, 2), ('bob', '[]', 3);"""
+        )
+    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, file_storage_config)
+    setup.doc["exports"] = {"users_table": "public.people"}
+    setup.write()
+    setup.env["PGPASSWORD"] = empty_db.password
+    tables = ("public.prefs", "public.events")
+    with empty_db.connect() as conn:
+        before, bob = fingerprint(conn, "alice", tables), fingerprint(conn, "bob", tables)
+    doc = setup.run("--json", "export-user", "alice").json
+    assert doc["tables"]["public.events"] == 3
+    restore = ("restore-user", "alice", "--from-export", doc["id"], "--to", empty_db.dsn)
+
+    with empty_db.connect() as conn:
+        conn.execute("delete from events where user_id = 'alice' and n = 2")
+        conn.execute("delete from prefs where id = 2")
+        conn.commit()
+    setup.run(*restore)
+    with empty_db.connect() as conn:
+        assert fingerprint(conn, "alice", tables) == before
+
+    with empty_db.connect() as conn:
+        conn.execute("""update prefs set doc = '{"edited": true}', spot = '(9,9)' where id = 1""")
+        conn.execute("insert into events values ('alice', '{\"late\": 1}', 4)")
+        conn.commit()
+    setup.run(*restore, "--mode", "replace")
+    with empty_db.connect() as conn:
+        assert fingerprint(conn, "alice", tables) == before
+        assert fingerprint(conn, "bob", tables) == bob
