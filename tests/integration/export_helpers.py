@@ -5,11 +5,15 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
+from typing import Any
 
 import psycopg
 from psycopg import sql
 
+from drtool.config import StorageConfig
 from drtool.pg.cluster import EphemeralCluster
+from tests.fixtures.cli import Setup, make_setup
 
 SAMPLE_USER_TABLES = (
     "auth.users",
@@ -91,3 +95,18 @@ def delete_user_rows(conn: psycopg.Connection[tuple[object, ...]], user_id: str)
             ),
             (user_id,),
         )
+
+
+def people_setup(empty_db: Any, directory: Path, storage: StorageConfig, *statements: str) -> Setup:
+    """``statements`` run on the empty database (a schema whose users table is
+    ``public.people``), and a configuration for it: ``exports.users_table: public.people``,
+    the password in the environment as an operator's shell would have it."""
+    with empty_db.connect() as conn:
+        conn.autocommit = True
+        for statement in statements:
+            conn.execute(statement)
+    setup = make_setup(directory / "cfg", empty_db.dsn, empty_db.password, storage)
+    setup.doc["exports"] = {"users_table": "public.people"}
+    setup.write()
+    setup.env["PGPASSWORD"] = empty_db.password
+    return setup

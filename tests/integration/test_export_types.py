@@ -11,8 +11,7 @@ from typing import Any
 from psycopg import sql
 
 from drtool.config import StorageConfig
-from tests.fixtures.cli import make_setup
-from tests.integration.export_helpers import fingerprint
+from tests.integration.export_helpers import fingerprint, people_setup
 
 SCHEMA = """
 create type mood as enum ('happy', 'sad', 'it''s complicated');
@@ -70,14 +69,7 @@ def _fp(conn: Any, user: str) -> dict[str, tuple[int, str]]:
 def test_quoted_names_and_every_type_round_trip_past_a_blocking_trigger(
     empty_db: Any, tmp_path: Any, file_storage_config: StorageConfig
 ) -> None:
-    with empty_db.connect() as conn:
-        conn.autocommit = True
-        conn.execute(SCHEMA)
-        conn.execute(ROWS)
-    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, file_storage_config)
-    setup.doc["exports"] = {"users_table": "public.people"}
-    setup.write()
-    setup.env["PGPASSWORD"] = empty_db.password
+    setup = people_setup(empty_db, tmp_path, file_storage_config, SCHEMA, ROWS)
     with empty_db.connect() as conn:
         before, bob = _fp(conn, "alice"), _fp(conn, "bob")
     doc = setup.run("--json", "export-user", "alice").json
@@ -126,23 +118,20 @@ def test_export_is_exact_whatever_the_database_s_session_defaults(
                     sql.Identifier(str(db[0])), sql.Identifier(name), sql.Literal(value)
                 )
             )
-    with empty_db.connect() as conn:
-        conn.autocommit = True
-        conn.execute(
-            "create table people (id text primary key);"
-            "create table measures (id int primary key, user_id text references people (id),"
-            " f float8, r real, d date, ts timestamp, iv interval, tz timestamptz);"
-            "insert into people values ('alice'), ('bob');"
-            "insert into measures values"
-            " (1, 'alice', 1/3::float8, 1/3::real, '2024-02-01', '2024-02-01 01:02:03.456789',"
-            "  interval '-1 year +2 mons -3 days 04:05:06.789', '2024-02-01 00:00:00.5+00'),"
-            " (2, 'alice', pi(), -0.1::real, '0044-03-15 BC', '294276-12-31 23:59:59',"
-            "  interval '1 day -00:00:01', 'epoch'), (3, 'bob', 2.5, 1, null, null, null, null);"
-        )
-    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, file_storage_config)
-    setup.doc["exports"] = {"users_table": "public.people"}
-    setup.write()
-    setup.env["PGPASSWORD"] = empty_db.password
+    setup = people_setup(
+        empty_db,
+        tmp_path,
+        file_storage_config,
+        "create table people (id text primary key);"
+        "create table measures (id int primary key, user_id text references people (id),"
+        " f float8, r real, d date, ts timestamp, iv interval, tz timestamptz);"
+        "insert into people values ('alice'), ('bob');"
+        "insert into measures values"
+        " (1, 'alice', 1/3::float8, 1/3::real, '2024-02-01', '2024-02-01 01:02:03.456789',"
+        "  interval '-1 year +2 mons -3 days 04:05:06.789', '2024-02-01 00:00:00.5+00'),"
+        " (2, 'alice', pi(), -0.1::real, '0044-03-15 BC', '294276-12-31 23:59:59',"
+        "  interval '1 day -00:00:01', 'epoch'), (3, 'bob', 2.5, 1, null, null, null, null);",
+    )
 
     def exact(conn: Any) -> dict[str, tuple[int, str]]:
         for setting in ("extra_float_digits = 3", "datestyle = 'ISO'", "intervalstyle = postgres"):
@@ -165,23 +154,20 @@ def test_json_columns_and_tables_without_a_primary_key_restore_in_both_modes(
 ) -> None:
     # `json` (unlike jsonb) has no equality operator, and a table without a primary key can
     # only be matched row by row: neither may break insert-missing or replace.
-    with empty_db.connect() as conn:
-        conn.autocommit = True
-        conn.execute(
-            "create table people (id text primary key);"
-            "create table prefs (id int primary key, user_id text references people (id),"
-            " doc json, spot point);"
-            "create table events (user_id text references people (id), doc json, n int);"
-            "insert into people values ('alice'), ('bob');"
-            """insert into prefs values (1, 'alice', '{"a": [1, 2]}', '(1,2)'),"""
-            """ (2, 'alice', '{"b": null}', null), (3, 'bob', '{}', '(0,0)');"""
-            """insert into events values ('alice', '{"e": 1}', 1), ('alice', '{"e": 1}', 1),"""
-            """ ('alice', null, 2), ('bob', '[]', 3);"""
-        )
-    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, file_storage_config)
-    setup.doc["exports"] = {"users_table": "public.people"}
-    setup.write()
-    setup.env["PGPASSWORD"] = empty_db.password
+    setup = people_setup(
+        empty_db,
+        tmp_path,
+        file_storage_config,
+        "create table people (id text primary key);"
+        "create table prefs (id int primary key, user_id text references people (id),"
+        " doc json, spot point);"
+        "create table events (user_id text references people (id), doc json, n int);"
+        "insert into people values ('alice'), ('bob');"
+        """insert into prefs values (1, 'alice', '{"a": [1, 2]}', '(1,2)'),"""
+        """ (2, 'alice', '{"b": null}', null), (3, 'bob', '{}', '(0,0)');"""
+        """insert into events values ('alice', '{"e": 1}', 1), ('alice', '{"e": 1}', 1),"""
+        """ ('alice', null, 2), ('bob', '[]', 3);""",
+    )
     tables = ("public.prefs", "public.events")
     with empty_db.connect() as conn:
         before, bob = fingerprint(conn, "alice", tables), fingerprint(conn, "bob", tables)

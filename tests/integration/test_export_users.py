@@ -13,7 +13,8 @@ from typing import Any
 from drtool.config import StorageConfig
 from drtool.pg.snapshot import lock_key
 from drtool.storage import open_storage
-from tests.fixtures.cli import Setup, make_setup
+from tests.fixtures.cli import Setup
+from tests.integration.export_helpers import people_setup
 
 USERS = 300
 
@@ -38,12 +39,7 @@ def _manifests(storage: Path) -> set[str]:
 
 def _people(empty_db: Any, tmp_path: Path, storage: StorageConfig) -> tuple[Setup, Path]:
     """The people/notes schema loaded, and a configuration whose users table is people."""
-    with empty_db.connect() as conn:
-        conn.autocommit = True
-        conn.execute(SCHEMA)
-    setup = make_setup(tmp_path / "cfg", empty_db.dsn, empty_db.password, storage)
-    setup.doc["exports"] = {"users_table": "public.people"}
-    setup.write()
+    setup = people_setup(empty_db, tmp_path, storage, SCHEMA)
     return setup, Path(storage.url.removeprefix("file://"))
 
 
