@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 import yaml
 
-from bench.backup_bench import dir_size, run_timed
+from bench.backup_bench import dir_size, run_timed, save_results
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
 from drtool.pg.sample import load_sample
@@ -256,10 +256,7 @@ def main() -> None:
                 + " / ".join(f"{r['peak_rss_mib']} MiB ({r['label']})" for r in archive["runs"])
             )
     shutil.rmtree(work, ignore_errors=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"archive-scale{args.scale:g}.json"
-    target.write_text(json.dumps(results, indent=2))
-    print(f"wrote {target}")
+    save_results(args.out, f"archive-scale{args.scale:g}", results)
 
 
 if __name__ == "__main__":

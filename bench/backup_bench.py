@@ -109,6 +109,15 @@ def drtool_backup(drtool: list[str], env: dict[str, str]) -> tuple[dict[str, Any
     return manifest, dump
 
 
+def save_results(out_dir: Path, name: str, doc: dict[str, Any]) -> Path:
+    """Write a benchmark's figures to ``out_dir/<name>.json`` (bench/results is gitignored)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = out_dir / f"{name}.json"
+    target.write_text(json.dumps(doc, indent=2) + "\n", encoding="utf-8")
+    print(f"wrote {target}", flush=True)
+    return target
+
+
 def dir_size(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
@@ -268,10 +277,8 @@ def main() -> None:
             + (f"rss {row['peak_rss_mib']} MiB" if row["peak_rss_mib"] else "")
         )
     results["rows"] = table
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"backup-scale{args.scale:g}.json"
-    target.write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {target}")
+    print()
+    save_results(args.out, f"backup-scale{args.scale:g}", results)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.backup_bench import drtool_config, run_timed
+from bench.backup_bench import drtool_config, run_timed, save_results
 from drtool.pg.cluster import EphemeralCluster
 from drtool.pg.sample import TABLES, load_sample
 from drtool.pg.tools import find_tool
@@ -125,10 +125,8 @@ def main() -> None:
                 f"({run['users_per_second']} users/s), peak RSS {run['peak_rss_mib']} MiB",
                 flush=True,
             )
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"export-{time.strftime('%Y%m%dT%H%M%S')}.json"
-    path.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     print(json.dumps(results, indent=2))
+    save_results(args.out, f"export-scale{args.scale:g}", results)
 
 
 if __name__ == "__main__":

@@ -29,7 +29,7 @@ import psycopg
 import yaml
 from psycopg import sql
 
-from bench.backup_bench import drtool_backup
+from bench.backup_bench import drtool_backup, save_results
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
 from drtool.pg.sample import TABLES, load_sample
@@ -167,10 +167,7 @@ def main() -> None:
         f"(wall {wall:.2f}s): x{ratio:.2f} the floor, {verdict} the x{TARGET_RATIO} target; "
         f"x{rto / single:.2f} the --single-transaction floor ({single:.2f}s)"
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"rehearse-scale{args.scale:g}.json"
-    target.write_text(json.dumps({**facts, "results": summary}, indent=2) + "\n")
-    print(f"wrote {target}")
+    save_results(args.out, f"rehearse-scale{args.scale:g}", {**facts, "results": summary})
 
 
 if __name__ == "__main__":

@@ -8,7 +8,6 @@ Usage: python -m bench.restore_bench --scale 10 [--s3]
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import secrets
 import shutil
@@ -21,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from bench.backup_bench import drtool_backup, start_moto
+from bench.backup_bench import drtool_backup, save_results, start_moto
 from drtool.config import StorageConfig
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
@@ -182,10 +181,8 @@ def main() -> None:
     summary["verify_deep_plain_MBps"] = round(
         facts["plain_bytes"] / 1e6 / summary["drtool verify --deep"]
     )
-    args.out.mkdir(parents=True, exist_ok=True)
-    target = args.out / f"restore-scale{args.scale:g}.json"
-    target.write_text(json.dumps({**facts, "results": summary}, indent=2))
-    print(f"  verify --deep: {summary['verify_deep_plain_MBps']} MB/s of plaintext\nwrote {target}")
+    print(f"  verify --deep: {summary['verify_deep_plain_MBps']} MB/s of plaintext")
+    save_results(args.out, f"restore-scale{args.scale:g}", {**facts, "results": summary})
 
 
 if __name__ == "__main__":
