@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -136,6 +137,15 @@ def test_spec_example_configuration_is_valid(tmp_path: Path) -> None:
         pytest.skip("shared/SPEC.md not beside the checkout")
     text = spec.read_text(encoding="utf-8")
     block = text.split("```yaml", 1)[1].split("```", 1)[0].replace("age1...", "age1qqqq")
+    # Keys SPEC already promises for capabilities still open as issues: the loader must reject
+    # them as unknown until they are built (then they move out of this list).
+    not_yet = {"bundle", "stream", "objectives.replica_lag"}
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, block), environ={})
+    assert {p for p, _ in err.value.problems} == not_yet
+    for section in ("bundle", "stream"):
+        block = re.sub(rf"(?ms)^{section}:.*?(?=^[a-z])", "", block)
+    block = re.sub(r", replica_lag: \w+", "", block)
     cfg = load_config(write(tmp_path, block), environ={})
     assert cfg.archival.policies[1].where == {"status": ["completed"]}
     assert cfg.retention.abandoned_after == timedelta(hours=6)
