@@ -59,8 +59,20 @@ from drtool.services.restore import RestoreRequest, run_restore
 @click.option(
     "--no-owner",
     is_flag=True,
-    help="Skip ownership and grants (pg_restore --no-owner --no-privileges): for targets "
-    "where the backup's roles cannot be created.",
+    help="Skip ownership only: objects end up owned by the restoring user; grants and "
+    "default privileges stay (pg_restore --no-owner).",
+)
+@click.option(
+    "--no-privileges",
+    is_flag=True,
+    help="Skip GRANT/REVOKE and default privileges (pg_restore --no-privileges).",
+)
+@click.option(
+    "--role-map",
+    "role_map",
+    multiple=True,
+    metavar="FROM=TO",
+    help="Give FROM's ownerships, grants, default privileges and policies to TO. Repeatable.",
 )
 @click.option(
     "--dry-run",
@@ -78,6 +90,8 @@ def restore_cmd(
     data_only: bool,
     force: bool,
     no_owner: bool,
+    no_privileges: bool,
+    role_map: tuple[str, ...],
     dry_run: bool,
 ) -> None:
     """Restore backup ID (or `latest`) into a database, or write its dump to a file.
@@ -96,6 +110,8 @@ def restore_cmd(
         data_only=data_only,
         force=force,
         no_owner=no_owner,
+        no_privileges=no_privileges,
+        role_map=role_map,
         dry_run=dry_run,
     )
     restore_result(run_restore(state.context(), request), state.json)

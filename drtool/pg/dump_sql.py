@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 
 # An SQL identifier as pg_dump's fmtId writes it: bare lowercase, or double-quoted.
 _IDENT = r'(?:"(?:[^"]|"")+"|[A-Za-z_][A-Za-z0-9_$]*)'
+IDENT = _IDENT
 _LIST = rf"{_IDENT}(?:, *{_IDENT})*"
 _QUALIFIED = rf"{_IDENT}\.{_IDENT}"
 
@@ -24,6 +25,7 @@ _POLICY = re.compile(
     rf"(?: AS (?:PERMISSIVE|RESTRICTIVE))?(?: FOR [A-Z]+)? TO ({_LIST})(?: |;|$)"
 )
 _EXTENSION = re.compile(rf"^CREATE EXTENSION IF NOT EXISTS ({_IDENT})")
+_SESSION_AUTH = re.compile(rf"^SET SESSION AUTHORIZATION ({_IDENT});$")
 
 _CREATE_ROLE = re.compile(rf"^CREATE ROLE ({_IDENT});$")
 _ALTER_ROLE_WITH = re.compile(rf"^ALTER ROLE ({_IDENT}) WITH (.+);$")
@@ -47,6 +49,11 @@ def unquote(ident: str) -> str:
     return ident.lower()
 
 
+def quote_ident(name: str) -> str:
+    """``name`` as a quoted identifier (always valid, keywords included)."""
+    return '"' + name.replace('"', '""') + '"'
+
+
 def _names(text: str) -> list[str]:
     return [unquote(m) for m in re.findall(_IDENT, text)]
 
@@ -65,13 +72,29 @@ class SchemaFacts:
     grantees: set[str] = field(default_factory=set)
     policy_roles: set[str] = field(default_factory=set)
     extensions: list[str] = field(default_factory=list)
+    # Roles of SET SESSION AUTHORIZATION (grants made by another grantor than the owner).
+    session_roles: set[str] = field(default_factory=set)
 
     def roles(self, with_owners_and_grants: bool = True) -> set[str]:
         """Every role referenced; without owners and grants (``--no-owner --no-privileges``)
         only the roles that policies name remain."""
         if not with_owners_and_grants:
             return set(self.policy_roles)
-        return self.owners | self.grantees | self.policy_roles
+        return self.owners | self.grantees | self.policy_roles | self.session_roles
+
+    def mapped(self, mapping: dict[str, str]) -> SchemaFacts:
+        """These facts with roles renamed as ``--role-map`` renames them."""
+
+        def m(roles: set[str]) -> set[str]:
+            return {mapping.get(r, r) for r in roles}
+
+        return SchemaFacts(
+            m(self.owners),
+            m(self.grantees),
+            m(self.policy_roles),
+            list(self.extensions),
+            m(self.session_roles),
+        )
 
 
 def _add_roles(target: set[str], listed: str) -> None:
@@ -102,6 +125,8 @@ def schema_facts(sql_text: str) -> SchemaFacts:
             _add_roles(facts.policy_roles, match.group(1))
         elif match := _EXTENSION.match(line):
             facts.extensions.append(unquote(match.group(1)))
+        elif match := _SESSION_AUTH.match(line):
+            _add_roles(facts.session_roles, match.group(1))
     return facts
 
 

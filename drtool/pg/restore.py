@@ -18,6 +18,18 @@ from drtool.pg.tools import Tool, find_tool
 _TOC_LINE = re.compile(r"^(?P<dump_id>\d+); (?P<tableoid>\d+) (?P<oid>\d+) (?P<rest>.+)$")
 _TOC_TYPES = (
     "TABLE DATA",
+    "TABLE ATTACH",
+    "EVENT TRIGGER",
+    "PUBLICATION TABLE",
+    "PUBLICATION TABLES IN SCHEMA",
+    "LARGE OBJECT",
+    "BLOB",
+    "PROCEDURAL LANGUAGE",
+    "FOREIGN TABLE",
+    "USER MAPPING",
+    "TEXT SEARCH CONFIGURATION",
+    "TEXT SEARCH DICTIONARY",
+    "ACCESS METHOD",
     "SEQUENCE SET",
     "SEQUENCE OWNED BY",
     "DEFAULT ACL",
@@ -58,6 +70,19 @@ class TocEntry:
     schema: str
     name: str
     owner: str
+    line: str = ""  # the listing line, for a ``pg_restore --use-list`` file
+
+    @property
+    def subject(self) -> tuple[str, str]:
+        """For COMMENT, ACL and SECURITY LABEL entries: the object's kind and name
+        (``("EXTENSION", "pgcrypto")``, ``("TABLE", "users")``); else ``("", "")``."""
+        if self.kind not in ("COMMENT", "ACL", "SECURITY LABEL"):
+            return "", ""
+        for kind in _TOC_TYPES:
+            if self.name.startswith(kind + " "):
+                return kind, self.name[len(kind) + 1 :]
+        head, _, rest = self.name.partition(" ")
+        return head, rest
 
 
 @dataclass(frozen=True)
@@ -94,16 +119,23 @@ def parse_toc(text: str) -> Toc:
                 key, _, value = body.partition(":")
                 header[key.strip()] = value.strip()
             continue
-        match = _TOC_LINE.match(line)
+        # Not stripped at the end: an empty owner is a trailing space.
+        match = _TOC_LINE.match(raw.lstrip().rstrip("\r\n"))
         if not match:
             continue
         rest = match.group("rest")
         kind = next((t for t in _TOC_TYPES if rest.startswith(t + " ")), rest.split(" ", 1)[0])
-        fields = rest[len(kind) :].strip().split(" ")
+        # "KIND schema name owner"; the owner is empty for some entries (a trailing space).
+        body = rest[len(kind) + 1 :] if rest.startswith(kind + " ") else ""
+        fields = body.split(" ")
         schema = fields[0] if len(fields) >= 3 else "-"
         owner = fields[-1] if len(fields) >= 2 else "-"
         name = " ".join(fields[1:-1]) if len(fields) >= 3 else (fields[0] if fields else "")
-        entries.append(TocEntry(int(match.group("dump_id")), kind, schema, name, owner))
+        entries.append(
+            TocEntry(
+                int(match.group("dump_id")), kind, schema, name, owner or "-", raw.rstrip("\n")
+            )
+        )
     return Toc(entries, header)
 
 
@@ -151,13 +183,14 @@ class FedProcess:
         what: str,
         capture_stdout: bool,
         tail_lines: int = STDERR_TAIL_LINES,
+        pipe_stdout: bool = False,  # the caller reads ``proc.stdout`` itself
     ) -> None:
         self.what = what
         try:
             self.proc = subprocess.Popen(
                 argv,
                 stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE if capture_stdout else subprocess.DEVNULL,
+                stdout=subprocess.PIPE if capture_stdout or pipe_stdout else subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
                 env=dict(env),
             )

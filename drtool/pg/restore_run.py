@@ -62,20 +62,32 @@ class RestoreOptions:
 
     selection: Selection = Selection()
     clean: bool = False  # --clean --if-exists: replace the dump's objects, leave others alone
-    no_owner: bool = False  # --no-owner --no-privileges
+    no_owner: bool = False  # --no-owner: ownership only
+    no_privileges: bool = False  # --no-privileges: GRANT/REVOKE and default privileges
     jobs: int = 1  # > 1 needs a file; 1 runs in a single transaction
     # Data-only loads run in TOC order, not foreign-key order; a superuser can disable the
     # triggers (foreign keys included) for the load.
     disable_triggers: bool = False
+    use_list: Path | None = None  # pg_restore --use-list: only (and in the order of) these
+
+    def content_args(self) -> list[str]:
+        """What to restore, independent of where it goes."""
+        argv = ["--clean", "--if-exists"] if self.clean else []
+        argv += ["--no-owner"] if self.no_owner else []
+        argv += ["--no-privileges"] if self.no_privileges else []
+        argv += ["--disable-triggers"] if self.disable_triggers else []
+        argv += [f"--use-list={self.use_list}"] if self.use_list is not None else []
+        return argv + self.selection.args()
 
     def argv(self, tool: Tool, conninfo: str, file: Path | None = None) -> list[str]:
         argv = [str(tool.path), f"--dbname={conninfo}", "--exit-on-error", "--no-password"]
         argv += ["--single-transaction"] if self.jobs == 1 else [f"--jobs={self.jobs}"]
-        argv += ["--clean", "--if-exists"] if self.clean else []
-        argv += ["--no-owner", "--no-privileges"] if self.no_owner else []
-        argv += ["--disable-triggers"] if self.disable_triggers else []
-        argv += self.selection.args()
+        argv += self.content_args()
         return argv + ([str(file)] if file is not None else [])
+
+    def script_argv(self, tool: Tool) -> list[str]:
+        """pg_restore writing the restore as an SQL script to stdout (for ScriptFilter)."""
+        return [str(tool.path), "--file=-", *self.content_args()]
 
 
 def _close(chunks: Iterable[bytes]) -> None:
@@ -85,14 +97,13 @@ def _close(chunks: Iterable[bytes]) -> None:
             close()
 
 
-def read_schema_script(
-    tool: Tool, env: Mapping[str, str], chunks: Iterable[bytes], filter_args: list[str]
-) -> str:
-    """The schema script of a dump streamed in ``chunks`` (``pg_restore --schema-only
-    --file=-``). pg_restore needs only the header and TOC, so pulling stops as soon as it
-    closes its stdin; ``chunks`` is closed (e.g. a download stops) either way."""
-    argv = [str(tool.path), "--schema-only", "--file=-", *filter_args]
-    proc = FedProcess(argv, env, "pg_restore --schema-only", capture_stdout=True)
+def _read_prefix(
+    argv: list[str], env: Mapping[str, str], chunks: Iterable[bytes], what: str
+) -> bytes:
+    """Run ``argv`` (pg_restore reading a dump from stdin) on the start of ``chunks``:
+    pg_restore needs only the header and TOC, so pulling stops as soon as it closes its
+    stdin; ``chunks`` is closed (e.g. a download stops) either way. Returns its stdout."""
+    proc = FedProcess(argv, env, what, capture_stdout=True)
     try:
         for chunk in chunks:
             if not proc.write(chunk):
@@ -102,7 +113,22 @@ def read_schema_script(
         raise
     finally:
         _close(chunks)
-    return proc.finish().decode("utf-8", "replace")
+    return proc.finish()
+
+
+def read_schema_script(
+    tool: Tool, env: Mapping[str, str], chunks: Iterable[bytes], args: list[str]
+) -> str:
+    """The schema script of a dump streamed in ``chunks`` (``pg_restore --schema-only
+    --file=-`` with ``args``: selection, ownership options, a list file)."""
+    argv = [str(tool.path), "--schema-only", "--file=-", *args]
+    return _read_prefix(argv, env, chunks, "pg_restore --schema-only").decode("utf-8", "replace")
+
+
+def read_toc(tool: Tool, env: Mapping[str, str], chunks: Iterable[bytes]) -> Toc:
+    """The table of contents of a dump streamed in ``chunks`` (``pg_restore --list``)."""
+    listing = _read_prefix([str(tool.path), "--list"], env, chunks, "pg_restore --list")
+    return parse_toc(listing.decode("utf-8", "replace"))
 
 
 def restore_stream(argv: list[str], env: Mapping[str, str], chunks: Iterable[bytes]) -> bool:

@@ -47,6 +47,70 @@ class TargetState:
     available_extensions: set[str] = field(default_factory=set)
     installed_extensions: set[str] = field(default_factory=set)
     schemas: set[str] = field(default_factory=set)
+    roles: set[str] = field(default_factory=set)  # every role of the cluster
+    member_of: set[str] = field(default_factory=set)  # roles the user may act as (MEMBER)
+    event_triggers: set[str] = field(default_factory=set)
+    # Extensions the server offers but the database lacks, that only a superuser may create.
+    superuser_extensions: set[str] = field(default_factory=set)
+    extension_owners: dict[str, str] = field(default_factory=dict)
+    # Existing objects by (TOC kind, schema, TOC name) -> owner ("" where ownership is the
+    # table's): relations, functions (by name), triggers and policies ("table name").
+    objects: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    schema_owners: dict[str, str] = field(default_factory=dict)
+    publications: set[str] = field(default_factory=set)
+
+    def may_act_as(self, role: str) -> bool:
+        return self.superuser or role == self.user or role in self.member_of
+
+
+_ROLES = """
+select rolname, rolname = current_user or pg_has_role(current_user, oid, 'MEMBER')
+  from pg_roles
+"""
+_SUPERUSER_EXTENSIONS = """
+select v.name from pg_available_extension_versions v
+  join pg_available_extensions a on a.name = v.name and a.default_version = v.version
+ where v.superuser and not v.trusted
+   and not exists (select 1 from pg_extension e where e.extname = v.name)
+"""
+_EXTENSION_OWNERS = (
+    "select e.extname, r.rolname from pg_extension e join pg_roles r on r.oid = e.extowner"
+)
+_RELATIONS = """
+select case c.relkind when 'S' then 'SEQUENCE' when 'v' then 'VIEW'
+                      when 'm' then 'MATERIALIZED VIEW' when 'f' then 'FOREIGN TABLE'
+                      when 'i' then 'INDEX' when 'I' then 'INDEX' else 'TABLE' end,
+       n.nspname, c.relname, pg_get_userbyid(c.relowner)
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where c.relkind in ('r', 'p', 'v', 'm', 'S', 'f', 'i', 'I')
+   and n.nspname <> all(%s::text[]) and n.nspname not like 'pg\\_%%'
+union all
+select case p.prokind when 'p' then 'PROCEDURE' when 'a' then 'AGGREGATE' else 'FUNCTION' end,
+       n.nspname, p.proname, pg_get_userbyid(p.proowner)
+  from pg_proc p join pg_namespace n on n.oid = p.pronamespace
+ where n.nspname <> all(%s::text[]) and n.nspname not like 'pg\\_%%'
+union all
+select 'TRIGGER', n.nspname, c.relname || ' ' || t.tgname, pg_get_userbyid(c.relowner)
+  from pg_trigger t join pg_class c on c.oid = t.tgrelid
+  join pg_namespace n on n.oid = c.relnamespace
+ where not t.tgisinternal and n.nspname <> all(%s::text[])
+union all
+select 'POLICY', n.nspname, c.relname || ' ' || p.polname, pg_get_userbyid(c.relowner)
+  from pg_policy p join pg_class c on c.oid = p.polrelid
+  join pg_namespace n on n.oid = c.relnamespace
+union all
+select 'CONSTRAINT', n.nspname, c.relname || ' ' || k.conname, pg_get_userbyid(c.relowner)
+  from pg_constraint k join pg_class c on c.oid = k.conrelid
+  join pg_namespace n on n.oid = c.relnamespace
+ where n.nspname <> all(%s::text[])
+union all
+select 'TYPE', n.nspname, t.typname, pg_get_userbyid(t.typowner)
+  from pg_type t join pg_namespace n on n.oid = t.typnamespace
+ where n.nspname <> all(%s::text[]) and n.nspname not like 'pg\\_%%'
+   and t.typtype in ('e', 'c', 'd', 'r', 'm')
+   and (t.typtype <> 'c' or exists (select 1 from pg_class c where c.oid = t.typrelid
+                                     and c.relkind = 'c'))
+"""
 
 
 def _split(name: str) -> tuple[str, str]:
@@ -68,7 +132,16 @@ def inspect_target(target: Target) -> TargetState:
         tables = conn.execute(_USER_TABLES, (list(SYSTEM_SCHEMAS),)).fetchall()
         available = conn.execute("select name from pg_available_extensions").fetchall()
         installed = conn.execute("select extname from pg_extension").fetchall()
-        schemas = conn.execute("select nspname from pg_namespace").fetchall()
+        schemas = conn.execute(
+            "select nspname, pg_get_userbyid(nspowner) from pg_namespace"
+        ).fetchall()
+        roles = conn.execute(_ROLES).fetchall()
+        triggers = conn.execute("select evtname from pg_event_trigger").fetchall()
+        su_only = conn.execute(_SUPERUSER_EXTENSIONS).fetchall()
+        ext_owners = conn.execute(_EXTENSION_OWNERS).fetchall()
+        system = list(SYSTEM_SCHEMAS)
+        objects = conn.execute(_RELATIONS, (system,) * 5).fetchall()
+        publications = conn.execute("select pubname from pg_publication").fetchall()
     return TargetState(
         description=target.describe(),
         server_major=major,
@@ -80,6 +153,14 @@ def inspect_target(target: Target) -> TargetState:
         available_extensions={str(r[0]) for r in available},
         installed_extensions={str(r[0]) for r in installed},
         schemas={str(r[0]) for r in schemas},
+        roles={str(r[0]) for r in roles},
+        member_of={str(r[0]) for r in roles if r[1]},
+        event_triggers={str(r[0]) for r in triggers},
+        superuser_extensions={str(r[0]) for r in su_only},
+        extension_owners={str(r[0]): str(r[1]) for r in ext_owners},
+        objects={(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in objects},
+        schema_owners={str(r[0]): str(r[1]) for r in schemas},
+        publications={str(r[0]) for r in publications},
     )
 
 

@@ -31,7 +31,13 @@ from drtool.pg.scratch import dsn_with_password
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
 from drtool.services.rehearse_report import TREND_DRILLS, check_report_path, write_report
-from drtool.services.rehearse_scratch import KeptScratch, Scratch, open_scratch, scratch_spec
+from drtool.services.rehearse_scratch import (
+    EPHEMERAL,
+    KeptScratch,
+    Scratch,
+    open_scratch,
+    scratch_spec,
+)
 from drtool.services.rehearse_validate import (
     builtin_checks,
     format_seconds,
@@ -168,7 +174,11 @@ def rehearse(ctx: Context, req: RehearseRequest) -> RehearseResult:
 
 
 def _restore_and_validate(ctx: Context, manifest: Manifest, scratch: Scratch, run: _Run) -> None:
-    request = RestoreRequest(ref=manifest.id, to_dsn=dsn_with_password(scratch.target))
+    request = RestoreRequest(
+        ref=manifest.id,
+        to_dsn=dsn_with_password(scratch.target),
+        scratch_owned=scratch.kind == EPHEMERAL,
+    )
     restored = run_restore(ctx, request)
     run.restored = restored
     stages = restored.stages

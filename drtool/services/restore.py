@@ -5,10 +5,12 @@ rows, and record the measured duration (``restores/<backup-id>/<id>.json``)."""
 from __future__ import annotations
 
 import os
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 
 from drtool import __version__
 from drtool.catalog.manifest import Manifest
@@ -28,6 +30,7 @@ from drtool.pg.restore_run import (
     restore_file,
     restore_stream,
 )
+from drtool.pg.restore_script import ScriptFilter, restore_through_psql
 from drtool.pg.target import count_rows, create_roles, drop_roles, restore_lock
 from drtool.pipeline.store import load
 from drtool.services.context import Context
@@ -40,6 +43,7 @@ from drtool.services.restore_auth import (
     resolve_backup,
 )
 from drtool.services.restore_plan import (
+    PlanDetails,
     RestorePlan,
     RestoreRequest,
     RolePlan,
@@ -136,6 +140,7 @@ def _pg_restore(
     identities: list[Identity],
     target: Target,
     plan: RestorePlan,
+    details: PlanDetails,
     stages: dict[str, float],
 ) -> bool:
     """Run the restore itself; returns whether pg_restore read the whole dump."""
@@ -144,13 +149,32 @@ def _pg_restore(
         selection,
         clean=req.force and not req.data_only,
         no_owner=req.no_owner,
+        no_privileges=req.no_privileges,
         jobs=plan.jobs,
         disable_triggers=plan.disable_triggers,
+        use_list=details.list_file,
     )
     progress = ctx.progress("restore", auth.dump.plain_size)
     base_env = {**os.environ, "PGAPPNAME": APPLICATION_NAME}
     with pgpass_env(target.password, base_env) as env:
         t0 = time.monotonic()
+        if plan.mode == "script":
+            pulled = [0.0]
+            stream = _timed(load(ctx.storage, auth.dump, identities, progress=progress), pulled)
+            script_filter = ScriptFilter(
+                role_map=details.role_map,
+                drop_session_authorization=details.drop_session_authorization,
+                stage=frozenset(details.staged),
+                insert_order=details.staged,
+                keep_existing=details.keep_existing_rows,
+            )
+            psql = psql_tool(tool.major)
+            psql_argv = [str(psql.path), "--no-psqlrc", "--quiet", "--no-password"]
+            psql_argv += ["--set=ON_ERROR_STOP=1", f"--dbname={target.conninfo}", "--file=-"]
+            restore_through_psql(options.script_argv(tool), psql_argv, env, stream, script_filter)
+            stages["fetch_decrypt"] = pulled[0]
+            stages["restore"] = time.monotonic() - t0 - pulled[0]
+            return True
         if plan.mode == "stream":
             pulled = [0.0]
             stream = _timed(load(ctx.storage, auth.dump, identities, progress=progress), pulled)
@@ -185,10 +209,11 @@ def _execute(
     identities: list[Identity],
     target: Target,
     plan: RestorePlan,
-    roles: RolePlan,
+    details: PlanDetails,
     started: float,
     started_at: datetime,
 ) -> RestoreResult:
+    roles = details.roles
     manifest = auth.manifest
     record_id = new_id(ctx.clock())
     stages: dict[str, float] = {"prepare": time.monotonic() - started}
@@ -206,6 +231,9 @@ def _execute(
         },
         "force": req.force,
         "no_owner": req.no_owner,
+        "no_privileges": req.no_privileges,
+        "role_map": plan.role_map,
+        "platform": plan.platform,
         "tool_version": __version__,
     }
     created: list[str] = []
@@ -220,7 +248,7 @@ def _execute(
     )
     try:
         created = _create_roles(target, roles, plan.target)
-        complete = _pg_restore(ctx, req, selection, auth, identities, target, plan, stages)
+        complete = _pg_restore(ctx, req, selection, auth, identities, target, plan, details, stages)
         restored = True
         t0 = time.monotonic()
         counts = count_rows(target, list(plan.tables))
@@ -323,11 +351,11 @@ def run_restore(ctx: Context, req: RestoreRequest) -> RestoreResult:
         return _to_file(ctx, req, auth, identities, started)
     assert req.to_dsn is not None
     target = parse_to(req.to_dsn)
-    with restore_lock(target):
-        plan, roles = plan_database(ctx, req, selection, auth, identities, target)
+    with restore_lock(target), tempfile.TemporaryDirectory(prefix="drtool-restore-") as work:
+        plan, details = plan_database(ctx, req, selection, auth, identities, target, Path(work))
         if req.dry_run:
             seconds = round(time.monotonic() - started, 3)
             return RestoreResult(auth.manifest.id, plan.target, seconds, {}, {}, True, plan)
         return _execute(
-            ctx, req, selection, auth, identities, target, plan, roles, started, started_at
+            ctx, req, selection, auth, identities, target, plan, details, started, started_at
         )

@@ -4,7 +4,7 @@ the target (version, emptiness, roles, extensions) so that a refused restore cha
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from drtool.catalog.manifest import Manifest
@@ -15,12 +15,18 @@ from drtool.errors import (
     UsageError,
 )
 from drtool.pg.conn import Target, parse_target
-from drtool.pg.dump_sql import Membership, RoleDefinition, parse_globals, schema_facts
+from drtool.pg.dump_sql import (
+    Membership,
+    RoleDefinition,
+    SchemaFacts,
+    parse_globals,
+    schema_facts,
+)
 from drtool.pg.process import pgpass_env
-from drtool.pg.restore_run import Selection, read_schema_script
+from drtool.pg.restore import Toc
+from drtool.pg.restore_run import RestoreOptions, Selection, read_schema_script, read_toc
 from drtool.pg.target import (
     TargetState,
-    existing_roles,
     inspect_target,
     require_major,
     table_states,
@@ -28,6 +34,15 @@ from drtool.pg.target import (
 from drtool.pipeline.store import load
 from drtool.services.context import Context
 from drtool.services.restore_auth import Authenticated, backup_major, dump_tool
+from drtool.services.restore_toc import (
+    Obstacle,
+    TocOptions,
+    TocPlan,
+    backup_platform,
+    list_file_text,
+    plan_toc,
+    target_platform,
+)
 
 SHOWN_NAMES = 5
 _IDENT = re.compile(r"^[^.\s]+$")
@@ -46,7 +61,12 @@ class RestoreRequest:
     data_only: bool = False
     force: bool = False
     no_owner: bool = False
+    no_privileges: bool = False
+    role_map: tuple[str, ...] = ()  # "FROM=TO"
     dry_run: bool = False
+    # drtool's own throwaway cluster (a drill): every role the backup needs is created,
+    # superuser ones included, NOLOGIN, bare where the globals lack them.
+    scratch_owned: bool = False
 
 
 @dataclass(frozen=True)
@@ -83,6 +103,24 @@ class RestorePlan:
     roles_present: list[str] = field(default_factory=list)
     extensions_to_create: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    platform: str | None = None  # restoring into a project of this platform
+    skipped: dict[str, list[str]] = field(default_factory=dict)  # TOC entries left out, by why
+    staged: list[str] = field(default_factory=list)  # platform tables loaded via staging
+    role_map: dict[str, str] = field(default_factory=dict)
+    obstacles: list[str] = field(default_factory=list)
+
+
+class ObstaclesError(OperationError):
+    """The restore would fail: every obstacle known beforehand, each with its resolution."""
+
+    def __init__(self, backup_id: str, target: str, obstacles: list[Obstacle]) -> None:
+        self.obstacles = obstacles
+        lines = [f"- {o.text()}" for o in obstacles]
+        super().__init__(
+            f"restore of backup {backup_id} into {target} cannot go ahead; "
+            f"{len(obstacles)} obstacle(s), nothing was changed:\n" + "\n".join(lines),
+            hint="resolve each as listed; --dry-run checks again without changing anything",
+        )
 
 
 def _names(items: list[str]) -> str:
@@ -118,6 +156,8 @@ def check_request(req: RestoreRequest) -> Selection:
                 ("--data-only", req.data_only),
                 ("--force", req.force),
                 ("--no-owner", req.no_owner),
+                ("--no-privileges", req.no_privileges),
+                ("--role-map", bool(req.role_map)),
                 ("--jobs", req.jobs != 1),
             )
             if on
@@ -131,8 +171,22 @@ def check_request(req: RestoreRequest) -> Selection:
             raise UsageError(f"{req.to_file} already exists; refusing to overwrite it")
         if not req.to_file.parent.is_dir():
             raise UsageError(f"{req.to_file.parent} is not a directory")
+    parse_role_map(req.role_map)
     pairs = tuple(dict.fromkeys(parse_table(t) for t in req.tables))
     return Selection(pairs, req.schema_only, req.data_only)
+
+
+def parse_role_map(items: tuple[str, ...]) -> dict[str, str]:
+    """``--role-map FROM=TO`` (repeatable) as a mapping; malformed or repeated FROM: exit 2."""
+    mapping: dict[str, str] = {}
+    for item in items:
+        source, eq, dest = item.partition("=")
+        if not eq or not source or not dest or "\x00" in item:
+            raise UsageError(f"--role-map {item!r}: expected FROM=TO (two role names)")
+        if source in mapping and mapping[source] != dest:
+            raise UsageError(f"--role-map maps {source} twice")
+        mapping[source] = dest
+    return mapping
 
 
 def parse_to(dsn: str) -> Target:
@@ -190,69 +244,147 @@ def check_contents(
     return [t for t in state.user_tables if t in tables], []
 
 
+def _creatable(defn: RoleDefinition, state: TargetState, scratch_owned: bool) -> bool:
+    if scratch_owned or state.superuser:
+        return True
+    # CREATEROLE may not grant SUPERUSER, REPLICATION or BYPASSRLS (PostgreSQL 15).
+    special = {"SUPERUSER", "REPLICATION", "BYPASSRLS"}
+    return state.can_create_roles and not special & set(defn.attributes)
+
+
+def _for_scratch(defn: RoleDefinition) -> RoleDefinition:
+    """A role in drtool's own drill cluster: NOLOGIN (nobody signs in there)."""
+    attrs = [a for a in defn.attributes if a not in ("LOGIN", "NOLOGIN")]
+    return RoleDefinition(defn.name, [*attrs, "NOLOGIN"], list(defn.settings))
+
+
 def plan_roles(
-    auth: Authenticated, state: TargetState, target: Target, script: str, req: RestoreRequest
-) -> tuple[RolePlan, list[str]]:
-    """Roles the restore needs that the target lacks, created from the backup's globals; exit 1
-    naming them if that is impossible. Returns the plan and the extensions the script creates."""
-    facts = schema_facts(script)
-    needed = set() if req.data_only else facts.roles(with_owners_and_grants=not req.no_owner)
-    present = existing_roles(target, needed)
-    missing = sorted(needed - present)
+    auth: Authenticated,
+    state: TargetState,
+    facts: SchemaFacts,
+    req: RestoreRequest,
+    obstacles: list[Obstacle],
+) -> RolePlan:
+    """Roles the restore needs that the target lacks, created from the backup's globals
+    (in drtool's own drill cluster: every one, bare where the globals lack it); those that
+    cannot be created are obstacles."""
+    if req.data_only:
+        needed: set[str] = set()
+    else:
+        needed = set(facts.policy_roles)
+        needed |= set() if req.no_owner else facts.owners | facts.session_roles
+        needed |= set() if req.no_privileges else facts.grantees
+    missing = sorted(needed - state.roles)
     defs = parse_globals(auth.globals_sql or "")
-    create = [
-        defs.roles[name]
-        for name in missing
-        if name in defs.roles and not defs.roles[name].superuser and name != state.user
-    ]
-    names = {r.name for r in create}
-    impossible = [name for name in missing if name not in names]
-    globals_note = "" if auth.globals_sql is not None else " (this backup has no globals)"
+    create: list[RoleDefinition] = []
+    impossible: list[str] = []
+    for name in missing:
+        defn = defs.roles.get(name)
+        if defn is None and req.scratch_owned:
+            defn = RoleDefinition(name)
+        if defn is None or not _creatable(defn, state, req.scratch_owned):
+            impossible.append(name)
+            continue
+        create.append(_for_scratch(defn) if req.scratch_owned else defn)
     if impossible:
-        raise OperationError(
-            f"the backup needs roles that {state.description} lacks and drtool cannot create "
-            f"from the backup's globals{globals_note}: {_names(impossible)}",
-            hint="create them on the target first, or restore with --no-owner (skips ownership "
-            "and grants; roles named by row-level security policies are still needed)",
+        globals_note = "" if auth.globals_sql is not None else " (this backup has no globals)"
+        lacking = [n for n in impossible if n not in defs.roles]
+        why = (
+            f"{state.user} may not create them"
+            if not lacking
+            else f"the backup's globals do not define {_names(lacking)}{globals_note}"
         )
-    if create and not state.can_create_roles:
-        raise OperationError(
-            f"the backup needs roles that {state.description} lacks: {_names(sorted(names))}; "
-            f"{state.user} may not create roles (needs CREATEROLE)",
-            hint="have an administrator create them (the backup's globals define them), or "
-            "restore with --no-owner (roles named by row-level security policies are still "
-            "needed)",
+        only_owners = set(impossible) - facts.policy_roles - facts.grantees
+        obstacles.append(
+            Obstacle(
+                f"the backup needs roles that {state.description} lacks: {_names(impossible)}; "
+                + why,
+                "create them on the target first, or --role-map ROLE=EXISTING_ROLE, or "
+                + ("--no-owner" if only_owners == set(impossible) else "--no-owner --no-privileges")
+                + " (roles named by row-level security policies are still needed)",
+            )
         )
+    names = {r.name for r in create}
     touching = [m for m in defs.memberships if m.role in names or m.member in names]
-    others = existing_roles(target, {m.role for m in touching} | {m.member for m in touching})
-    granted = [m for m in touching if {m.role, m.member} <= (others | names)]
-    plan = RolePlan(create, granted, sorted(present))
-    return plan, ([] if req.data_only or req.tables else facts.extensions)
+    granted = [m for m in touching if {m.role, m.member} <= (state.roles | names)]
+    return RolePlan(create, granted, sorted(needed & state.roles))
 
 
-def check_extensions(state: TargetState, extensions: list[str]) -> list[str]:
-    """Extensions the dump creates must be available on the target (exit 1, before starting);
-    returns those the restore will create."""
-    missing = [e for e in extensions if e not in state.available_extensions]
-    if missing:
-        raise OperationError(
-            f"the backup uses extensions that {state.description} does not provide: "
-            f"{_names(missing)}",
-            hint="install them on the target server first (nothing was changed)",
-        )
-    return [e for e in extensions if e not in state.installed_extensions]
+def check_ownership(
+    state: TargetState, facts: SchemaFacts, req: RestoreRequest, obstacles: list[Obstacle]
+) -> None:
+    """A non-superuser may give an object only to a role it is a member of (ALTER ... OWNER
+    TO), and switch to a grantor only as a superuser (SET SESSION AUTHORIZATION is dropped
+    from the script then: the grants are made by the restoring user)."""
+    if state.superuser or req.data_only or req.no_owner:
+        return
+    for role in sorted(facts.owners):
+        if role in state.roles and not state.may_act_as(role):
+            obstacles.append(
+                Obstacle(
+                    f"objects in the backup are owned by {role}, and {state.user} is not a "
+                    f"member of {role} (ALTER ... OWNER TO {role} would fail)",
+                    f"--no-owner (they end up owned by {state.user}), or --role-map "
+                    f"{role}={state.user}, or restore as a superuser",
+                )
+            )
 
 
 def read_script(
-    ctx: Context, auth: Authenticated, identities: list[Identity], selection: Selection
+    ctx: Context, auth: Authenticated, identities: list[Identity], args: list[str]
 ) -> str:
-    """The schema script of the selection, from the start of the authenticated dump stream."""
+    """The schema script the restore would run, from the start of the authenticated dump."""
     with pgpass_env(None) as env:
         return read_schema_script(
-            dump_tool(auth.manifest),
-            env,
-            load(ctx.storage, auth.dump, identities),
-            selection.filter_args(),
+            dump_tool(auth.manifest), env, load(ctx.storage, auth.dump, identities), args
+        )
+
+
+def read_dump_toc(ctx: Context, auth: Authenticated, identities: list[Identity]) -> Toc:
+    with pgpass_env(None) as env:
+        return read_toc(dump_tool(auth.manifest), env, load(ctx.storage, auth.dump, identities))
+
+
+@dataclass(frozen=True)
+class PlanDetails:
+    """What execution needs beyond the plan shown to the operator."""
+
+    roles: RolePlan
+    list_file: Path | None = None
+    staged: tuple[str, ...] = ()
+    role_map: dict[str, str] = field(default_factory=dict)
+    drop_session_authorization: bool = False
+    keep_existing_rows: bool = False
+
+    @property
+    def through_psql(self) -> bool:
+        return bool(self.staged or self.role_map or self.drop_session_authorization)
+
+
+def _platform_rows(
+    target: Target, plan: TocPlan, req: RestoreRequest, obstacles: list[Obstacle]
+) -> None:
+    """A fresh project's platform tables must exist; rows already there are kept only with
+    --force (ON CONFLICT DO NOTHING)."""
+    if not plan.staged:
+        return
+    states = table_states(target, plan.staged)
+    missing = [t for t, s in states.items() if s is None]
+    if missing:
+        obstacles.append(
+            Obstacle(
+                f"the target project lacks platform tables the backup has rows for: "
+                f"{_names(missing)} (another platform version?)",
+                "restore into a project of the same platform version, or upgrade it first",
+            )
+        )
+    full = [t for t, s in states.items() if s]
+    if full and not req.force:
+        obstacles.append(
+            Obstacle(
+                f"the target project already has rows in {_names(full)}",
+                "restore into a fresh project, or --force (rows already there are kept)",
+            )
         )
 
 
@@ -263,17 +395,27 @@ def plan_database(
     auth: Authenticated,
     identities: list[Identity],
     target: Target,
-) -> tuple[RestorePlan, RolePlan]:
-    """Every check a restore into a database makes before its first change."""
+    workdir: Path,
+) -> tuple[RestorePlan, PlanDetails]:
+    """Every check a restore into a database makes before its first change; every obstacle
+    found is reported at once (ObstaclesError), for --dry-run and the real run alike."""
     manifest = auth.manifest
     state = inspect_target(target)
     major = backup_major(manifest)
     if major is not None:
         require_major(state, major)
+    mapping = parse_role_map(req.role_map)
     tables = selected_tables(manifest, selection)
     excluded = (manifest.model_extra or {}).get("excluded_table_data") or {}
     if req.data_only:
         tables = {t: n for t, n in tables.items() if t not in excluded}
+    toc = read_dump_toc(ctx, auth, identities)
+    source = backup_platform((manifest.model_extra or {}).get("platform"), toc)
+    into = target_platform(state, source)
+    if into is not None:
+        # "Non-empty" means the application's schemas have tables.
+        app_tables = [t for t in state.user_tables if not into.manages(t.partition(".")[0])]
+        state = replace(state, user_tables=app_tables)
     replaced, truncate = check_contents(state, target, req, list(tables))
     absent = sorted({s for s, _ in selection.tables} - state.schemas)
     if absent:
@@ -282,10 +424,44 @@ def plan_database(
             f"{_names(absent)}",
             hint="create the schema first, or restore the whole backup (without --table)",
         )
-    script = read_script(ctx, auth, identities, selection)
-    roles, extensions = plan_roles(auth, state, target, script, req)
-    to_create = check_extensions(state, extensions)
-    spool = req.jobs > 1 or bool(truncate)
+    opts = TocOptions(
+        no_owner=req.no_owner,
+        no_privileges=req.no_privileges,
+        force=req.force,
+        data_only=req.data_only,
+        schema_only=req.schema_only,
+        role_map=tuple(mapping.items()),
+        scratch_owned=req.scratch_owned,
+    )
+    toc_plan = plan_toc(toc, state, opts, source)
+    obstacles = list(toc_plan.obstacles)
+    list_file: Path | None = None
+    if toc_plan.filtered:
+        list_file = workdir / "restore.list"
+        list_file.write_text(list_file_text(toc_plan.keep), encoding="utf-8")
+    content = RestoreOptions(
+        selection, no_owner=req.no_owner, no_privileges=req.no_privileges, use_list=list_file
+    )
+    script = read_script(ctx, auth, identities, _script_args(content))
+    facts = schema_facts(script).mapped(mapping)
+    roles = plan_roles(auth, state, facts, req, obstacles)
+    check_ownership(state, facts, req, obstacles)
+    if into is not None and not req.schema_only:
+        _platform_rows(target, toc_plan, req, obstacles)
+    extensions = [] if req.data_only or req.tables else facts.extensions
+    to_create = [e for e in extensions if e not in state.installed_extensions]
+    if obstacles:
+        raise ObstaclesError(manifest.id, state.description, obstacles)
+    drop_auth = bool(facts.session_roles) and not state.superuser
+    details = PlanDetails(
+        roles=roles,
+        list_file=list_file,
+        staged=tuple(toc_plan.staged) if not req.schema_only else (),
+        role_map=mapping,
+        drop_session_authorization=drop_auth,
+        keep_existing_rows=req.force,
+    )
+    spool = (req.jobs > 1 or bool(truncate)) and not details.through_psql
     warnings: list[str] = []
     asked = {f"{s}.{t}" for s, t in selection.tables}
     if asked and set(tables) - asked:
@@ -305,27 +481,47 @@ def plan_database(
         )
     if truncate and req.jobs > 1:
         warnings.append("--jobs is ignored: --data-only --force reloads in one transaction")
-    return (
-        RestorePlan(
-            backup_id=manifest.id,
-            target=state.description,
-            mode="spool" if spool else "stream",
-            single_transaction=req.jobs == 1 or bool(truncate),
-            jobs=1 if truncate else req.jobs,
-            stored_size=auth.dump.size,
-            plain_size=auth.dump.plain_size,
-            server_major=major,
-            target_major=state.server_major,
-            target_tables=state.user_tables,
-            replaced=replaced,
-            left_alone=len(state.user_tables) - len(replaced),
-            tables=tables,
-            truncate=truncate,
-            disable_triggers=req.data_only and state.superuser,
-            roles_to_create=roles.names,
-            roles_present=roles.present,
-            extensions_to_create=to_create,
-            warnings=warnings,
-        ),
-        roles,
+    if details.through_psql and req.jobs > 1:
+        warnings.append(
+            "--jobs is ignored: this restore rewrites the script on its way to psql "
+            "(role map, platform tables or grants by other grantors), in one transaction"
+        )
+    if into is not None:
+        warnings.append(
+            f"restoring into a {into.title} project: the platform's own objects are left as "
+            f"the project has them ({sum(len(v) for v in toc_plan.skipped.values())} dump "
+            f"entries); rows of {_names(toc_plan.staged) or 'no platform table'} are loaded "
+            "into its tables"
+        )
+    mode = "script" if details.through_psql else ("spool" if spool else "stream")
+    plan = RestorePlan(
+        backup_id=manifest.id,
+        target=state.description,
+        mode=mode,
+        single_transaction=mode != "spool" or bool(truncate),
+        jobs=1 if truncate or mode == "script" else req.jobs,
+        stored_size=auth.dump.size,
+        plain_size=auth.dump.plain_size,
+        server_major=major,
+        target_major=state.server_major,
+        target_tables=state.user_tables,
+        replaced=replaced,
+        left_alone=len(state.user_tables) - len(replaced),
+        tables=tables,
+        truncate=truncate,
+        disable_triggers=req.data_only and state.superuser,
+        roles_to_create=roles.names,
+        roles_present=roles.present,
+        extensions_to_create=to_create,
+        warnings=warnings,
+        platform=into.name if into is not None else None,
+        skipped={k: v for k, v in toc_plan.skipped.items() if v},
+        staged=list(details.staged),
+        role_map=mapping,
     )
+    return plan, details
+
+
+def _script_args(content: RestoreOptions) -> list[str]:
+    """Arguments for reading the schema script exactly as the restore will run it."""
+    return [a for a in content.content_args() if a not in ("--schema-only", "--data-only")]

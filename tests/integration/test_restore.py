@@ -323,12 +323,16 @@ def test_roles_that_cannot_be_created_are_named_with_the_no_owner_fallback(
     for name in ("anon", "authenticated", "service_role", "--no-owner"):
         assert name in refused.stderr
     assert user_tables(dsn, "restorer-pw") == []
-    # --no-owner skips ownership and grants; RLS policies still name `authenticated`.
-    still = file_setup.run("restore", backup_id, "--to", to, "--no-owner", expect=1)
+    # --no-owner skips ownership only: the grants still name the API roles.
+    grants = file_setup.run("restore", backup_id, "--to", to, "--no-owner", expect=1)
+    assert "anon" in grants.stderr and "--no-privileges" in grants.stderr
+    # --no-privileges skips grants too; RLS policies still name `authenticated`.
+    bare = ("--no-owner", "--no-privileges")
+    still = file_setup.run("restore", backup_id, "--to", to, *bare, expect=1)
     assert "authenticated" in still.stderr and "anon" not in still.stderr
     with fresh_cluster.connect() as conn:
         conn.execute("create role authenticated nologin")
-    done = file_setup.run("restore", backup_id, "--to", to, "--no-owner", "--json")
+    done = file_setup.run("restore", backup_id, "--to", to, *bare, "--json")
     doc = done.json
     assert doc["roles_created"] == []
     [record] = restore_records(file_setup, backup_id)
@@ -354,14 +358,30 @@ def test_a_failed_restore_drops_the_roles_it_created(
 ) -> None:
     backup_id = backup(file_setup)
     dsn = fresh_cluster.create_database("clash")
-    with connect(dsn, TEST_PASSWORD) as conn:
-        conn.execute("create schema auth")  # not a table: the target counts as empty
-    failed = file_setup.run("restore", backup_id, "--to", dsn, expect=1)
-    assert 'schema "auth" already exists' in failed.stderr
-    assert user_tables(dsn, TEST_PASSWORD) == []
     roles = (
         "select count(*) from pg_roles where rolname in ('anon', 'authenticated', 'service_role')"
     )
+    with connect(dsn, TEST_PASSWORD) as conn:
+        conn.execute("create schema auth")  # not a table: the target counts as empty
+    # A clash known beforehand is an obstacle of the plan: nothing is created at all.
+    clash = file_setup.run("restore", backup_id, "--to", dsn, expect=1)
+    assert "schema auth" in clash.stderr and "--force" in clash.stderr
+    assert scalar(dsn, TEST_PASSWORD, roles) == 0
+    assert restore_records(file_setup, backup_id) == []
+    # One the plan cannot know: the target refuses the restore's DDL midway.
+    with connect(dsn, TEST_PASSWORD) as conn:
+        conn.execute("drop schema auth")
+        conn.execute(
+            "create function public.refuse() returns event_trigger language plpgsql as"
+            " $$ begin raise exception 'no tables today'; end $$"
+        )
+        conn.execute(
+            "create event trigger refuse on ddl_command_start when tag in ('CREATE TABLE')"
+            " execute function public.refuse()"
+        )
+    failed = file_setup.run("restore", backup_id, "--to", dsn, expect=1)
+    assert "no tables today" in failed.stderr
+    assert user_tables(dsn, TEST_PASSWORD) == []
     assert scalar(dsn, TEST_PASSWORD, roles) == 0
     [record] = restore_records(file_setup, backup_id)
-    assert record["ok"] is False and "already exists" in record["error"]
+    assert record["ok"] is False and "no tables today" in record["error"]
