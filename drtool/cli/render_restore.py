@@ -22,6 +22,11 @@ def _mode(plan: RestorePlan) -> str:
         return "decrypt and verify to a file (0600), then check it with pg_restore --list"
     if plan.mode == "stream":
         return "stream into pg_restore, one transaction (an integrity failure commits nothing)"
+    if plan.mode == "script":
+        return (
+            "stream pg_restore's script through drtool's filter into psql, one transaction "
+            "(committed only when everything was read and authenticated)"
+        )
     if plan.truncate:
         return "spool (verified first), then TRUNCATE and reload in one transaction (psql)"
     return f"spool (verified first), then pg_restore -j {plan.jobs}"
@@ -52,6 +57,15 @@ def plan_text(result: RestoreResult) -> str:
         if plan.roles_present:
             lines.append(f"               present: {_listed(plan.roles_present)}")
         lines.append(f"  extensions:  create {_listed(plan.extensions_to_create)}")
+        if plan.platform:
+            lines.append(f"  platform:    restoring into a {plan.platform} project")
+        if plan.staged:
+            lines.append(f"  loads into:  {_listed(plan.staged)} (the platform's tables)")
+        for why, entries in plan.skipped.items():
+            lines.append(f"  left out:    {len(entries)} entries: {why} ({_listed(entries)})")
+        if plan.role_map:
+            mapped = [f"{a} -> {b}" for a, b in plan.role_map.items()]
+            lines.append(f"  role map:    {_listed(mapped)}")
     lines += [f"  warning:     {w}" for w in plan.warnings]
     return "\n".join(lines)
 
