@@ -6,9 +6,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import TypeVar
 
 import psycopg
 from psycopg import sql
@@ -17,6 +18,8 @@ from drtool.errors import DatabaseError, RefusedError
 from drtool.pg.conn import Target, connect, qualified, server_version, translate
 
 SYSTEM_SCHEMAS = ("pg_catalog", "information_schema", "pg_toast")
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -42,6 +45,18 @@ class Snapshot:
     _conn: psycopg.Connection[tuple[object, ...]] | None = None
     _target: Target | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def inspect(self, read: Callable[[psycopg.Connection[tuple[object, ...]]], T], doing: str) -> T:
+        """``read(conn)`` on the snapshot's connection, in a savepoint: catalog reads see
+        exactly what pg_dump dumps, and a failure (a DatabaseError naming ``doing``) leaves
+        the snapshot usable."""
+        assert self._conn is not None and self._target is not None
+        with self._lock:
+            try:
+                with self._conn.transaction():
+                    return read(self._conn)
+            except psycopg.Error as exc:
+                raise translate(exc, self._target, doing) from exc
 
     def count_rows(self, tables: list[TableRef]) -> dict[str, int]:
         """Exact ``count(*)`` of each table inside the exported snapshot."""
