@@ -92,6 +92,8 @@ def manifest_text(m: Manifest) -> str:
         lines.append(f"  encryption:  {m.encryption.get('format')} to {recips}")
     if "globals" in extra:
         lines.append(f"  globals:     {extra['globals'].get('status')}")
+    if "platform" in extra:
+        lines += platform_text(extra.get("platform"), extra.get("platform_details"))
     lines.append("  objects:")
     for o in m.objects:
         lines.append(
@@ -187,12 +189,31 @@ def backup_result(result: Any, as_json: bool) -> None:
         return
     rows = sum(m.tables.values())
     plain = sum(o.plain_size for o in m.objects)
-    emit(
+    warnings = (m.model_extra or {}).get("warnings") or []
+    lines = [
         f"backup complete: {len(m.tables)} tables, {rows} rows, "
         f"{human_size(plain)} dump -> {human_size(m.size)} stored "
-        f"in {m.timings.get('total', 0):.1f}s\n"
-        f"{m.id}"
-    )
+        f"in {m.timings.get('total', 0):.1f}s"
+    ]
+    lines += [f"warning: {w}" for w in warnings]
+    lines.append(m.id)  # the new id is the last line
+    emit("\n".join(lines))
+
+
+def platform_text(platform: Any, details: Any) -> list[str]:
+    """A backup's hosting platform and the platform facts a restore compares."""
+    if not platform:
+        return ["  platform:    - (self-managed PostgreSQL)"]
+    details = details if isinstance(details, dict) else {}
+    versions = details.get("schema_versions") or {}
+    line = f"  platform:    {platform}"
+    if versions:
+        shown = ", ".join(f"{k} {v if v is not None else 'unknown'}" for k, v in versions.items())
+        line += f" (schema versions: {shown})"
+    lines = [line]
+    for name, columns in (details.get("data_tables") or {}).items():
+        lines.append(f"    {name:<38} {len(columns)} columns")
+    return lines
 
 
 def list_result(result: Any, as_json: bool) -> None:

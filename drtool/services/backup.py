@@ -8,6 +8,7 @@ import fnmatch
 import socket
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from drtool import __version__
@@ -18,7 +19,9 @@ from drtool.crypto.keys import Recipient
 from drtool.errors import DrtoolError, SubprocessError, UsageError
 from drtool.ids import new_id
 from drtool.log import get_logger
+from drtool.pg.dependencies import Dependency, dependency_warnings, find_dependencies
 from drtool.pg.dump import dump_globals, dump_stream, dump_tool, dumpall_tool
+from drtool.pg.platform import PlatformFacts, detect
 from drtool.pg.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
 from drtool.pipeline.store import StoredObject, store
 from drtool.services.context import Context
@@ -40,6 +43,10 @@ class BackupResult:
     def item_id(self) -> str:
         return self.manifest.id
 
+    @property
+    def warnings(self) -> list[str]:
+        return list((self.manifest.model_extra or {}).get("warnings") or [])
+
 
 def _check_label(label: str | None) -> str | None:
     if label is None:
@@ -55,6 +62,46 @@ def _matches(table: TableRef, patterns: list[str]) -> bool:
         if fnmatch.fnmatchcase(table.qualified, full):
             return True
     return False
+
+
+@dataclass
+class _Inspection:
+    """What the snapshot's catalogs say before pg_dump starts: the hosting platform, and what
+    the configured exclusions break (judged once the row counts are known)."""
+
+    platform: PlatformFacts | None
+    dependencies: list[Dependency]
+    problems: list[str]
+
+    def warnings(self, counts: Mapping[str, int]) -> list[str]:
+        return self.problems + dependency_warnings(self.dependencies, counts)
+
+
+def _inspect(snap: Snapshot, exclude_schemas: list[str], excluded_data: list[str]) -> _Inspection:
+    """Platform detection and the exclusion check, in the snapshot. Neither failing fails the
+    backup, but a failure is a warning: a backup is never silently ok."""
+    problems: list[str] = []
+    platform: PlatformFacts | None = None
+    try:
+        platform = snap.inspect(detect, "detecting the hosting platform")
+    except DrtoolError as exc:
+        problems.append(
+            f"the hosting platform could not be detected ({exc.message}): the manifest "
+            "records none, so a restore into a managed platform's fresh project cannot plan "
+            "around it"
+        )
+    dependencies: list[Dependency] = []
+    try:
+        dependencies = snap.inspect(
+            lambda conn: find_dependencies(conn, exclude_schemas, excluded_data),
+            "checking what backup.exclude_schemas and backup.exclude_table_data leave out",
+        )
+    except DrtoolError as exc:
+        problems.append(
+            f"could not check what the backup's exclusions break ({exc.message}): this "
+            "backup may not restore"
+        )
+    return _Inspection(platform, dependencies, problems)
 
 
 class _Counter:
@@ -129,10 +176,13 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
                 target, cfg.backup.exclude_schemas, cfg.database.lock_wait_timeout
             ) as snap:
                 tool = dump_tool(snap.server_major)
-                timings["snapshot"] = time.monotonic() - t0
                 excluded_data = [
                     t for t in snap.tables if _matches(t, cfg.backup.exclude_table_data)
                 ]
+                inspection = _inspect(
+                    snap, cfg.backup.exclude_schemas, [t.qualified for t in excluded_data]
+                )
+                timings["snapshot"] = time.monotonic() - t0
                 counter = _Counter(snap, snap.tables)
                 dump_encryption = Encryption(recipients)
                 log.info(
@@ -168,6 +218,10 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
             globals_obj, globals_info = _store_globals(ctx, prefix, snap.server_major, recipients)
             timings["globals"] = time.monotonic() - t1
             excluded_rows = {t.qualified: counts.get(t.qualified, 0) for t in excluded_data}
+            warnings = inspection.warnings(counts)
+            for text in warnings:
+                log.warning("backup %s: %s", item_id, text)
+            platform = inspection.platform
             tables = {name: (0 if name in excluded_rows else n) for name, n in counts.items()}
             objects = [ObjectEntry.of(dump)] + (
                 [ObjectEntry.of(globals_obj)] if globals_obj else []
@@ -196,6 +250,9 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
                 excluded_table_data=excluded_rows,
                 globals=globals_info,
                 dump_format="custom",
+                platform=platform.name if platform else None,
+                platform_details=platform.details() if platform else None,
+                warnings=warnings,
             ).sealed(dump_encryption.seal_key, DUMP_OBJECT)
             ctx.catalog.commit(manifest, prefix)
         except BaseException:
