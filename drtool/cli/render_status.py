@@ -4,7 +4,7 @@ last failure; or the JSON document."""
 from __future__ import annotations
 
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable, when
-from drtool.services.health import StatusResult, format_age
+from drtool.services.health import StatusResult, format_age, format_elapsed
 
 
 def status_lines(result: StatusResult) -> list[str]:
@@ -36,7 +36,7 @@ def status_lines(result: StatusResult) -> list[str]:
     if drill is None:
         lines.append("  last drill:   never (run `drtool rehearse`)")
     else:
-        rto = format_age(drill.rto_seconds) if drill.rto_seconds is not None else "-"
+        rto = format_elapsed(drill.rto_seconds) if drill.rto_seconds is not None else "-"
         lines.append(
             f"  last drill:   {drill.id} {drill.verdict or '?'}, RTO {rto} "
             f"(objective {objectives.rto}) at {when(drill.at)}"

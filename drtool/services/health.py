@@ -98,6 +98,14 @@ def format_age(seconds: float) -> str:
     return " ".join(parts)
 
 
+def format_elapsed(seconds: float) -> str:
+    """A measured duration such as a drill's RTO: ``0.9s``, ``9.4s`` below 10 s (a whole
+    second would hide it), then as ``format_age``: ``12s``, ``4m 10s``."""
+    if seconds < 9.95:  # what rounds to 10.0s reads as 10s
+        return f"{max(seconds, 0.0):.1f}s"
+    return format_age(seconds)
+
+
 def _aware(value: datetime) -> datetime:
     return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
 
@@ -190,7 +198,7 @@ def breaches_of(
         found.append(
             (
                 OBJECTIVE_RTO,
-                f"last drill {drill.id} recovered in {format_age(rto_seconds)}: "
+                f"last drill {drill.id} recovered in {format_elapsed(rto_seconds)}: "
                 f"objective rto {format_duration(cfg.rto)}",
             )
         )
