@@ -102,7 +102,8 @@ def check_not_production(ctx: Context, spec: ScratchSpec) -> None:
     """The same database under another name (an IP for a host name, a proxy) is still the
     production database: compare the servers' system identifiers and the database names."""
     assert spec.server is not None
-    mine = server_identity(spec.server, f"connecting to the scratch server ({spec.setting})")
+    # connect() words its errors "connecting for <doing> on host:port/db failed: ...".
+    mine = server_identity(spec.server, f"identifying the scratch server ({spec.setting})")
     production = ctx.database()
     try:
         theirs = server_identity(production, "identifying the production database")
