@@ -58,6 +58,8 @@ class TargetState:
     objects: dict[tuple[str, str, str], str] = field(default_factory=dict)
     schema_owners: dict[str, str] = field(default_factory=dict)
     publications: set[str] = field(default_factory=set)
+    # Tables ("schema.table") the user may create triggers on (TRIGGER privilege or owner).
+    trigger_tables: set[str] = field(default_factory=set)
 
     def may_act_as(self, role: str) -> bool:
         return self.superuser or role == self.user or role in self.member_of
@@ -112,6 +114,13 @@ select 'TYPE', n.nspname, t.typname, pg_get_userbyid(t.typowner)
                                      and c.relkind = 'c'))
 """
 
+_TRIGGER_TABLES = """
+select n.nspname || '.' || c.relname
+  from pg_class c join pg_namespace n on n.oid = c.relnamespace
+ where c.relkind in ('r', 'p') and n.nspname <> all(%s::text[])
+   and has_table_privilege(c.oid, 'TRIGGER')
+"""
+
 
 def _split(name: str) -> tuple[str, str]:
     schema, _, table = name.partition(".")
@@ -142,6 +151,7 @@ def inspect_target(target: Target) -> TargetState:
         system = list(SYSTEM_SCHEMAS)
         objects = conn.execute(_RELATIONS, (system,) * 5).fetchall()
         publications = conn.execute("select pubname from pg_publication").fetchall()
+        trigger_tables = conn.execute(_TRIGGER_TABLES, (system,)).fetchall()
     return TargetState(
         description=target.describe(),
         server_major=major,
@@ -161,6 +171,7 @@ def inspect_target(target: Target) -> TargetState:
         objects={(str(r[0]), str(r[1]), str(r[2])): str(r[3]) for r in objects},
         schema_owners={str(r[0]): str(r[1]) for r in schemas},
         publications={str(r[0]) for r in publications},
+        trigger_tables={str(r[0]) for r in trigger_tables},
     )
 
 

@@ -134,6 +134,38 @@ def _in_managed(entry: TocEntry, platform: Platform) -> bool:
     return platform.manages(entry.schema)
 
 
+def _check_on_platform_table(plan: TocPlan, entry: TocEntry, state: TargetState) -> None:
+    """The application's trigger or policy on a platform table: a trigger needs the TRIGGER
+    privilege on it, a policy its owner's rights."""
+    table = entry.name.split(" ", 1)[0]
+    qualified = f"{entry.schema}.{table}"
+    owner = state.objects.get(("TABLE", entry.schema, table))
+    if owner is None:
+        plan.obstacles.append(
+            Obstacle(
+                f"{_label(entry)} is on {qualified}, which the target project does not have",
+                "restore into a project of the same platform version",
+            )
+        )
+    elif entry.kind == "TRIGGER" and qualified not in state.trigger_tables:
+        plan.obstacles.append(
+            Obstacle(
+                f"{_label(entry)}: {state.user} may not create triggers on {qualified} "
+                f"(owned by {owner})",
+                f"have {owner} grant TRIGGER on {qualified} to {state.user}, or restore as "
+                "a superuser",
+            )
+        )
+    elif entry.kind == "POLICY" and not state.may_act_as(owner):
+        plan.obstacles.append(
+            Obstacle(
+                f"{_label(entry)}: only the owner of {qualified} ({owner}) may create policies "
+                "on it",
+                f"have {owner} create the policy after the restore, or restore as a superuser",
+            )
+        )
+
+
 def _platform_filter(plan: TocPlan, entry: TocEntry, state: TargetState, p: Platform) -> bool:
     """Into a fresh project: True if ``entry`` is the platform's (left out or staged)."""
     kind_of, subject = entry.subject
@@ -143,6 +175,7 @@ def _platform_filter(plan: TocPlan, entry: TocEntry, state: TargetState, p: Plat
             plan.staged.append(name)
             return False
         if entry.kind in _APP_KINDS_IN_MANAGED and _exists(state, entry) is None:
+            _check_on_platform_table(plan, entry, state)
             return False  # the application's own trigger/policy on a platform table
         plan.skip("the platform's own (the project has it)", entry)
         return True
@@ -256,6 +289,8 @@ def _check_existing(plan: TocPlan, state: TargetState, opts: TocOptions) -> None
     clash: list[str] = []
     foreign: dict[str, list[str]] = {}
     for entry in plan.keep:
+        if (entry.kind, entry.name) == ("SCHEMA", "public"):
+            continue  # every database has it: pg_restore never creates it
         if entry.kind == "SCHEMA":
             owner = state.schema_owners.get(entry.name)
         else:
