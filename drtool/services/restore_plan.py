@@ -22,6 +22,8 @@ from drtool.pg.dump_sql import (
     parse_globals,
     schema_facts,
 )
+from drtool.pg.platform import PlatformFacts
+from drtool.pg.platform import detect as detect_platform
 from drtool.pg.process import pgpass_env
 from drtool.pg.restore import Toc
 from drtool.pg.restore_run import RestoreOptions, Selection, read_schema_script, read_toc
@@ -361,6 +363,38 @@ class PlanDetails:
         return bool(self.staged or self.role_map or self.drop_session_authorization)
 
 
+def _platform_versions(
+    manifest: Manifest, target: Target, plan: TocPlan, obstacles: list[Obstacle]
+) -> list[str]:
+    """The project's platform against the backup's: a column the backup has rows for that the
+    project's table lacks is an obstacle; other version differences are warnings."""
+    extra = manifest.model_extra or {}
+    source = PlatformFacts.from_manifest(extra.get("platform"), extra.get("platform_details"))
+    here = detect_platform(target)
+    if source is None or here is None:
+        return []
+    warnings = [
+        f"{component} schema version differs: backup {version}, project "
+        f"{here.schema_versions.get(component)}"
+        for component, version in source.schema_versions.items()
+        if version is not None and here.schema_versions.get(component) not in (None, version)
+    ]
+    for table in plan.staged:
+        theirs = here.data_tables.get(table)
+        lacking = [c for c in source.data_tables.get(table, []) if theirs and c not in theirs]
+        if lacking:
+            obstacles.append(
+                Obstacle(
+                    f"the project's {table} lacks columns the backup has values for: "
+                    f"{_names(lacking)} ("
+                    + "; ".join(warnings or ["older platform version"])
+                    + ")",
+                    "restore into a project at the backup's platform version or newer",
+                )
+            )
+    return warnings
+
+
 def _platform_rows(
     target: Target, plan: TocPlan, req: RestoreRequest, obstacles: list[Obstacle]
 ) -> None:
@@ -446,8 +480,10 @@ def plan_database(
     facts = schema_facts(script).mapped(mapping)
     roles = plan_roles(auth, state, facts, req, obstacles)
     check_ownership(state, facts, req, obstacles)
+    version_notes: list[str] = []
     if into is not None and not req.schema_only:
         _platform_rows(target, toc_plan, req, obstacles)
+        version_notes = _platform_versions(manifest, target, toc_plan, obstacles)
     extensions = [] if req.data_only or req.tables else facts.extensions
     to_create = [e for e in extensions if e not in state.installed_extensions]
     if obstacles:
@@ -493,6 +529,7 @@ def plan_database(
             f"entries); rows of {_names(toc_plan.staged) or 'no platform table'} are loaded "
             "into its tables"
         )
+    warnings += version_notes
     mode = "script" if details.through_psql else ("spool" if spool else "stream")
     plan = RestorePlan(
         backup_id=manifest.id,
