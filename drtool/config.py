@@ -19,6 +19,7 @@ from pydantic import (
     PlainSerializer,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 
@@ -188,11 +189,42 @@ class RetentionConfig(Section):
     abandoned_after: Duration = timedelta(hours=6)
 
 
+def _table_key(name: str) -> str:
+    """``schema.table`` (or ``table``: schema public) as discovery reads it."""
+    schema, dot, table = name.partition(".")
+    return f"{schema}.{table}" if dot else f"public.{name}"
+
+
 class ExportsConfig(Section):
-    user_id_column: str = "user_id"
+    user_id_column: str = Field(default="user_id", min_length=1)
     users_table: str = "auth.users"
     exclude_tables: list[str] = Field(default_factory=list)
     redact_columns: list[str] = Field(default_factory=list)
+    # Tables whose user column is not user_id_column (uuid or text), e.g. Supabase's
+    # {public.profiles: id, storage.objects: owner_id}.
+    user_columns: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("user_columns")
+    @classmethod
+    def _user_columns(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        users = _table_key(str(info.data.get("users_table", "")))
+        excluded = {_table_key(t) for t in info.data.get("exclude_tables") or []}
+        for table, column in value.items():
+            schema, dot, name = table.partition(".")
+            if not schema or (dot and not name):
+                raise ValueError(f"{table!r}: expected schema.table (or table, in public)")
+            if not column.strip():
+                raise ValueError(f"{table}: expected a column name")
+            if _table_key(table) == users:
+                raise ValueError(
+                    f"{table} is exports.users_table (its primary key is the user id); remove it"
+                )
+            if _table_key(table) in excluded:
+                raise ValueError(
+                    f"{table} is also in exports.exclude_tables: a table is either exported "
+                    "or excluded"
+                )
+        return value
 
 
 class ArchivalPolicy(Section):

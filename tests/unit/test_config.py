@@ -149,3 +149,51 @@ def test_spec_example_configuration_is_valid(tmp_path: Path) -> None:
     cfg = load_config(write(tmp_path, block), environ={})
     assert cfg.archival.policies[1].where == {"status": ["completed"]}
     assert cfg.retention.abandoned_after == timedelta(hours=6)
+
+
+def test_exports_user_columns_map_tables_to_their_user_column(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "exports: {user_columns: {public.profiles: id, storage.objects: owner_id, notes: owner}}\n",
+    )
+    cfg = load_config(path, environ={})
+    assert cfg.exports.user_columns == {
+        "public.profiles": "id",
+        "storage.objects": "owner_id",
+        "notes": "owner",
+    }
+    assert load_config(write(tmp_path, "exports: {}\n"), environ={}).exports.user_columns == {}
+
+
+@pytest.mark.parametrize(
+    ("block", "needle"),
+    [
+        ("user_columns: [public.profiles]", "dictionary"),
+        ("user_columns: {.profiles: id}", "schema.table"),
+        ("user_columns: {public.: id}", "schema.table"),
+        ("user_columns: {public.profiles: ''}", "column"),
+        ("user_columns: {auth.users: id}", "exports.users_table"),
+        (
+            "{exclude_tables: [public.profiles], user_columns: {profiles: id}}",
+            "exports.exclude_tables",
+        ),
+    ],
+)
+def test_bad_exports_user_columns_are_named_with_their_key_path(
+    tmp_path: Path, block: str, needle: str
+) -> None:
+    text = f"exports: {block}\n" if block.startswith("{") else f"exports: {{{block}}}\n"
+    with pytest.raises(ConfigError) as info:
+        load_config(write(tmp_path, text), environ={})
+    assert info.value.exit_code == EXIT_USAGE
+    [(key, message)] = info.value.problems
+    assert key == "exports.user_columns"
+    assert needle in message
+
+
+def test_exports_user_columns_from_the_environment(tmp_path: Path) -> None:
+    cfg = load_config(
+        write(tmp_path, "exports: {}\n"),
+        environ={"DRTOOL_EXPORTS__USER_COLUMNS": "{storage.objects: owner_id}"},
+    )
+    assert cfg.exports.user_columns == {"storage.objects": "owner_id"}
