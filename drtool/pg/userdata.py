@@ -1,6 +1,8 @@
-"""Per-user data discovery: the user-scoped tables (those with the user id column, plus the users
-table), their insertable columns, primary keys and sequences, ordered parents-first by their
-foreign keys, and the tables that reference them without the column (warned about by name)."""
+"""Per-user data discovery: the user-scoped tables (those with the user id column, those
+configured in ``exports.user_columns``, plus the users table), their insertable columns, primary
+keys and sequences, ordered parents-first by their foreign keys; the tables whose rows are not
+exported although they belong to users (named, with the reason); and the managed platform the
+database runs on (its credential columns are redacted from archives for data subjects)."""
 
 from __future__ import annotations
 
@@ -8,10 +10,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import psycopg
+from psycopg import sql
 
 from drtool.errors import UsageError
 from drtool.log import get_logger
 from drtool.pg.snapshot import SYSTEM_SCHEMAS
+from drtool.platforms import Platform, identify
 
 # Columns whose values say when a row was written, for ``export-users --changed-since``.
 TIME_COLUMN_NAMES = ("updated_at", "created_at", "inserted_at", "modified_at")
@@ -62,6 +66,44 @@ class UserTable:
     def has_always_identity(self) -> bool:
         return any(c.identity == "a" for c in self.columns)
 
+    @property
+    def user_type(self) -> str:
+        """The user column's type ('' if unknown)."""
+        return next((c.type for c in self.columns if c.name == self.user_column), "")
+
+    def user_value(self, user_id: str) -> sql.Composable:
+        """The user id as this table's user column compares with it: as text for a text
+        column (``storage.objects.owner_id``), else an untyped literal that the server reads as
+        the column's type (uuid)."""
+        if is_text_type(self.user_type):
+            return sql.SQL("{}::text").format(sql.Literal(user_id))
+        return sql.Literal(user_id)
+
+    def user_is(self, alias: str, user_id: str) -> sql.Composed:
+        """``alias.user_column = <user id>``: true for the user's rows, NULL for rows whose
+        user column is NULL (wrap in ``coalesce`` or use ``IS [NOT] DISTINCT FROM`` to negate)."""
+        return sql.SQL("{a}.{u} = {v}").format(
+            a=sql.Identifier(alias), u=sql.Identifier(self.user_column), v=self.user_value(user_id)
+        )
+
+
+def is_text_type(type_name: str) -> bool:
+    """text, varchar(n), char(n) as ``format_type`` spells them."""
+    return type_name == "text" or type_name.startswith(("character varying", "character"))
+
+
+_INTEGER_TYPES = ("smallint", "integer", "bigint")
+
+
+def comparable(column_type: str, id_type: str) -> bool:
+    """Can a user column of ``column_type`` hold the users table's ids (``id_type``)? Same
+    type, a text column (compared as text), or integers of another width."""
+    return (
+        column_type == id_type
+        or is_text_type(column_type)
+        or (column_type in _INTEGER_TYPES and id_type in _INTEGER_TYPES)
+    )
+
 
 @dataclass
 class TableFacts:
@@ -83,12 +125,27 @@ def as_int(value: object) -> int:
 
 
 @dataclass(frozen=True)
+class NotExported:
+    """A table holding users' rows (a foreign key to a user-scoped table, or a user column)
+    whose rows are not exported, and why."""
+
+    table: str
+    reason: str
+    excluded: bool = False  # in exports.exclude_tables: deliberate, not warned about
+
+    def as_dict(self) -> dict[str, object]:
+        return {"table": self.table, "reason": self.reason, "excluded": self.excluded}
+
+
+@dataclass(frozen=True)
 class Discovery:
-    """User-scoped tables parents-first, and warnings (tables whose rows would be missed, FK
-    cycles)."""
+    """User-scoped tables parents-first; the tables whose users' rows are not exported (named,
+    never silently skipped); warnings (those tables, FK cycles); the managed platform."""
 
     tables: list[UserTable]
     warnings: list[str] = field(default_factory=list)
+    not_exported: list[NotExported] = field(default_factory=list)
+    platform: Platform | None = None
 
     @property
     def users_table(self) -> UserTable:
@@ -106,7 +163,7 @@ def split_name(name: str, setting: str) -> tuple[str, str]:
 
 
 _TABLES_SQL = """
-select c.oid, n.nspname, c.relname
+select c.oid, n.nspname, c.relname, has_table_privilege(c.oid, 'SELECT')
   from pg_class c join pg_namespace n on n.oid = c.relnamespace
  where c.relkind in ('r', 'p') and not c.relispartition
    and n.nspname <> all(%(system)s::text[])
@@ -141,6 +198,8 @@ select d.refobjid, a.attname, quote_ident(sn.nspname) || '.' || quote_ident(s.re
  where d.classid = 'pg_class'::regclass and d.refclassid = 'pg_class'::regclass
    and d.deptype in ('a', 'i') and d.refobjid = any(%(oids)s::oid[])
 """
+
+_ROLES_SQL = "select rolname from pg_roles"
 
 _FK_SQL = """
 select conrelid, confrelid from pg_constraint
@@ -198,18 +257,60 @@ def topological(names: dict[int, str], edges: set[tuple[int, int]]) -> tuple[lis
     return order, cycle
 
 
+def detect_platform(conn: Conn) -> Platform | None:
+    """The managed platform whose marker roles exist on the server (Supabase's
+    ``supabase_admin`` and ``authenticator``), or None."""
+    return identify({str(r[0]) for r in conn.execute(_ROLES_SQL).fetchall()})
+
+
+def _configured_columns(
+    user_columns: dict[str, str],
+    all_tables: dict[int, tuple[str, str]],
+    facts: dict[int, TableFacts],
+    id_type: str,
+) -> dict[int, str]:
+    """exports.user_columns by oid; exit 2 for a table or column that does not exist or a
+    column that cannot hold a user id."""
+    by_name = {sn: oid for oid, sn in all_tables.items()}
+    out: dict[int, str] = {}
+    for entry, column in user_columns.items():
+        schema, name = split_name(entry, "exports.user_columns")
+        oid = by_name.get((schema, name))
+        hint = "exports.user_columns maps schema.table to the column holding the user id"
+        if oid is None:
+            raise UsageError(
+                f"exports.user_columns: no table {schema}.{name} in the database", hint=hint
+            )
+        col = next((c for c in facts[oid].columns if c.name == column), None)
+        if col is None:
+            raise UsageError(
+                f"exports.user_columns: {schema}.{name} has no column {column!r}", hint=hint
+            )
+        if col.generated or not comparable(col.type, id_type):
+            what = "a generated column" if col.generated else f"of type {col.type}"
+            raise UsageError(
+                f"exports.user_columns: {schema}.{name}.{column} is {what}; it cannot hold "
+                f"the user id ({id_type})",
+                hint="name a uuid or text column holding the user id",
+            )
+        out[oid] = column
+    return out
+
+
 def discover(
     conn: Conn,
     *,
     user_id_column: str,
     users_table: str,
     exclude_tables: Sequence[str] = (),
+    user_columns: dict[str, str] | None = None,
 ) -> Discovery:
     """The user-scoped tables of the connected database (exports.* settings)."""
     users_schema, users_name = split_name(users_table, "exports.users_table")
     excluded = {"{}.{}".format(*split_name(t, "exports.exclude_tables")) for t in exclude_tables}
     rows = conn.execute(_TABLES_SQL, {"system": list(SYSTEM_SCHEMAS)}).fetchall()
     all_tables = {as_int(r[0]): (str(r[1]), str(r[2])) for r in rows}
+    readable = {as_int(r[0]): bool(r[3]) for r in rows}
     users_oid = next((o for o, sn in all_tables.items() if sn == (users_schema, users_name)), None)
     if users_oid is None:
         raise UsageError(
@@ -223,27 +324,69 @@ def discover(
             f"exports.users_table {users_table}: needs a single-column primary key (the user id)"
         )
     id_column = users_pk[0]
+    id_type = next(c.type for c in facts[users_oid].columns if c.name == id_column)
+    configured = _configured_columns(user_columns or {}, all_tables, facts, id_type)
 
-    def has_column(oid: int) -> bool:
-        return facts[oid].has_column(user_id_column)
+    def qualified_name(oid: int) -> str:
+        return "{}.{}".format(*all_tables[oid])
 
-    scoped = {
-        oid: f"{s}.{n}"
-        for oid, (s, n) in all_tables.items()
-        if oid == users_oid or (has_column(oid) and f"{s}.{n}" not in excluded)
-    }
+    def column_of(oid: int) -> Column | None:
+        """The table's user column (configured, else user_id_column), if it has one."""
+        name = configured.get(oid, user_id_column)
+        return next((c for c in facts[oid].columns if c.name == name), None)
+
+    not_exported: dict[int, str] = {}
+    deliberate: set[int] = set()  # in exports.exclude_tables: named, not warned about
+    user_column: dict[int, str] = {users_oid: id_column}
+    for oid in all_tables:
+        col = column_of(oid)
+        if oid == users_oid or col is None:
+            continue
+        if qualified_name(oid) in excluded:
+            not_exported[oid] = f"has {col.name} but is in exports.exclude_tables"
+            deliberate.add(oid)
+        elif col.generated or not comparable(col.type, id_type):
+            what = "a generated column" if col.generated else col.type
+            not_exported[oid] = (
+                f"has {col.name} of {what}, which cannot hold the user id ({id_type}); "
+                "set exports.user_columns or exports.exclude_tables"
+            )
+        elif not readable[oid]:
+            not_exported[oid] = (
+                f"has {col.name} but the connected role may not read it (grant SELECT, or "
+                "add it to exports.exclude_tables)"
+            )
+        else:
+            user_column[oid] = col.name
+    scoped = {oid: qualified_name(oid) for oid in user_column}
     fks = {
         (as_int(a), as_int(b)) for a, b in conn.execute(_FK_SQL, {"oids": list(scoped)}).fetchall()
     }
-    warnings: list[str] = []
-    missed = sorted(
-        {all_tables[c] for c, p in fks if p in scoped and c not in scoped and not has_column(c)}
+    for child, parent in sorted(fks, key=lambda e: (qualified_name(e[0]), qualified_name(e[1]))):
+        if parent not in scoped or child in scoped or child in not_exported:
+            continue
+        if qualified_name(child) in excluded:
+            not_exported[child] = f"references {scoped[parent]} but is in exports.exclude_tables"
+            deliberate.add(child)
+        else:
+            not_exported[child] = (
+                f"references {scoped[parent]} but has no {user_id_column} column "
+                "(name its user column in exports.user_columns)"
+            )
+    skipped = sorted(
+        (
+            NotExported(qualified_name(oid), why, oid in deliberate)
+            for oid, why in not_exported.items()
+        ),
+        key=lambda n: n.table,
     )
-    for schema, name in missed:
-        warnings.append(
-            f"{schema}.{name} references a user-scoped table but has no {user_id_column} "
-            "column: its rows are not exported"
-        )
+    for oid in sorted(deliberate, key=qualified_name):
+        log.info("%s %s: its rows are not exported", qualified_name(oid), not_exported[oid])
+    warnings = [
+        f"{qualified_name(oid)} {why}: its rows are not exported"
+        for oid, why in sorted(not_exported.items(), key=lambda e: qualified_name(e[0]))
+        if oid not in deliberate
+    ]
     order, cycle = topological(scoped, fks)
     if cycle:
         warnings.append(
@@ -253,12 +396,6 @@ def discover(
     for text in warnings:
         log.warning("%s", text)
     tables = [
-        _table(
-            *all_tables[oid],
-            id_column if oid == users_oid else user_id_column,
-            facts[oid],
-            oid == users_oid,
-        )
-        for oid in order
+        _table(*all_tables[oid], user_column[oid], facts[oid], oid == users_oid) for oid in order
     ]
-    return Discovery(tables, warnings)
+    return Discovery(tables, warnings, skipped, detect_platform(conn))

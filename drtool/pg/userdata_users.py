@@ -8,7 +8,7 @@ from datetime import datetime
 from psycopg import sql
 
 from drtool.pg.conn import qualified
-from drtool.pg.userdata import Conn, Discovery, UserTable, as_int
+from drtool.pg.userdata import Conn, Discovery, UserTable, as_int, is_text_type
 
 
 def count_users(conn: Conn, users: UserTable) -> int:
@@ -67,7 +67,8 @@ def changed_user_ids(
                 ).format(
                     t=qualified(table.schema, table.name),
                     col=sql.Identifier(table.user_column),
-                    uid=uid,
+                    # A text user column (storage.objects.owner_id) holds the id as text.
+                    uid=sql.SQL("{}::text").format(uid) if is_text_type(table.user_type) else uid,
                     recent=recent,
                 )
             )

@@ -18,7 +18,7 @@ from drtool.crypto.keys import Recipient
 from drtool.errors import DrtoolError, UsageError
 from drtool.ids import new_id
 from drtool.log import get_logger
-from drtool.pg.userdata import Discovery, UserTable, discover
+from drtool.pg.userdata import Discovery, NotExported, UserTable, discover
 from drtool.pg.userdata_copy import TableStats, UserSnapshot, user_snapshot
 from drtool.pipeline.store import store
 from drtool.services.context import Context
@@ -41,6 +41,8 @@ class ExportResult:
     user_id: str
     tables: dict[str, int]
     warnings: list[str] = field(default_factory=list)
+    not_exported: list[NotExported] = field(default_factory=list)
+    platform: str | None = None
     out: Path | None = None
     redacted: list[str] = field(default_factory=list)
     manifest: Manifest | None = None
@@ -54,6 +56,7 @@ def discover_tables(ctx: Context, snap: UserSnapshot) -> Discovery:
         user_id_column=cfg.user_id_column,
         users_table=cfg.users_table,
         exclude_tables=cfg.exclude_tables,
+        user_columns=cfg.user_columns,
     )
 
 
@@ -72,6 +75,11 @@ def check_user(snap: UserSnapshot, discovery: Discovery, user_id: str) -> str:
         )
     export_prefix(found, "x")  # UsageError if the id cannot be a storage key segment
     return found
+
+
+def not_exported_field(discovery: Discovery) -> list[dict[str, object]]:
+    """The manifest's ``not_exported``: tables holding users' rows that are not exported."""
+    return [n.as_dict() for n in discovery.not_exported]
 
 
 def table_details(tables: list[UserTable], stats: dict[str, TableStats]) -> list[dict[str, object]]:
@@ -142,6 +150,8 @@ def store_export(
             encoding=ENCODING,
             table_details=table_details(discovery.tables, stats),
             warnings=list(discovery.warnings),
+            not_exported=not_exported_field(discovery),
+            platform=discovery.platform.name if discovery.platform else None,
             server_major=snap.server_major,
             source=snap.target.describe(),
             host=socket.gethostname(),
@@ -172,12 +182,16 @@ def export_user(ctx: Context, user_id: str, out: Path | None = None) -> ExportRe
             done = write_zip(
                 snap, discovery, uid, out, ctx.config.exports.redact_columns, item_id, ctx.clock()
             )
+            if done.redacted:
+                log.info("left out of %s: %s", out, ", ".join(done.redacted))
             log.info("wrote the export of user %s to %s", uid, out)
             return ExportResult(
                 id=item_id,
                 user_id=uid,
                 tables=done.tables,
                 warnings=list(discovery.warnings),
+                not_exported=list(discovery.not_exported),
+                platform=discovery.platform.name if discovery.platform else None,
                 out=out,
                 redacted=done.redacted,
                 seconds=round(time.monotonic() - started, 3),
@@ -196,6 +210,8 @@ def export_user(ctx: Context, user_id: str, out: Path | None = None) -> ExportRe
         user_id=uid,
         tables=dict(manifest.tables),
         warnings=list(discovery.warnings),
+        not_exported=list(discovery.not_exported),
+        platform=discovery.platform.name if discovery.platform else None,
         manifest=manifest,
         seconds=round(time.monotonic() - started, 3),
     )

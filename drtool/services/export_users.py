@@ -13,7 +13,7 @@ from drtool.config import parse_duration
 from drtool.errors import DrtoolError, UsageError
 from drtool.log import get_logger
 from drtool.pg.snapshot import advisory_lock
-from drtool.pg.userdata import Discovery
+from drtool.pg.userdata import Discovery, NotExported
 from drtool.pg.userdata_copy import user_snapshot
 from drtool.pg.userdata_users import changed_user_ids, count_users, user_ids
 from drtool.services.context import Context
@@ -42,6 +42,7 @@ class ExportUsersResult:
     bytes_stored: int = 0
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
+    not_exported: list[NotExported] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -102,11 +103,13 @@ def export_users(
     exported, rows, stored = 0, 0, 0
     failed: list[FailedExport] = []
     warnings: list[str] = []
+    not_exported: list[NotExported] = []
     with advisory_lock(target, f"drtool:export-users:{ctx.storage.description}"):
         with user_snapshot(target, "counting users", cfg.database.lock_wait_timeout) as snap:
             discovery = discover_tables(ctx, snap)
             total = count_users(snap.conn, discovery.users_table) if since is None else None
             warnings = list(discovery.warnings)
+            not_exported = list(discovery.not_exported)
         log.info(
             "export-users: %s%s",
             f"{total} users" if total is not None else "users",
@@ -146,6 +149,7 @@ def export_users(
         bytes_stored=stored,
         seconds=round(time.monotonic() - started, 3),
         warnings=warnings,
+        not_exported=not_exported,
     )
     log.info("export-users: %s", result.summary())
     return result

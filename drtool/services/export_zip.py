@@ -1,6 +1,7 @@
 """``export-user --out PATH``: the plain archive for a data subject (GDPR Art. 15/20): one JSON
 Lines file per table, ``manifest.json`` and ``README.txt`` in a zip, written to a temp file
-beside PATH and published only when complete; ``exports.redact_columns`` are left out."""
+beside PATH and published only when complete; ``exports.redact_columns`` are left out, and on a
+managed platform (Supabase) its credential columns (password hashes, tokens) too."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from drtool import __version__
 from drtool.errors import OperationError, UsageError
 from drtool.pg.userdata import Discovery, UserTable, split_name
 from drtool.pg.userdata_copy import UserSnapshot
+from drtool.platforms import Platform
 
 ZIP_FORMAT = "drtool-user-export"
 ZIP_VERSION = 1
@@ -42,6 +44,10 @@ Files
 """
 
 
+# Why a column is left out of the archive (manifest.json ``redactions``).
+CONFIGURED = "exports.redact_columns"
+
+
 @dataclass(frozen=True)
 class ZipOutcome:
     tables: dict[str, int]
@@ -58,16 +64,25 @@ def check_out_path(out: Path) -> None:
         raise UsageError(f"--out {out}: directory {out.parent} does not exist")
 
 
-def redactions(columns: list[str], tables: list[UserTable]) -> dict[str, list[str]]:
-    """exports.redact_columns (schema.table.column) by table."""
-    out: dict[str, list[str]] = {t.qualified: [] for t in tables}
+def redactions(
+    columns: list[str], tables: list[UserTable], platform: Platform | None = None
+) -> dict[str, dict[str, str]]:
+    """By table, the columns left out and why: exports.redact_columns (schema.table.column),
+    and the platform's credential columns (``Platform.secret_columns``) that the table has."""
+    out: dict[str, dict[str, str]] = {t.qualified: {} for t in tables}
     for entry in columns:
         table, dot, column = entry.rpartition(".")
         if not dot or not column:
             raise UsageError(f"exports.redact_columns: {entry!r} is not schema.table.column")
         schema, name = split_name(table, "exports.redact_columns")
         if f"{schema}.{name}" in out:
-            out[f"{schema}.{name}"].append(column)
+            out[f"{schema}.{name}"][column] = CONFIGURED
+    if platform is not None:
+        present = {t.qualified: {c.name for c in t.columns} for t in tables}
+        for entry in sorted(platform.secret_columns):
+            table, _, column = entry.rpartition(".")
+            if column in present.get(table, ()):
+                out[table].setdefault(column, f"{platform.title} credential")
     return out
 
 
@@ -84,7 +99,7 @@ def write_zip(
     item_id: str,
     now: datetime,
 ) -> ZipOutcome:
-    omit = redactions(redact_columns, discovery.tables)
+    omit = redactions(redact_columns, discovery.tables, discovery.platform)
     part = out.parent / f".{out.name}.{secrets.token_hex(4)}.part"
     files: dict[str, dict[str, object]] = {}
     fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -94,7 +109,7 @@ def write_zip(
                 for table in discovery.tables:
                     digest, rows, size = hashlib.sha256(), 0, 0
                     with zf.open(file_name(table), "w", force_zip64=True) as entry:
-                        for chunk in snap.json_rows(table, user_id, omit[table.qualified]):
+                        for chunk in snap.json_rows(table, user_id, list(omit[table.qualified])):
                             entry.write(chunk)
                             digest.update(chunk)
                             rows += chunk.count(b"\n")
@@ -106,6 +121,11 @@ def write_zip(
                         "sha256": digest.hexdigest(),
                     }
                 redacted = [f"{t}.{c}" for t, cols in omit.items() for c in cols]
+                why = [
+                    {"column": f"{t}.{c}", "reason": reason}
+                    for t, cols in omit.items()
+                    for c, reason in cols.items()
+                ]
                 manifest = {
                     "format": ZIP_FORMAT,
                     "version": ZIP_VERSION,
@@ -115,8 +135,11 @@ def write_zip(
                     "snapshot_at": snap.taken_at.isoformat(),
                     "database": snap.database,
                     "users_table": discovery.users_table.qualified,
+                    "platform": discovery.platform.name if discovery.platform else None,
                     "tables": files,
                     "redacted_columns": redacted,
+                    "redactions": why,
+                    "not_exported": [n.as_dict() for n in discovery.not_exported],
                     "tool_version": __version__,
                 }
                 zf.writestr("manifest.json", json.dumps(manifest, indent=2) + "\n")
