@@ -16,6 +16,8 @@ def export_result(result: ExportResult, as_json: bool) -> None:
             "user_id": result.user_id,
             "tables": result.tables,
             "warnings": result.warnings,
+            "not_exported": [n.as_dict() for n in result.not_exported],
+            "platform": result.platform,
             "seconds": result.seconds,
         }
         if result.out is not None:
@@ -28,6 +30,7 @@ def export_result(result: ExportResult, as_json: bool) -> None:
     lines = [f"export of user {result.user_id}: {rows} rows from {len(result.tables)} tables"]
     lines += [f"  {name:<40} {n:>10}" for name, n in result.tables.items()]
     lines += [f"  warning: {w}" for w in result.warnings]
+    lines += [f"  not exported: {n.table} {n.reason}" for n in result.not_exported if n.excluded]
     if result.out is not None:
         lines.append(f"wrote {result.out}")
         if result.redacted:
@@ -63,18 +66,25 @@ def restore_user_result(result: RestoreUserResult, as_json: bool) -> None:
     lines = [
         f"restore-user {result.user_id} from {result.source} {result.source_id} into "
         f"{result.target} ({result.mode})",
-        f"{'TABLE':<40} {'SOURCE':>8} {'INSERT':>8} {'UPDATE':>8} {'DELETE':>8} "
-        f"{'SAME':>8} {'OTHER':>6}",
+        f"{'TABLE':<40} {'SOURCE':>8} {'INSERT':>8} {'UPDATE':>8} {'REATTACH':>8} "
+        f"{'DELETE':>8} {'SAME':>8} {'OTHER':>6}",
     ]
     for t in result.tables:
         lines.append(
-            f"{t.table:<40} {t.source:>8} {t.inserted:>8} {t.updated:>8} {t.deleted:>8} "
-            f"{t.unchanged:>8} {t.conflicts:>6}"
+            f"{t.table:<40} {t.source:>8} {t.inserted:>8} {t.updated:>8} {t.reattached:>8} "
+            f"{t.deleted:>8} {t.unchanged:>8} {t.conflicts:>6}"
         )
     lines.append(
-        f"{head} insert {result.total('inserted')}, update {result.total('updated')}, delete "
-        f"{result.total('deleted')} row(s) in {result.seconds:.1f}s"
+        f"{head} insert {result.total('inserted')}, update {result.total('updated')}, "
+        f"re-attach {result.total('reattached')}, delete {result.total('deleted')} row(s) "
+        f"in {result.seconds:.1f}s"
     )
+    if result.total("reattached"):
+        lines.append(
+            "REATTACH: rows detached from the user (user column NULL, ON DELETE SET NULL) "
+            "given back to the user"
+        )
     if result.total("conflicts"):
         lines.append("OTHER: rows whose primary key belongs to another user's row; left alone")
+    lines += [f"warning: {w}" for w in result.warnings]
     emit("\n".join(lines))

@@ -1,8 +1,10 @@
 """Writing one user's rows into a target database, in ONE transaction: each table's rows are
 COPYed into a temp table, then inserted where missing (by primary key) or, in ``replace`` mode,
 the user's rows that are not in the export are deleted (children first) and the exported ones
-upserted (parents first), never touching a row of another user. Sequences are moved past the
-restored values; user triggers are disabled for the transaction."""
+upserted (parents first), never touching a row of another user. A row that ``ON DELETE SET
+NULL`` detached from the user (its user column NULL, its key in the export) is re-attached.
+Sequences are moved past the restored values; user triggers are disabled for the transaction
+where the role may (it owns the table)."""
 
 from __future__ import annotations
 
@@ -14,10 +16,16 @@ import psycopg
 from psycopg import sql
 
 from drtool.errors import IntegrityError, UsageError
+from drtool.log import get_logger
 from drtool.pg.conn import Target, apply_copy_settings, connect, qualified
 from drtool.pg.userdata import Conn, UserTable, as_int, describe
 
 MODES = ("insert-missing", "replace")
+# A column of the temp tables (never of the restored ones): the key existed in the target
+# before the restore wrote anything.
+EXISTED = "__drtool_key_existed"
+
+log = get_logger("pg.userdata-restore")
 
 
 @dataclass
@@ -31,6 +39,9 @@ class TableOutcome:
     unchanged: int = 0
     deleted: int = 0
     conflicts: int = 0  # primary key taken by another user's row: left alone
+    # Rows whose key is in the export but whose user column was NULL (ON DELETE SET NULL):
+    # given the user back (insert-missing), or made the exported row (replace).
+    reattached: int = 0
 
 
 def _ids(names: Iterable[str]) -> sql.Composed:
@@ -72,6 +83,7 @@ class UserRestore:
         self.mode = mode
         self.loaded: list[tuple[UserTable, str, TableOutcome]] = []
         self._triggers: list[tuple[UserTable, str, str]] = []
+        self.warnings: list[str] = []
 
     # -- checking the target ---------------------------------------------------------------
 
@@ -139,7 +151,7 @@ class UserRestore:
             sql.SQL("select count(*) from {tmp} where {u} is distinct from {uid}").format(
                 tmp=sql.Identifier(tmp),
                 u=sql.Identifier(table.user_column),
-                uid=sql.Literal(self.user_id),
+                uid=table.user_value(self.user_id),
             )
         )
         if wrong:
@@ -147,16 +159,67 @@ class UserRestore:
                 f"{table.qualified}: the source holds {wrong} row(s) of another user; "
                 "nothing was restored"
             )
+        if table.primary_key:
+            # Which exported keys the target holds before anything is written (all tables
+            # are loaded before the first write): a row that appears later was made by a
+            # trigger during the restore, and is not the target's to keep (_fresh).
+            self.conn.execute(
+                sql.SQL("alter table {tmp} add column {e} boolean").format(
+                    tmp=sql.Identifier(tmp), e=sql.Identifier(EXISTED)
+                )
+            )
+            self.conn.execute(
+                sql.SQL("update {tmp} s set {e} = exists (select 1 from {t} t where {k})").format(
+                    tmp=sql.Identifier(tmp),
+                    e=sql.Identifier(EXISTED),
+                    t=qualified(table.schema, table.name),
+                    k=_match("t", "s", table.primary_key),
+                )
+            )
         self.loaded.append((table, tmp, outcome))
         return outcome
 
     # -- planning and applying -------------------------------------------------------------
 
+    # A target row holding an exported key is the user's, detached (its user column NULL:
+    # ON DELETE SET NULL), or another user's. NULL is neither the user's nor another's, so
+    # none of these is ever the negation of another (NOT (NULL = x) is NULL).
+
     def _mine(self, table: UserTable, alias: str) -> sql.Composed:
-        return sql.SQL("{a}.{u} = {uid}").format(
+        return table.user_is(alias, self.user_id)
+
+    def _detached(self, table: UserTable, alias: str) -> sql.Composed:
+        return sql.SQL("{a}.{u} is null").format(
+            a=sql.Identifier(alias), u=sql.Identifier(table.user_column)
+        )
+
+    def _theirs(self, table: UserTable, alias: str) -> sql.Composed:
+        return sql.SQL("({a}.{u} is not null and {a}.{u} is distinct from {uid})").format(
             a=sql.Identifier(alias),
             u=sql.Identifier(table.user_column),
-            uid=sql.Literal(self.user_id),
+            uid=table.user_value(self.user_id),
+        )
+
+    def _claimable(self, table: UserTable, alias: str) -> sql.Composed:
+        """The user's row, or a detached one: what the restore may write."""
+        return sql.SQL("({} or {})").format(self._mine(table, alias), self._detached(table, alias))
+
+    @staticmethod
+    def _fresh() -> sql.Composed:
+        """The target row holding the exported key (alias t, exported row s) did not exist
+        when the rows were loaded: a trigger the role could not disable (one on ``auth.users``
+        that creates the profile) made it during this restore."""
+        return sql.SQL("not s.{}").format(sql.Identifier(EXISTED))
+
+    def _joined(self, table: UserTable, tmp: str, where: sql.Composable) -> int:
+        """Exported rows whose key the target holds, in a row matching ``where`` (alias t)."""
+        return self._count(
+            sql.SQL("select count(*) from {s} s join {t} t on {k} where {w}").format(
+                s=sql.Identifier(tmp),
+                t=qualified(table.schema, table.name),
+                k=_match("t", "s", table.primary_key),
+                w=where,
+            )
         )
 
     def _count(self, query: sql.Composed) -> int:
@@ -170,28 +233,22 @@ class UserRestore:
             key = table.primary_key or table.copy_columns
             same_key = _match("t", "s", key) if table.primary_key else _same_row("t", "s", key)
             exists = sql.SQL("exists (select 1 from {t} t where {k})").format(t=t, k=same_key)
-            absent = self._count(
+            out.inserted = self._count(
                 sql.SQL("select count(*) from {s} s where not {e}").format(s=s, e=exists)
             )
-            theirs = self._count(
-                sql.SQL("select count(*) from {s} s join {t} t on {k} where not {mine}").format(
-                    s=s, t=t, k=same_key, mine=self._mine(table, "t")
-                )
-            )
-            out.inserted, out.conflicts = absent, theirs
+            if table.primary_key:
+                out.conflicts = self._joined(table, tmp, self._theirs(table, "t"))
+                out.reattached = self._joined(table, tmp, self._detached(table, "t"))
             if self.mode == "replace" and table.primary_key:
-                out.updated = self._count(
-                    sql.SQL(
-                        "select count(*) from {s} s join {t} t on {k} where {mine} and not {same}"
-                    ).format(
-                        s=s,
-                        t=t,
-                        k=same_key,
+                out.updated = self._joined(
+                    table,
+                    tmp,
+                    sql.SQL("{mine} and not {same}").format(
                         mine=self._mine(table, "t"),
                         same=_same_row("t", "s", table.copy_columns),
-                    )
+                    ),
                 )
-            out.unchanged = out.source - out.inserted - out.updated - out.conflicts
+            out.unchanged = out.source - out.inserted - out.updated - out.reattached - out.conflicts
             if self.mode == "replace" and not table.is_users_table:
                 out.deleted = self._count(
                     sql.SQL(
@@ -249,26 +306,35 @@ class UserRestore:
             out.unchanged = out.source - out.inserted
             return
         pk = table.primary_key
+        rest = [c for c in cols if c not in pk]
+        # Rows a trigger made in this transaction (the profile an auth.users trigger inserts
+        # when the user's row comes back) were not in the target: they become the exported
+        # rows, and count as inserted.
+        fresh_and_claimable = sql.SQL("{} and {}").format(
+            self._fresh(), self._claimable(table, "t")
+        )
+        fresh = self._joined(table, tmp, fresh_and_claimable)
+        if fresh and rest:
+            self._update_from(table, tmp, rest, fresh_and_claimable)
         action: sql.Composable = sql.SQL("do nothing")
         if self.mode == "insert-missing":
-            pass
-        else:
-            rest = [c for c in cols if c not in pk]
-            sets = sql.SQL(", ").join(
-                sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in rest
+            # Detached by ON DELETE SET NULL: the user column comes back, the rest is kept.
+            out.reattached = self._update_from(
+                table, tmp, [table.user_column], self._detached(table, "t")
             )
-            action = (
-                sql.SQL(
-                    "do update set {sets} where {mine} "
-                    "and row({old})::text is distinct from row({new})::text"
-                ).format(
-                    sets=sets,
-                    mine=self._mine(table, "t"),
-                    old=_prefixed("t", rest),
-                    new=_prefixed("excluded", rest),
-                )
-                if rest
-                else sql.SQL("do nothing")
+        elif rest:
+            # Detached rows are made the exported rows too (the upsert below updates them).
+            out.reattached = self._joined(table, tmp, self._detached(table, "t"))
+            action = sql.SQL(
+                "do update set {sets} where {claimable} "
+                "and row({old})::text is distinct from row({new})::text"
+            ).format(
+                sets=sql.SQL(", ").join(
+                    sql.SQL("{c} = excluded.{c}").format(c=sql.Identifier(c)) for c in rest
+                ),
+                claimable=self._claimable(table, "t"),
+                old=_prefixed("t", rest),
+                new=_prefixed("excluded", rest),
             )
         cur = self.conn.execute(
             sql.SQL(
@@ -277,15 +343,34 @@ class UserRestore:
             ).format(t=t, c=_ids(cols), o=overriding, s=s, pk=_ids(pk), action=action)
         )
         flags = [bool(r[0]) for r in cur.fetchall()]
-        out.inserted = sum(flags)
-        out.updated = len(flags) - out.inserted
+        out.inserted = sum(flags) + fresh
+        # The upsert's updates include the re-attached rows: counted once, as re-attached.
+        out.updated = len(flags) - sum(flags) - out.reattached if self.mode == "replace" else 0
         # Rows neither inserted nor updated: equal already, or their key is another user's.
-        out.conflicts = self._count(
-            sql.SQL("select count(*) from {s} s join {t} t on {k} where not {mine}").format(
-                s=s, t=t, k=_match("t", "s", pk), mine=self._mine(table, "t")
+        out.conflicts = self._joined(table, tmp, self._theirs(table, "t"))
+        out.unchanged = out.source - out.inserted - out.updated - out.reattached - out.conflicts
+
+    def _update_from(
+        self, table: UserTable, tmp: str, columns: list[str], where: sql.Composable
+    ) -> int:
+        """Set ``columns`` of the target rows holding an exported key and matching ``where``
+        (alias t) to the exported values."""
+        return self.conn.execute(
+            sql.SQL(
+                "update {t} as t set {sets} from {s} as s where {k} and {w} "
+                "and row({old})::text is distinct from row({new})::text"
+            ).format(
+                t=qualified(table.schema, table.name),
+                sets=sql.SQL(", ").join(
+                    sql.SQL("{c} = s.{c}").format(c=sql.Identifier(c)) for c in columns
+                ),
+                s=sql.Identifier(tmp),
+                k=_match("t", "s", table.primary_key),
+                w=where,
+                old=_prefixed("t", columns),
+                new=_prefixed("s", columns),
             )
-        )
-        out.unchanged = out.source - out.inserted - out.updated - out.conflicts
+        ).rowcount
 
     def _advance_sequences(self, table: UserTable, tmp: str) -> None:
         """A sequence must not hand out a value a restored row holds: setval to at least the
@@ -310,11 +395,27 @@ class UserRestore:
         restored rows: disabled by name for this transaction, re-enabled as they were."""
         for table, _tmp, _out in self.loaded:
             rows = self.conn.execute(
-                "select tgname, tgenabled::text from pg_trigger where tgrelid = %s::regclass "
-                "and not tgisinternal and tgenabled <> 'D'",
+                "select t.tgname, t.tgenabled::text, pg_has_role(c.relowner, 'USAGE') "
+                "from pg_trigger t join pg_class c on c.oid = t.tgrelid "
+                "where t.tgrelid = %s::regclass and not t.tgisinternal and t.tgenabled <> 'D' "
+                "order by t.tgname",
                 (f"{quote(table.schema)}.{quote(table.name)}",),
             ).fetchall()
-            for name, how in rows:
+            kept = [str(r[0]) for r in rows if not r[2]]
+            if kept:
+                # Only the owner may disable a trigger (Supabase's auth.users is
+                # supabase_auth_admin's): they fire; rows they make in restored tables are
+                # replaced by the exported ones (_fresh).
+                text = (
+                    f"{table.qualified}: trigger(s) {', '.join(kept)} stay enabled (the role "
+                    "does not own the table); rows they write into restored tables are "
+                    "replaced by the exported rows"
+                )
+                log.warning("%s", text)
+                self.warnings.append(text)
+            for name, how, owned in rows:
+                if not owned:
+                    continue
                 self._triggers.append((table, str(name), str(how)))
                 self.conn.execute(
                     sql.SQL("alter table {t} disable trigger {n}").format(

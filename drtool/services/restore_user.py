@@ -59,6 +59,7 @@ class RestoreUserResult:
     mode: str
     dry_run: bool
     tables: list[TableOutcome] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
 
     def total(self, what: str) -> int:
@@ -114,19 +115,25 @@ def authenticate_export(ctx: Context, manifest: Manifest, identities: list[Ident
     )
 
 
-def _finish(job: UserRestore, dry_run: bool) -> list[TableOutcome]:
+@dataclass(frozen=True)
+class _Done:
+    source_id: str
+    user_id: str
+    outcomes: list[TableOutcome]
+    warnings: list[str]
+
+
+def _finish(job: UserRestore, dry_run: bool, source_id: str, user_id: str) -> _Done:
     if dry_run:
         outcomes = job.plan()
         rollback(job)
     else:
         outcomes = job.apply()
         commit(job)
-    return outcomes
+    return _Done(source_id, user_id, outcomes, list(job.warnings))
 
 
-def _from_export(
-    ctx: Context, req: RestoreUserRequest, target: Target
-) -> tuple[str, str, list[TableOutcome]]:
+def _from_export(ctx: Context, req: RestoreUserRequest, target: Target) -> _Done:
     assert req.from_export is not None
     manifest = ctx.catalog.get(req.from_export, "export")
     user_id = str((manifest.model_extra or {}).get("user_id", ""))
@@ -151,12 +158,10 @@ def _from_export(
                 job.load(in_target[table.qualified], rows)
         finally:
             close_quietly(chunks)
-        return manifest.id, user_id, _finish(job, req.dry_run)
+        return _finish(job, req.dry_run, manifest.id, user_id)
 
 
-def _from_backup(
-    ctx: Context, req: RestoreUserRequest, target: Target
-) -> tuple[str, str, list[TableOutcome]]:
+def _from_backup(ctx: Context, req: RestoreUserRequest, target: Target) -> _Done:
     assert req.from_backup is not None
     manifest = resolve_backup(ctx, req.from_backup)
     spec = scratch_spec(ctx, None)
@@ -164,7 +169,14 @@ def _from_backup(
         log.info(
             "restoring backup %s into %s to read one user's rows", manifest.id, scratch.description
         )
-        run_restore(ctx, RestoreRequest(ref=manifest.id, to_dsn=dsn_with_password(scratch.target)))
+        run_restore(
+            ctx,
+            RestoreRequest(
+                ref=manifest.id,
+                to_dsn=dsn_with_password(scratch.target),
+                scratch_owned=scratch.kind == "ephemeral",
+            ),
+        )
         with user_snapshot(
             scratch.target,
             "reading the user's rows from the scratch database",
@@ -179,7 +191,7 @@ def _from_backup(
                 in_target = job.check_tables(discovery.tables)
                 for source, dest in zip(discovery.tables, in_target, strict=True):
                     job.load(dest, snap.copy_rows(source, user_id))
-                return manifest.id, user_id, _finish(job, req.dry_run)
+                return _finish(job, req.dry_run, manifest.id, user_id)
 
 
 def restore_user(ctx: Context, req: RestoreUserRequest) -> RestoreUserResult:
@@ -188,25 +200,26 @@ def restore_user(ctx: Context, req: RestoreUserRequest) -> RestoreUserResult:
     _check(req)
     target = parse_to(req.to_dsn)
     if req.from_export is not None:
-        source, (source_id, user_id, outcomes) = "export", _from_export(ctx, req, target)
+        source, done = "export", _from_export(ctx, req, target)
     else:
-        source, (source_id, user_id, outcomes) = "backup", _from_backup(ctx, req, target)
+        source, done = "backup", _from_backup(ctx, req, target)
     log.info(
         "restore-user %s from %s %s into %s (%s%s) done",
-        user_id,
+        done.user_id,
         source,
-        source_id,
+        done.source_id,
         target.describe(),
         req.mode,
         ", dry run" if req.dry_run else "",
     )
     return RestoreUserResult(
-        user_id=user_id,
+        user_id=done.user_id,
         source=source,
-        source_id=source_id,
+        source_id=done.source_id,
         target=target.describe(),
         mode=req.mode,
         dry_run=req.dry_run,
-        tables=outcomes,
+        tables=done.outcomes,
+        warnings=done.warnings,
         seconds=round(time.monotonic() - started, 3),
     )
