@@ -264,9 +264,12 @@ def dependency_warnings(
     none: nothing there can violate them."""
     groups: dict[tuple[str, str, str], list[Dependency]] = {}
     for dep in found:
-        if dep.kind == FOREIGN_KEY_DATA and rows is not None:
-            if rows.get(dep.table or "") == 0 or rows.get(dep.referenced) == 0:
-                continue  # no rows to violate it, or none left out
+        if (
+            dep.kind == FOREIGN_KEY_DATA
+            and rows is not None
+            and (rows.get(dep.table or "") == 0 or rows.get(dep.referenced) == 0)
+        ):
+            continue  # no rows to violate it, or none left out
         # A foreign key to an excluded schema goes with the other objects that need it.
         group = OBJECT if dep.kind == FOREIGN_KEY else dep.kind
         groups.setdefault((group, dep.schema, dep.ref_schema), []).append(dep)
