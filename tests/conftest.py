@@ -2,6 +2,7 @@
 
 pytest_plugins = [
     "tests.fixtures.pg",
+    "tests.fixtures.supabase",
     "tests.fixtures.s3",
     "tests.fixtures.cli",
     "tests.fixtures.webhook",
