@@ -5,7 +5,9 @@ restored as it stands.
 - extensions installed in an excluded schema (``pg_dump`` still emits ``CREATE EXTENSION ...
   WITH SCHEMA <excluded>``);
 - objects in kept schemas that depend on objects in excluded schemas (column defaults and
-  column types, views, policies, triggers, indexes, function signatures, inheritance, ...);
+  column types, views, policies, triggers, indexes, function signatures, inheritance, ...),
+  and objects outside any schema that pg_dump writes regardless (event triggers, casts,
+  foreign-data wrappers, languages);
 - foreign keys from kept tables to tables in excluded schemas;
 - foreign keys from tables whose rows are kept to tables whose rows are excluded (the foreign
   key cannot be re-created over the dumped rows).
@@ -38,7 +40,8 @@ class Dependency:
     """One object that needs something the backup leaves out.
 
     ``schema``/``dependent``: where the object that breaks lives and what it is
-    (``policy p on table public.notes``; for an extension its name). ``ref_schema`` /
+    (``policy p on table public.notes``; for an extension its name; ``""`` for objects
+    outside any schema, such as event triggers and casts). ``ref_schema`` /
     ``referenced``: what it needs (``function platform.tenant()``; for an extension the
     schema). ``table``: for foreign keys, the referencing table (``public.notes``).
     """
@@ -184,7 +187,7 @@ fkeys as (
 select 'extension', x.name, e.extname::text, x.name, 'schema ' || quote_ident(x.name), null
   from pg_catalog.pg_extension e join excluded x on x.oid = e.extnamespace
 union all
-select 'object', o.schema,
+select 'object', coalesce(o.schema, ''),
        case when o.classid = 'pg_catalog.pg_rewrite'::regclass
                  and (select r.rulename from pg_catalog.pg_rewrite r where r.oid = o.objid)
                      = '_RETURN'
@@ -199,6 +202,14 @@ select 'object', o.schema,
        null
   from objects o
  where o.schema in (select name from kept)
+    -- Objects outside any schema that pg_dump writes whatever the schema exclusions.
+    or (o.schema is null
+        and o.classid in ('pg_catalog.pg_event_trigger'::regclass,
+                          'pg_catalog.pg_cast'::regclass,
+                          'pg_catalog.pg_foreign_data_wrapper'::regclass,
+                          'pg_catalog.pg_foreign_server'::regclass,
+                          'pg_catalog.pg_language'::regclass,
+                          'pg_catalog.pg_transform'::regclass))
 union all
 select 'foreign_key', f.schema,
        'foreign key ' || quote_ident(f.conname) || ' on '
@@ -295,8 +306,9 @@ def dependency_warnings(
                 f"{d.dependent} {'references' if d.kind == FOREIGN_KEY else 'uses'} {d.referenced}"
                 for d in deps
             ]
+            where = f"objects in schema {schema}" if schema else "database-wide objects"
             warnings.append(
-                f"restore will fail: objects in schema {schema} need schema {ref_schema}, "
+                f"restore will fail: {where} need schema {ref_schema}, "
                 f"which backup.exclude_schemas leaves out: {_listed(items)}"
             )
         else:

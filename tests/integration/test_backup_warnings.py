@@ -19,6 +19,8 @@ create extension citext with schema ext;
 
 create schema platform;
 create function platform.current_tenant() returns int language sql stable as 'select 1';
+create function platform.on_ddl() returns event_trigger language plpgsql as 'begin end';
+create event trigger watch_ddl on ddl_command_end execute function platform.on_ddl();
 create table platform.tenants (id int primary key);
 insert into platform.tenants values (1);
 
@@ -78,12 +80,15 @@ def test_exclusions_that_break_a_restore_warn_naming_both_objects(dep_setup: Set
         in platform
     )
     assert "on table public.notes references table platform.tenants" in platform
+    # Event triggers belong to no schema: pg_dump writes them whatever it excludes.
+    database = _one(warnings, "database-wide objects need schema platform")
+    assert "event trigger watch_ddl uses function platform.on_ddl()" in database
     # Rows that reference rows left out by exclude_table_data; an empty table cannot break.
     data = _one(warnings, "exclude_table_data")
     assert "rows of public.chunks reference public.embeddings" in data
     assert "chunks_embedding_id_fkey" in data
     assert "empty_refs" not in data
-    assert len(warnings) == 4
+    assert len(warnings) == 5
 
     # The manifest records them; the log has a WARNING each.
     shown = dep_setup.run("show", doc["id"], "--json").json

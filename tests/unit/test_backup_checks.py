@@ -55,9 +55,15 @@ def test_one_warning_per_pair_of_schemas_naming_both_objects() -> None:
         ),
         _object(1),
         _object(2, schema="app"),
+        Dependency(OBJECT, "", "event trigger t", "platform", "function platform.on_ddl()"),
     ]
     warnings = dependency_warnings(found)
-    assert len(warnings) == 3
+    assert len(warnings) == 4
+    assert any(
+        "database-wide objects need schema platform" in w
+        and "event trigger t uses function platform.on_ddl()" in w
+        for w in warnings
+    )
     assert all(w.startswith("restore will fail: ") for w in warnings)
     [ext] = [w for w in warnings if "extensions" in w]
     assert "extensions citext, pgcrypto are installed in schema ext" in ext
