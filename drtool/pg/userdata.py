@@ -370,8 +370,8 @@ def discover(
             deliberate.add(child)
         else:
             not_exported[child] = (
-                f"references {scoped[parent]} but has no {user_id_column} column "
-                "(name its user column in exports.user_columns)"
+                f"references {scoped[parent]} but has no {user_id_column} column (a column "
+                "holding the user id can be named in exports.user_columns)"
             )
     skipped = sorted(
         (
