@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql
 
-from drtool.errors import IntegrityError, UsageError
+from drtool.errors import IntegrityError, OperationError, UsageError
 from drtool.log import get_logger
 from drtool.pg.conn import Target, apply_copy_settings, connect, qualified
 from drtool.pg.userdata import Conn, UserTable, as_int, describe
@@ -229,47 +229,92 @@ class UserRestore:
     def plan(self) -> list[TableOutcome]:
         """--dry-run: what apply() would do, counted with SELECTs only."""
         for table, tmp, out in self.loaded:
-            t, s = qualified(table.schema, table.name), sql.Identifier(tmp)
-            key = table.primary_key or table.copy_columns
-            same_key = _match("t", "s", key) if table.primary_key else _same_row("t", "s", key)
-            exists = sql.SQL("exists (select 1 from {t} t where {k})").format(t=t, k=same_key)
-            out.inserted = self._count(
-                sql.SQL("select count(*) from {s} s where not {e}").format(s=s, e=exists)
-            )
-            if table.primary_key:
-                out.conflicts = self._joined(table, tmp, self._theirs(table, "t"))
-                out.reattached = self._joined(table, tmp, self._detached(table, "t"))
-            if self.mode == "replace" and table.primary_key:
-                out.updated = self._joined(
-                    table,
-                    tmp,
-                    sql.SQL("{mine} and not {same}").format(
-                        mine=self._mine(table, "t"),
-                        same=_same_row("t", "s", table.copy_columns),
-                    ),
-                )
-            out.unchanged = out.source - out.inserted - out.updated - out.reattached - out.conflicts
-            if self.mode == "replace" and not table.is_users_table:
-                out.deleted = self._count(
-                    sql.SQL(
-                        "select count(*) from {t} t where {mine} and not exists "
-                        "(select 1 from {s} s where {k})"
-                    ).format(t=t, s=s, mine=self._mine(table, "t"), k=same_key)
-                )
+            self._plan_table(table, tmp, out)
         return [out for _, _, out in self.loaded]
 
+    def _plan_table(self, table: UserTable, tmp: str, out: TableOutcome) -> None:
+        t, s = qualified(table.schema, table.name), sql.Identifier(tmp)
+        key = table.primary_key or table.copy_columns
+        same_key = _match("t", "s", key) if table.primary_key else _same_row("t", "s", key)
+        exists = sql.SQL("exists (select 1 from {t} t where {k})").format(t=t, k=same_key)
+        out.inserted = self._count(
+            sql.SQL("select count(*) from {s} s where not {e}").format(s=s, e=exists)
+        )
+        if table.primary_key:
+            out.conflicts = self._joined(table, tmp, self._theirs(table, "t"))
+            out.reattached = self._joined(table, tmp, self._detached(table, "t"))
+        if self.mode == "replace" and table.primary_key:
+            out.updated = self._joined(
+                table,
+                tmp,
+                sql.SQL("{mine} and not {same}").format(
+                    mine=self._mine(table, "t"),
+                    same=_same_row("t", "s", table.copy_columns),
+                ),
+            )
+        out.unchanged = out.source - out.inserted - out.updated - out.reattached - out.conflicts
+        if self.mode == "replace" and not table.is_users_table:
+            out.deleted = self._count(
+                sql.SQL(
+                    "select count(*) from {t} t where {mine} and not exists "
+                    "(select 1 from {s} s where {k})"
+                ).format(t=t, s=s, mine=self._mine(table, "t"), k=same_key)
+            )
+
     def apply(self) -> list[TableOutcome]:
-        """Write the rows: deletes children first (replace), inserts/upserts parents first."""
+        """Write the rows: deletes children first (replace), inserts/upserts parents first.
+        A table the role may not write (Supabase's auth tables on newer images: SELECT only)
+        is left alone when nothing in it needs writing, else the run fails naming it."""
         self._disable_triggers()
         if self.mode == "replace":
             for table, tmp, out in reversed(self.loaded):
-                if not table.is_users_table:
+                if table.is_users_table:
+                    continue
+                if self._may(table, "DELETE"):
                     out.deleted = self._delete_absent(table, tmp)
+                else:
+                    self._plan_table(table, tmp, out)
+                    self._refuse_if(table, out.deleted, "DELETE")
         for table, tmp, out in self.loaded:
-            self._write(table, tmp, out)
-            self._advance_sequences(table, tmp)
+            if self._may(table, "INSERT", "UPDATE"):
+                self._write(table, tmp, out)
+                if out.inserted or out.updated or out.reattached:
+                    self._advance_sequences(table, tmp)
+                continue
+            deleted = out.deleted
+            self._plan_table(table, tmp, out)
+            fresh = (
+                self._joined(
+                    table,
+                    tmp,
+                    sql.SQL("{} and {}").format(self._fresh(), self._claimable(table, "t")),
+                )
+                if table.primary_key
+                else 0
+            )
+            self._refuse_if(
+                table, out.inserted + out.updated + out.reattached + fresh, "INSERT and UPDATE"
+            )
+            out.deleted = deleted
         self._enable_triggers()
         return [out for _, _, out in self.loaded]
+
+    def _may(self, table: UserTable, *privileges: str) -> bool:
+        row = self.conn.execute(
+            "select bool_and(has_table_privilege(%s::regclass, p)) from unnest(%s::text[]) p",
+            (f"{quote(table.schema)}.{quote(table.name)}", list(privileges)),
+        ).fetchone()
+        return bool(row and row[0])
+
+    def _refuse_if(self, table: UserTable, rows: int, privileges: str) -> None:
+        if rows:
+            raise OperationError(
+                f"{table.qualified}: {rows} row(s) of user {self.user_id} need writing, but the "
+                f"role may not {privileges} it; nothing was restored",
+                hint="restore as a role that may write it (on Supabase, bring the user back "
+                "through the Auth API first: postgres may only read the auth tables on newer "
+                "projects), or exclude it with exports.exclude_tables before exporting",
+            )
 
     def _delete_absent(self, table: UserTable, tmp: str) -> int:
         key = table.primary_key or table.copy_columns

@@ -382,6 +382,45 @@ def test_restore_user_replace_counts_detached_rows_once(project: Project) -> Non
     assert row is not None and row[0] == ADA and row[1] != "edited"
 
 
+@pytest.mark.parametrize("mode", ["insert-missing", "replace"])
+def test_restore_user_as_postgres_that_may_only_read_auth(project: Project, mode: str) -> None:
+    """Newer Supabase images: postgres may only SELECT the auth tables. The app's rows of a
+    user whose auth rows are intact come back; a user deleted from auth.users cannot, and the
+    run says which table and changes nothing."""
+    with project.connect(project.cluster.superuser) as conn:
+        tables = [
+            str(r[0])
+            for r in conn.execute(
+                "select quote_ident(relname) from pg_class where relkind = 'r' "
+                "and relnamespace = 'auth'::regnamespace"
+            ).fetchall()
+        ]
+        for table in tables:
+            conn.execute(f"alter table auth.{table} owner to supabase_admin")
+            conn.execute(f"revoke all on auth.{table} from postgres")
+            conn.execute(f"grant select on auth.{table} to postgres")
+    export_id = project.setup.run("--json", "export-user", ADA).json["id"]
+    with project.connect() as conn:
+        before = fingerprint(conn, ADA)
+        conn.execute("delete from public.contacts where user_id = %s", (ADA,))
+        conn.execute("delete from public.profiles where id = %s", (ADA,))
+    args = ("restore-user", ADA, "--from-export", export_id, "--to", project.dsn, "--mode", mode)
+    done = {t["table"]: t for t in project.setup.run("--json", *args).json["tables"]}
+    assert done["public.contacts"]["inserted"] == 3 and done["public.profiles"]["inserted"] == 1
+    assert done["auth.sessions"]["unchanged"] == 2
+    with project.connect() as conn:
+        assert fingerprint(conn, ADA) == before
+    with project.connect(project.cluster.superuser) as conn:
+        conn.execute("delete from auth.users where id = %s", (ADA,))
+    with project.connect() as conn:
+        gone = fingerprint(conn, ADA)
+    failed = project.setup.run("--json", *args, expect=1).json["error"]
+    assert "auth.users" in failed["message"] and "INSERT" in failed["message"]
+    assert "Auth API" in failed["hint"]
+    with project.connect() as conn:
+        assert fingerprint(conn, ADA) == gone
+
+
 def test_export_users_changed_since_reads_text_user_columns(project: Project) -> None:
     """storage.objects.owner_id (text) and auth.refresh_tokens.user_id (varchar) select their
     users like any uuid column; the fixture's rows are all older than an hour."""
