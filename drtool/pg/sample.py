@@ -1,5 +1,11 @@
 """The sample OmniCRM database (demo, tests, benchmarks): Supabase-style schema and skewed,
 semi-compressible rows generated server-side, deterministic for a given (scale, seed, as_of).
+
+By default the sample brings its own minimal ``auth`` schema and grants (load it as a
+superuser). With ``platform="supabase"`` it is loaded on top of the Supabase platform layer
+(``pg/supabase_layer.py``, installed by the caller) as the non-superuser ``postgres``: its
+tables reference the platform's ``auth.users``, and their grants come from the platform's
+default privileges, as on a real project.
 """
 
 from __future__ import annotations
@@ -56,6 +62,12 @@ TABLES: tuple[str, ...] = (
     "public.sessions",
 )
 ROLES: tuple[str, ...] = ("anon", "authenticated", "service_role")
+PLATFORM_CHOICES: tuple[str, ...] = ("supabase",)
+# The SQL files each mode runs in the load transaction, in order (after helpers.sql).
+_STEPS: dict[str | None, tuple[str, ...]] = {
+    None: ("auth_schema.sql", "schema.sql", "data.sql", "finish.sql", "api_grants.sql"),
+    "supabase": ("schema.sql", "data.sql", "supabase_identities.sql", "finish.sql"),
+}
 
 log = get_logger("pg.sample")
 
@@ -95,13 +107,22 @@ def load_sample(
     password: str | None = None,
     seed: int = 42,
     as_of: datetime | None = None,
+    platform: str | None = None,
 ) -> SampleInfo:
     """Create and fill the OmniCRM sample in an empty database, then ANALYZE it.
 
     ``as_of`` anchors every timestamp (default: today 00:00 UTC); ``password`` is used with a DSN.
+    ``platform="supabase"``: the database already has the Supabase platform layer and no
+    application tables; connect as ``postgres`` (the rows are the same as without a platform,
+    plus an ``auth.identities`` row per user).
     """
     if not scale > 0:
         raise UsageError(f"sample scale must be positive, got {scale}")
+    if platform is not None and platform not in PLATFORM_CHOICES:
+        raise UsageError(
+            f"unknown sample platform {platform!r}",
+            hint="use platform=None or " + ", ".join(repr(p) for p in PLATFORM_CHOICES),
+        )
     anchor = as_of or datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     if anchor.tzinfo is None:
         raise UsageError("as_of must be timezone-aware")
@@ -112,9 +133,12 @@ def load_sample(
         log.info(
             "loading sample OmniCRM data into %s (scale %s, %s users)", dbname, scale, plan["users"]
         )
+        if platform is not None:
+            _require_platform(conn, platform)
         try:
-            with conn.transaction():
-                conn.execute(_read_sql("roles.sql"))
+            if platform is None:
+                with conn.transaction():
+                    conn.execute(_read_sql("roles.sql"))
             # One transaction: a failed load leaves nothing, and with wal_level=minimal tables
             # created and filled in the same transaction skip WAL.
             with conn.transaction():
@@ -124,7 +148,7 @@ def load_sample(
                 # JIT-compiling these very wide expressions costs more than it saves.
                 conn.execute("SET LOCAL jit = off")
                 conn.execute(_helpers_sql(plan, seed, anchor))
-                for name in ("schema.sql", "data.sql", "finish.sql"):
+                for name in _STEPS[platform]:
                     step = time.monotonic()
                     conn.execute(_read_sql(name))
                     log.debug("sample %s: %.1f s", name, time.monotonic() - step)
@@ -141,9 +165,14 @@ def load_sample(
                 hint="create a new database for the sample or drop the existing one",
             ) from exc
         except psycopg.Error as exc:
+            hint = (
+                "load the sample as a superuser into a new, empty database"
+                if platform is None
+                else "load it as postgres into a database with the platform layer only"
+            )
             raise DatabaseError(
                 f"loading the sample OmniCRM data into database {dbname} failed: {exc}",
-                hint="load the sample as a superuser into a new, empty database",
+                hint=hint,
             ) from exc
     seconds = time.monotonic() - started
     info = SampleInfo(
@@ -180,6 +209,17 @@ def _connection(conn_or_dsn: Conn | str, password: str | None) -> Iterator[Conn]
         ) from exc
     with conn:
         yield conn
+
+
+def _require_platform(conn: Conn, platform: str) -> None:
+    """The platform layer must be there already: the sample only adds the application."""
+    cur = conn.cursor(row_factory=tuple_row)
+    row = cur.execute("SELECT to_regclass('auth.users') IS NOT NULL").fetchone()
+    if not (row and row[0]):
+        raise DatabaseError(
+            f"database {conn.info.dbname} has no {platform} platform layer (no auth.users)",
+            hint="install it first (drtool.pg.supabase_layer.install_supabase_platform)",
+        )
 
 
 def _count_rows(conn: Conn) -> dict[str, int]:

@@ -1,5 +1,5 @@
 -- After the data: constraints and indexes (one pass each instead of per row), sequences past
--- the generated ids, then Supabase-style row-level security and grants.
+-- the generated ids, then Supabase-style row-level security (grants: api_grants.sql).
 
 DO $$
 DECLARE
@@ -63,15 +63,3 @@ COMMENT ON TABLE public.raw_events IS 'Provider webhooks and sync payloads; arch
 COMMENT ON TABLE public.jobs IS 'Background jobs; completed ones archived after 30 days';
 COMMENT ON TABLE public.embeddings IS 'Regenerable 384-dimension embeddings';
 COMMENT ON COLUMN public.user_integrations.access_token IS 'Encrypted by the app (v1: envelope)';
-
--- Supabase's API roles: RLS decides which rows, grants decide which tables.
-GRANT USAGE ON SCHEMA public TO anon, authenticated, service_role;
-GRANT USAGE ON SCHEMA auth TO anon, authenticated, service_role;
-GRANT EXECUTE ON FUNCTION auth.uid() TO anon, authenticated, service_role;
-GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO authenticated;
-GRANT ALL ON ALL TABLES IN SCHEMA public TO service_role;
-GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO authenticated, service_role;
-GRANT SELECT ON auth.users TO service_role;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public
-  GRANT SELECT, INSERT, UPDATE, DELETE ON TABLES TO authenticated;
-ALTER DEFAULT PRIVILEGES IN SCHEMA public GRANT ALL ON TABLES TO service_role;

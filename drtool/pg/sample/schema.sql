@@ -1,35 +1,7 @@
--- The OmniCRM sample schema: Supabase-style auth schema plus the app's user-scoped tables.
--- Primary keys here; foreign keys, secondary indexes and RLS come after the data (finish.sql).
-
-CREATE SCHEMA auth;
-
-CREATE TABLE auth.users (
-  instance_id uuid,
-  id uuid PRIMARY KEY,
-  aud varchar(255),
-  role varchar(255),
-  email varchar(255) UNIQUE,
-  encrypted_password varchar(255),
-  email_confirmed_at timestamptz,
-  last_sign_in_at timestamptz,
-  raw_app_meta_data jsonb,
-  raw_user_meta_data jsonb,
-  is_super_admin boolean,
-  created_at timestamptz,
-  updated_at timestamptz,
-  phone text UNIQUE,
-  is_anonymous boolean NOT NULL DEFAULT false,
-  deleted_at timestamptz
-);
-
--- As in Supabase: the caller's user id from the JWT claims PostgREST sets per request.
-CREATE FUNCTION auth.uid() RETURNS uuid
-LANGUAGE sql STABLE AS $$
-  SELECT coalesce(
-    nullif(current_setting('request.jwt.claim.sub', true), ''),
-    (nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'sub')
-  )::uuid
-$$;
+-- The OmniCRM sample schema: the app's user-scoped tables, owned by whoever loads the sample
+-- (on the Supabase platform layer: postgres). Their users are auth.users: auth_schema.sql's
+-- stand-in, or the platform's own table. Primary keys here; foreign keys, secondary indexes
+-- and RLS come after the data (finish.sql).
 
 CREATE TYPE public.interaction_kind AS ENUM ('email', 'call', 'meeting', 'note', 'sms', 'linkedin');
 
