@@ -18,7 +18,9 @@ class Platform:
 
     ``marker_roles``: roles whose presence (all of them) identifies the platform.
     ``admin_roles``: platform roles that own schemas, functions, event triggers and default
-    privileges; on the platform the application's role is not a member of them.
+    privileges. The application's role may be a member of some (Supabase's ``postgres`` of
+    ``supabase_auth_admin`` and ``supabase_storage_admin`` on PostgreSQL 15 projects), never
+    of the superuser ones; restores check memberships on the target, not here.
     ``platform_roles``: every role the platform creates in each project (admin roles included);
     a fresh project has them, so a restore never needs to create them there.
     ``app_roles``: roles the application's grants and policies name (Supabase's API roles).

@@ -97,6 +97,7 @@ class ScriptFilter:
     _pending: bytes = b""
     _in_data: bool = False
     _data_start: bool = False
+    _inserted: bool = False
 
     def _statement(self, line: str) -> str:
         if self.drop_session_authorization and _SESSION_AUTH.match(line):
@@ -131,6 +132,7 @@ class ScriptFilter:
                         yield data[pos : pos + 3]
                         pos += 3
                         self._in_data = False
+                        yield from self._after_data()
                         continue
                 end = data.find(_END_OF_DATA, pos)
                 if end < 0:
@@ -144,6 +146,7 @@ class ScriptFilter:
                 yield data[pos:stop]
                 pos = stop
                 self._in_data = False
+                yield from self._after_data()
                 continue
             newline = data.find(b"\n", pos)
             if newline < 0:
@@ -156,10 +159,24 @@ class ScriptFilter:
                 self._data_start = True
         self._pending = data[pos:]
 
+    def _after_data(self) -> Iterator[bytes]:
+        """Once the last staged table's rows are in, insert every staged table's rows into
+        the real tables: still in the data section, before the foreign keys and triggers of
+        the post-data section are created."""
+        if self.stage and not self._inserted and set(self.staged) >= self.stage:
+            self._inserted = True
+            yield self._inserts()
+
     def finish(self) -> bytes:
-        """What ends the script: the staged rows inserted into their tables, parents first."""
-        out = [self._pending]
+        """What ends the script: staged rows not inserted yet (a selection that left some
+        staged tables out)."""
+        out = self._pending + (self._inserts() if not self._inserted else b"")
         self._pending = b""
+        self._inserted = True
+        return out
+
+    def _inserts(self) -> bytes:
+        out: list[bytes] = []
         order = [n for n in self.insert_order if n in self.staged]
         order += [n for n in self.staged if n not in order]
         for name in order:

@@ -60,6 +60,8 @@ class TargetState:
     publications: set[str] = field(default_factory=set)
     # Tables ("schema.table") the user may create triggers on (TRIGGER privilege or owner).
     trigger_tables: set[str] = field(default_factory=set)
+    # Triggers by (schema, "table trigger") -> the schema of the function they call.
+    trigger_functions: dict[tuple[str, str], str] = field(default_factory=dict)
 
     def may_act_as(self, role: str) -> bool:
         return self.superuser or role == self.user or role in self.member_of
@@ -121,6 +123,14 @@ select n.nspname || '.' || c.relname
    and has_table_privilege(c.oid, 'TRIGGER')
 """
 
+_TRIGGER_FUNCTIONS = """
+select n.nspname, c.relname || ' ' || t.tgname, fn.nspname
+  from pg_trigger t join pg_class c on c.oid = t.tgrelid
+  join pg_namespace n on n.oid = c.relnamespace
+  join pg_proc p on p.oid = t.tgfoid join pg_namespace fn on fn.oid = p.pronamespace
+ where not t.tgisinternal
+"""
+
 
 def _split(name: str) -> tuple[str, str]:
     schema, _, table = name.partition(".")
@@ -152,6 +162,7 @@ def inspect_target(target: Target) -> TargetState:
         objects = conn.execute(_RELATIONS, (system,) * 5).fetchall()
         publications = conn.execute("select pubname from pg_publication").fetchall()
         trigger_tables = conn.execute(_TRIGGER_TABLES, (system,)).fetchall()
+        trigger_functions = conn.execute(_TRIGGER_FUNCTIONS).fetchall()
     return TargetState(
         description=target.describe(),
         server_major=major,
@@ -172,6 +183,7 @@ def inspect_target(target: Target) -> TargetState:
         schema_owners={str(r[0]): str(r[1]) for r in schemas},
         publications={str(r[0]) for r in publications},
         trigger_tables={str(r[0]) for r in trigger_tables},
+        trigger_functions={(str(r[0]), str(r[1])): str(r[2]) for r in trigger_functions},
     )
 
 

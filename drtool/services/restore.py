@@ -88,7 +88,11 @@ def _write_record(ctx: Context, record: RestoreRecord) -> None:
 
 
 def _check_counts(manifest: Manifest, plan: RestorePlan, counts: dict[str, int]) -> None:
-    wrong = {t: (counts.get(t), rows) for t, rows in plan.tables.items() if counts.get(t) != rows}
+    def differs(table: str, rows: int) -> bool:
+        got = counts.get(table, -1)
+        return got < rows if table in plan.count_at_least else got != rows
+
+    wrong = {t: (counts.get(t), rows) for t, rows in plan.tables.items() if differs(t, rows)}
     if not wrong:
         return
     table, (got, expected) = next(iter(sorted(wrong.items())))

@@ -109,7 +109,8 @@ class RestorePlan:
     skipped: dict[str, list[str]] = field(default_factory=dict)  # TOC entries left out, by why
     staged: list[str] = field(default_factory=list)  # platform tables loaded via staging
     role_map: dict[str, str] = field(default_factory=dict)
-    obstacles: list[str] = field(default_factory=list)
+    # Tables that held rows before (--force into a project): at least the manifest's rows.
+    count_at_least: list[str] = field(default_factory=list)
 
 
 class ObstaclesError(OperationError):
@@ -397,11 +398,11 @@ def _platform_versions(
 
 def _platform_rows(
     target: Target, plan: TocPlan, req: RestoreRequest, obstacles: list[Obstacle]
-) -> None:
+) -> list[str]:
     """A fresh project's platform tables must exist; rows already there are kept only with
-    --force (ON CONFLICT DO NOTHING)."""
+    --force (ON CONFLICT DO NOTHING). Returns the tables that already hold rows."""
     if not plan.staged:
-        return
+        return []
     states = table_states(target, plan.staged)
     missing = [t for t, s in states.items() if s is None]
     if missing:
@@ -420,6 +421,7 @@ def _platform_rows(
                 "restore into a fresh project, or --force (rows already there are kept)",
             )
         )
+    return full
 
 
 def plan_database(
@@ -481,8 +483,16 @@ def plan_database(
     roles = plan_roles(auth, state, facts, req, obstacles)
     check_ownership(state, facts, req, obstacles)
     version_notes: list[str] = []
+    at_least: list[str] = []
+    if into is not None:
+        # The platform's tables come back only where the plan loads their rows.
+        tables = {
+            t: n
+            for t, n in tables.items()
+            if not into.manages(t.partition(".")[0]) or t in toc_plan.staged
+        }
     if into is not None and not req.schema_only:
-        _platform_rows(target, toc_plan, req, obstacles)
+        at_least = _platform_rows(target, toc_plan, req, obstacles)
         version_notes = _platform_versions(manifest, target, toc_plan, obstacles)
     extensions = [] if req.data_only or req.tables else facts.extensions
     to_create = [e for e in extensions if e not in state.installed_extensions]
@@ -555,6 +565,7 @@ def plan_database(
         skipped={k: v for k, v in toc_plan.skipped.items() if v},
         staged=list(details.staged),
         role_map=mapping,
+        count_at_least=at_least,
     )
     return plan, details
 

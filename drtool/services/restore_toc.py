@@ -166,6 +166,16 @@ def _check_on_platform_table(plan: TocPlan, entry: TocEntry, state: TargetState)
         )
 
 
+def _app_made(entry: TocEntry, state: TargetState, p: Platform) -> bool:
+    """A trigger or policy on a platform table that the application added: the project lacks
+    it, or has it (an earlier restore) calling a function outside the platform's schemas.
+    Policies on platform tables are always the application's."""
+    if _exists(state, entry) is None or entry.kind == "POLICY":
+        return True
+    called = state.trigger_functions.get((entry.schema, entry.name))
+    return called is not None and not p.manages(called)
+
+
 def _platform_filter(plan: TocPlan, entry: TocEntry, state: TargetState, p: Platform) -> bool:
     """Into a fresh project: True if ``entry`` is the platform's (left out or staged)."""
     kind_of, subject = entry.subject
@@ -174,7 +184,7 @@ def _platform_filter(plan: TocPlan, entry: TocEntry, state: TargetState, p: Plat
         if entry.kind == "TABLE DATA" and name in p.data_tables:
             plan.staged.append(name)
             return False
-        if entry.kind in _APP_KINDS_IN_MANAGED and _exists(state, entry) is None:
+        if entry.kind in _APP_KINDS_IN_MANAGED and _app_made(entry, state, p):
             _check_on_platform_table(plan, entry, state)
             return False  # the application's own trigger/policy on a platform table
         plan.skip("the platform's own (the project has it)", entry)
@@ -224,6 +234,9 @@ def plan_toc(
                 ext_comment_skip.append(subject)
                 continue
         plan.keep.append(entry)
+    if plan.platform is not None:
+        order = plan.platform.data_tables  # parents first
+        plan.staged.sort(key=order.index)
     if opts.data_only:
         return plan
     _check_entries(plan, state, opts, mapping)

@@ -72,11 +72,12 @@ def test_platform_rows_go_through_a_staging_table_then_into_the_table() -> None:
     text = EXPECTED.decode()
     assert 'CREATE TEMPORARY TABLE "drtool_stage_1" (LIKE "auth"."users") ON COMMIT DROP;' in text
     assert 'COPY pg_temp."drtool_stage_1" (id, email) FROM stdin;' in text
-    assert "COPY public.empty (a) FROM stdin;\n\\.\n" in text
-    assert text.endswith(
-        'INSERT INTO "auth"."users" (id, email) OVERRIDING SYSTEM VALUE '
-        'SELECT id, email FROM pg_temp."drtool_stage_1";\n'
-    )
+    # Inserted as soon as the last staged table's rows are in: before the post-data section.
+    assert (
+        '2\t\\\\.x\n\\.\nINSERT INTO "auth"."users" (id, email) OVERRIDING SYSTEM VALUE '
+        'SELECT id, email FROM pg_temp."drtool_stage_1";\nCOPY public.empty (a) FROM stdin;\n\\.\n'
+    ) in text
+    assert text.count("INSERT INTO") == 1
 
 
 @settings(max_examples=300)
