@@ -230,6 +230,18 @@ class UserRestore:
         """--dry-run: what apply() would do, counted with SELECTs only."""
         for table, tmp, out in self.loaded:
             self._plan_table(table, tmp, out)
+            writes = out.inserted + out.updated + out.reattached
+            lacking = [
+                p
+                for p, n in (("INSERT", writes), ("UPDATE", writes), ("DELETE", out.deleted))
+                if n and not self._may(table, p)
+            ]
+            if lacking:
+                # The real run would stop here (apply): say so now.
+                self.warnings.append(
+                    f"{table.qualified}: the role may not {' and '.join(lacking)} it; the "
+                    "restore would fail on it"
+                )
         return [out for _, _, out in self.loaded]
 
     def _plan_table(self, table: UserTable, tmp: str, out: TableOutcome) -> None:

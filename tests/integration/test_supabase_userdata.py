@@ -414,6 +414,8 @@ def test_restore_user_as_postgres_that_may_only_read_auth(project: Project, mode
         conn.execute("delete from auth.users where id = %s", (ADA,))
     with project.connect() as conn:
         gone = fingerprint(conn, ADA)
+    dry = project.setup.run("--json", *args, "--dry-run").json
+    assert any(w.startswith("auth.users: the role may not INSERT") for w in dry["warnings"])
     failed = project.setup.run("--json", *args, expect=1).json["error"]
     assert "auth.users" in failed["message"] and "INSERT" in failed["message"]
     assert "Auth API" in failed["hint"]
