@@ -22,8 +22,8 @@ from drtool.services.restore_user import RestoreUserRequest, restore_user
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
     help="Write a plain zip archive for the data subject here (one JSON Lines file per table, "
-    "manifest.json, README.txt; exports.redact_columns left out) instead of storing an "
-    "encrypted export. Never overwrites a file (exit 2).",
+    "manifest.json, README.txt; exports.redact_columns and, on Supabase, the auth secrets "
+    "left out) instead of storing an encrypted export. Never overwrites a file (exit 2).",
 )
 @common_options
 def export_user_cmd(user_id: str, out: Path | None) -> None:
@@ -87,7 +87,8 @@ def export_users_cmd(all_users: bool, changed_since: str | None) -> int:
     default="insert-missing",
     show_default=True,
     help="insert-missing: add the user's rows that are absent (by primary key), leave "
-    "the rest; replace: make the user's rows exactly the exported ones.",
+    "the rest; replace: make the user's rows exactly the exported ones. Both give rows "
+    "detached by ON DELETE SET NULL (user column NULL) back to the user.",
 )
 @click.option(
     "--dry-run",
