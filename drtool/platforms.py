@@ -126,6 +126,7 @@ SUPABASE = Platform(
             "auth.users.phone_change_token",
             "auth.users.reauthentication_token",
             "auth.refresh_tokens.token",
+            "auth.refresh_tokens.parent",  # the previous (revoked) token's value
             "auth.sessions.refresh_token_hmac_key",
             "auth.one_time_tokens.token_hash",
             "auth.mfa_factors.secret",
@@ -134,6 +135,9 @@ SUPABASE = Platform(
             "auth.flow_state.code_challenge",
             "auth.flow_state.provider_access_token",
             "auth.flow_state.provider_refresh_token",
+            "auth.oauth_authorizations.authorization_code",
+            "auth.oauth_authorizations.code_challenge",
+            "auth.webauthn_challenges.session_data",
         }
     ),
     schema_versions={

@@ -199,7 +199,6 @@ def test_metrics_textfile_is_written_after_backup_and_status(file_setup: Setup) 
     assert 0 <= after_backup["drtool_rpo_seconds"][()] < 120
     assert after_backup["drtool_rpo_objective_seconds"][()] == 86400
     assert after_backup["drtool_objective_breached"][(("objective", "rpo"),)] == 0.0
-    first_inode = textfile.stat().st_ino
     file_setup.run("verify")
     after_verify = parse_metrics(textfile)
     assert after_verify["drtool_verify_items_verified"][()] == 1
@@ -208,9 +207,16 @@ def test_metrics_textfile_is_written_after_backup_and_status(file_setup: Setup) 
     file_setup.doc["objectives"] = {"rpo": "1s"}
     file_setup.write()
     time.sleep(1.2)
+    # Held open, the file before status keeps its inode (no reuse) and, if status replaces it by
+    # rename rather than rewriting it in place, its old content.
+    held = textfile.open("rb")
+    before = held.read()
     file_setup.run("status", expect=4)
     after_status = parse_metrics(textfile)
     assert after_status["drtool_objective_breached"][(("objective", "rpo"),)] == 1.0
     assert after_status["drtool_status_ok"][()] == 0.0
-    assert textfile.stat().st_ino != first_inode, "replaced by rename, not rewritten in place"
+    with held:
+        held.seek(0)
+        assert held.read() == before, "replaced by rename, not rewritten in place"
+        assert os.fstat(held.fileno()).st_ino != textfile.stat().st_ino
     assert os.listdir(textfile.parent) == ["drtool.prom"]

@@ -258,11 +258,6 @@ def test_out_archive_leaves_out_the_auth_secrets_and_lists_them(
             assert other.encode() not in everything
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drtool.platforms SUPABASE.secret_columns lacks auth.refresh_tokens.parent, which "
-    "holds the parent (revoked) refresh token's value",
-)
 def test_out_archive_leaves_out_revoked_refresh_tokens_named_as_parents(
     project: Project, tmp_path: Path
 ) -> None:
