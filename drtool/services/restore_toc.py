@@ -101,8 +101,12 @@ def backup_platform(recorded: str | None, toc: Toc) -> Platform | None:
 
 
 def target_platform(state: TargetState, source: Platform | None) -> Platform | None:
-    """The target is a project of the backup's platform: its marker roles exist and so does
-    at least one of its managed schemas."""
+    """The target is a project of the backup's platform, restored into as the platform's
+    non-superuser role: its marker roles exist and so does at least one of its managed
+    schemas. A superuser restores everything as it was instead (with --force over schemas
+    that exist), as into any other server."""
+    if state.superuser:
+        return None
     found = identify(state.roles)
     if found is None or source is None or found.name != source.name:
         return None
@@ -176,14 +180,24 @@ def _app_made(entry: TocEntry, state: TargetState, p: Platform) -> bool:
     return called is not None and not p.manages(called)
 
 
-def _platform_filter(plan: TocPlan, entry: TocEntry, state: TargetState, p: Platform) -> bool:
+def _platform_filter(
+    plan: TocPlan, entry: TocEntry, state: TargetState, p: Platform, data_only: bool
+) -> bool:
     """Into a fresh project: True if ``entry`` is the platform's (left out or staged)."""
     kind_of, subject = entry.subject
     if _in_managed(entry, p):
         name = f"{entry.schema}.{entry.name}"
-        if entry.kind == "TABLE DATA" and name in p.data_tables:
+        if entry.kind == "TABLE DATA" and name in p.data_tables and not data_only:
             plan.staged.append(name)
             return False
+        if entry.kind == "TABLE DATA":
+            why = (
+                "rows of the platform's tables (a full restore loads its data tables)"
+                if name in p.data_tables
+                else "rows of the platform's own bookkeeping (migrations, sessions, logs)"
+            )
+            plan.skip(why, entry)
+            return True
         if entry.kind in _APP_KINDS_IN_MANAGED and _app_made(entry, state, p):
             _check_on_platform_table(plan, entry, state)
             return False  # the application's own trigger/policy on a platform table
@@ -224,7 +238,9 @@ def plan_toc(
     mapping = dict(opts.role_map)
     ext_comment_skip: list[str] = []
     for entry in toc.entries:
-        if plan.platform is not None and _platform_filter(plan, entry, state, plan.platform):
+        if plan.platform is not None and _platform_filter(
+            plan, entry, state, plan.platform, opts.data_only
+        ):
             continue
         kind_of, subject = entry.subject
         if entry.kind == "COMMENT" and kind_of == "EXTENSION":
