@@ -203,8 +203,9 @@ def test_no_secret_in_any_child_cmdline_logs_or_manifest(
 ) -> None:
     # The password embedded in the DSN, as a careless operator would write it.
     password = pg_cluster.password
-    assert big_db.startswith("postgresql://postgres@")
-    dsn = big_db.replace("postgres@", f"postgres:{password}@", 1)
+    user = pg_cluster.superuser
+    assert big_db.startswith(f"postgresql://{user}@")
+    dsn = big_db.replace(f"{user}@", f"{user}:{password}@", 1)
     setup = make_setup(tmp_path / "cfg", dsn, None, s3_storage_config)
     setup.env["DRTOOL_ENCRYPTION__KEY"] = "aa" * 32
     secrets = [password, "aa" * 32]

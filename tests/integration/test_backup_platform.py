@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -147,5 +146,8 @@ def test_a_platform_database_without_its_schemas(supabase_cluster: EphemeralClus
     }
 
 
-def test_self_managed_postgresql_is_no_platform(empty_db: Any) -> None:
-    assert detect(parse_target(empty_db.dsn, empty_db.password)) is None
+def test_self_managed_postgresql_is_no_platform() -> None:
+    require_initdb()
+    with EphemeralCluster(password=TEST_PASSWORD) as plain:
+        plain.create_database("plain")
+        assert detect(parse_target(plain.dsn("plain"), TEST_PASSWORD)) is None

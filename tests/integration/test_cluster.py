@@ -94,7 +94,8 @@ def test_kill_hard_then_stop_leaves_nothing_behind(base_dir: Path) -> None:
 
 def test_password_authentication_is_enforced(pg_cluster: EphemeralCluster) -> None:
     dsn = pg_cluster.dsn()
-    assert TEST_PASSWORD not in dsn and dsn.startswith("postgresql://postgres@127.0.0.1:")
+    user = pg_cluster.superuser
+    assert TEST_PASSWORD not in dsn and dsn.startswith(f"postgresql://{user}@127.0.0.1:")
     with psycopg.connect(dsn, password=TEST_PASSWORD) as conn:
         assert conn.execute("select 1").fetchone() == (1,)
     with pytest.raises(psycopg.OperationalError, match="password authentication failed"):

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from psycopg import sql
 
 from drtool.config import load_config
 from drtool.pipeline.store import load
@@ -43,7 +44,20 @@ def test_export_has_exactly_the_heavy_users_rows_and_no_other_user_id(
     assert doc["user_id"] == heavy
     with sample_db.connect() as conn:
         expected = fingerprint(conn, heavy, ALL_USER_TABLES)
-    assert doc["tables"] == {t: expected[t][0] for t in ALL_USER_TABLES}
+    assert {t: doc["tables"][t] for t in ALL_USER_TABLES} == {
+        t: expected[t][0] for t in ALL_USER_TABLES
+    }
+    # On Supabase the platform's auth tables that carry user_id are the user's data too.
+    extra = set(doc["tables"]) - set(ALL_USER_TABLES)
+    assert extra and all(t.startswith("auth.") for t in extra)
+    with sample_db.connect() as conn:
+        for table in extra:
+            schema, name = table.split(".")
+            query = sql.SQL("select count(*) from {} where user_id::text = %s").format(
+                sql.Identifier(schema, name)
+            )
+            row = conn.execute(query, (heavy,)).fetchone()
+            assert row is not None and doc["tables"][table] == row[0], table
     assert "public.embeddings" in doc["tables"] or True
     manifest = any_setup.run("--json", "show", doc["id"]).json
     assert manifest["kind"] == "export" and manifest["user_id"] == heavy
@@ -84,10 +98,13 @@ def test_out_archive_is_json_lines_per_table_without_redacted_columns(
         names = set(zf.namelist())
         manifest = json.loads(zf.read("manifest.json"))
         assert "README.txt" in names
-        assert set(manifest["redacted_columns"]) == {
+        redacted = set(manifest["redacted_columns"])
+        assert {
             "public.user_integrations.access_token",
             "public.user_integrations.refresh_token",
-        }
+        } <= redacted
+        # On a Supabase source the auth secrets are left out without being listed.
+        assert "auth.users.encrypted_password" in redacted
         everything = b""
         for table, info in manifest["tables"].items():
             data = zf.read(info["file"])

@@ -109,3 +109,18 @@ def test_admin_role_owning_a_schema_backs_up_drills_and_restores(
     assert checksums(to, APP_PASSWORD, tables) == checksums(dsn, APP_PASSWORD, tables)
     owner = "select nspowner::regrole::text from pg_namespace where nspname = 'managed'"
     assert scalar(to, APP_PASSWORD, owner) == scalar(dsn, APP_PASSWORD, owner)
+    # A role outside the platform's admin role may not take the admin's ownerships: the dry
+    # run names that with its resolution, and --no-owner restores it owned by that role, with
+    # the grants (to app) kept.
+    with cluster.connect() as conn:
+        conn.execute(f"create role outsider login password '{APP_PASSWORD}'")
+        conn.execute("create database theirs owner outsider")
+    theirs = cluster.dsn("theirs", user="outsider")
+    pw = {"PGPASSWORD": APP_PASSWORD}
+    dry = setup.run("restore", backup_id, "--to", theirs, "--dry-run", expect=1, extra_env=pw)
+    assert "--no-owner" in dry.stderr and ADMIN[platform.name] in dry.stderr
+    setup.run("restore", backup_id, "--to", theirs, "--no-owner", "-q", extra_env=pw)
+    assert scalar(theirs, APP_PASSWORD, owner) == "outsider"
+    assert checksums(theirs, APP_PASSWORD, tables) == checksums(dsn, APP_PASSWORD, tables)
+    grant = "select has_table_privilege('app', 'managed.settings', 'SELECT')"
+    assert scalar(theirs, APP_PASSWORD, grant) is True

@@ -40,6 +40,14 @@ def assert_same_content(
     assert checksums(target_dsn, password, tables) == checksums(source.dsn, source.password, tables)
 
 
+def _fixed_path_scalar(dsn: str, password: str, query: str) -> Any:
+    with connect(dsn, password) as conn:
+        conn.execute("set search_path = pg_catalog")
+        row = conn.execute(query).fetchone()  # type: ignore[call-overload]
+        assert row is not None
+        return row[0]
+
+
 def test_round_trip_keeps_contents_rls_roles_grants_sequences_types_and_keys(
     file_setup: Setup, sample_db: Any, empty_db: Any
 ) -> None:
@@ -62,20 +70,25 @@ def test_round_trip_keeps_contents_rls_roles_grants_sequences_types_and_keys(
         "select string_agg(concat_ws(':', tablename, policyname, roles::text, qual, with_check),"
         " ',' order by tablename, policyname) from pg_policies"
     )
-    assert scalar(dsn, pw, policies) == scalar(sample_db.dsn, pw, policies)
+    # Deparsed expressions depend on the session's search_path, which differs per role.
+    assert _fixed_path_scalar(dsn, pw, policies) == _fixed_path_scalar(sample_db.dsn, pw, policies)
     # Roles and grants.
     assert scalar(
         dsn, pw, "select has_table_privilege('authenticated', 'public.contacts', 'SELECT')"
     )
     assert scalar(dsn, pw, "select has_table_privilege('service_role', 'public.jobs', 'DELETE')")
-    assert not scalar(dsn, pw, "select has_table_privilege('anon', 'public.contacts', 'SELECT')")
+    grants = "select has_table_privilege('anon', 'public.contacts', 'SELECT')"
+    assert scalar(dsn, pw, grants) == scalar(sample_db.dsn, pw, grants)
     # Sequences continue after the restored ids.
     assert scalar(dsn, pw, "select nextval('public.interactions_id_seq')") > scalar(
         dsn, pw, "select max(id) from public.interactions"
     )
     # Enum type, generated column, composite primary key.
-    labels = "select string_agg(enumlabel, ',' order by enumsortorder) from pg_enum"
-    assert scalar(dsn, pw, labels) == scalar(sample_db.dsn, pw, labels)
+    labels = (
+        "select string_agg(enumlabel, ',' order by enumtypid::regtype::text, enumsortorder)"
+        " from pg_enum"
+    )
+    assert _fixed_path_scalar(dsn, pw, labels) == _fixed_path_scalar(sample_db.dsn, pw, labels)
     generated = (
         "select attgenerated from pg_attribute"
         " where attrelid = 'public.contacts'::regclass and attname = 'full_name'"
@@ -291,7 +304,11 @@ def test_missing_roles_are_created_from_the_stored_globals(
     backup_id = backup(file_setup)
     dsn = fresh_cluster.create_database("restored")
     doc = file_setup.run("restore", backup_id, "--to", dsn, "--json").json
-    assert sorted(doc["roles_created"]) == ["anon", "authenticated", "service_role"]
+    # The API roles and the platform's own (supabase_admin, a superuser, owns the auth schema).
+    assert {"anon", "authenticated", "service_role", "supabase_admin"} <= set(doc["roles_created"])
+    assert scalar(
+        dsn, TEST_PASSWORD, "select rolsuper from pg_roles where rolname = 'supabase_admin'"
+    )
     attrs = (
         "select string_agg(rolname || ':' || rolcanlogin || ':' || rolbypassrls, ','"
         " order by rolname) from pg_roles where rolname in ('anon', 'authenticated',"
@@ -332,17 +349,14 @@ def test_roles_that_cannot_be_created_are_named_with_the_no_owner_fallback(
     assert "authenticated" in still.stderr and "anon" not in still.stderr
     with fresh_cluster.connect() as conn:
         conn.execute("create role authenticated nologin")
-    done = file_setup.run("restore", backup_id, "--to", to, *bare, "--json")
-    doc = done.json
-    assert doc["roles_created"] == []
-    [record] = restore_records(file_setup, backup_id)
-    assert "restorer-pw" not in done.stdout + done.stderr + str(record)
-    assert scalar(dsn, "restorer-pw", "select count(*) from pg_policies") > 0
-    owners = (
-        "select string_agg(distinct tableowner, ',') from pg_tables where schemaname = 'public'"
-    )
-    assert scalar(dsn, "restorer-pw", owners) == "restorer"
-    assert_same_content(sample_db, dsn, sorted(doc["tables"]), "restorer-pw")
+    # What is left needs a superuser whatever the flags: the platform's event triggers and an
+    # untrusted extension. Named, with how to resolve them; nothing changed, nothing recorded.
+    left = file_setup.run("restore", backup_id, "--to", to, *bare, expect=1)
+    assert "restorer-pw" not in left.stdout + left.stderr
+    assert "2 obstacle(s)" in left.stderr and "pgrst_ddl_watch" in left.stderr
+    assert "pg_stat_statements" in left.stderr and "restore as a superuser" in left.stderr
+    assert user_tables(dsn, "restorer-pw") == []
+    assert restore_records(file_setup, backup_id) == []
 
 
 def test_pgpassword_is_honoured_for_the_target(file_setup: Setup, empty_db: Any) -> None:

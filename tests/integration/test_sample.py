@@ -115,6 +115,7 @@ def test_schema_roles_policies_and_function_exist(sample_db: Database) -> None:
             assert row == (True,), name
         roles = {r[0] for r in conn.execute("SELECT rolname FROM pg_roles").fetchall()}
         assert set(ROLES) <= roles
+        conn.execute("SET search_path = pg_catalog")  # deparsed names in full
         policies = conn.execute(
             "SELECT tablename, roles, qual FROM pg_policies WHERE schemaname = 'public'"
         ).fetchall()
@@ -134,7 +135,7 @@ def test_schema_roles_policies_and_function_exist(sample_db: Database) -> None:
         assert kinds is not None and "email" in kinds[0]
         fks = conn.execute(
             "SELECT count(*) FROM pg_constraint WHERE contype = 'f' "
-            "AND confrelid = 'auth.users'::regclass"
+            "AND confrelid = 'auth.users'::regclass AND connamespace = 'public'::regnamespace"
         ).fetchone()
         assert fks == (len(USER_TABLES),)
         user_id = sample_db.info.heavy_user_id
