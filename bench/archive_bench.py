@@ -27,9 +27,9 @@ import psycopg
 import yaml
 
 from bench.backup_bench import dir_size, run_timed, save_results
+from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import load_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = "occurred_at < %s"
@@ -189,10 +189,9 @@ def main() -> None:
         "scale": args.scale,
         "batch_size": DEFAULT_BATCH,
     }
-    with EphemeralCluster(password=password) as cluster:
-        dsn = cluster.create_database("omnicrm")
+    with EphemeralCluster(superuser=SUPABASE_ADMIN, password=password) as cluster:
         t = time.perf_counter()
-        load_sample(dsn, scale=args.scale, password=password)
+        dsn, _ = supabase_sample(cluster, "omnicrm", args.scale)
         cutoff = datetime.now(UTC) - timedelta(days=730)
         with psycopg.connect(dsn, password=password, autocommit=True) as conn:
             old = top_up(conn, args.old_rows, cutoff)

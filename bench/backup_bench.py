@@ -23,9 +23,9 @@ from typing import Any
 
 import yaml
 
+from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import load_sample
 from drtool.pg.tools import find_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,10 +141,9 @@ def main() -> None:
         f"{os.sysconf('SC_PAGE_SIZE') * os.sysconf('SC_PHYS_PAGES') // 2**30} GiB",
         "scale": args.scale,
     }
-    with EphemeralCluster(password=password) as cluster:
-        dsn = cluster.create_database("omnicrm")
+    with EphemeralCluster(superuser=SUPABASE_ADMIN, password=password) as cluster:
         t = time.perf_counter()
-        info = load_sample(dsn, scale=args.scale, password=password)
+        dsn, info = supabase_sample(cluster, "omnicrm", args.scale)
         results["load_seconds"] = round(time.perf_counter() - t, 1)
         with cluster.connect(dbname="omnicrm") as conn:
             row = conn.execute("select pg_database_size('omnicrm')").fetchone()

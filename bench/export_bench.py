@@ -23,8 +23,9 @@ from pathlib import Path
 from typing import Any
 
 from bench.backup_bench import drtool_config, run_timed, save_results
+from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import TABLES, load_sample
+from drtool.pg.sample import TABLES
 from drtool.pg.tools import find_tool
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,13 +64,12 @@ def main() -> None:
     }
     env = {**os.environ, "PGPASSWORD": password, "DRTOOL_DATABASE__PASSWORD": password}
     psql = find_tool("psql").path
-    with EphemeralCluster(password=password) as cluster:
+    with EphemeralCluster(superuser=SUPABASE_ADMIN, password=password) as cluster:
         sizes = {"full": args.scale, "tenth": args.scale / 10}
         infos = {}
         for name, scale in sizes.items():
-            dsn = cluster.create_database(name)
             t = time.perf_counter()
-            infos[name] = (dsn, load_sample(dsn, scale=scale, password=password))
+            infos[name] = supabase_sample(cluster, name, scale)
             print(f"loaded {name} (scale {scale}) in {time.perf_counter() - t:.0f}s", flush=True)
         dsn, info = infos["full"]
         heavy = info.heavy_user_id

@@ -30,9 +30,10 @@ import yaml
 from psycopg import sql
 
 from bench.backup_bench import drtool_backup, save_results
+from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import TABLES, load_sample
+from drtool.pg.sample import TABLES
 from drtool.pg.tools import find_tool
 from drtool.services.rehearse_scratch import DRILL_SETTINGS
 
@@ -81,9 +82,10 @@ def main() -> None:
     stages: list[dict[str, float]] = []
     facts: dict[str, Any] = {"scale": args.scale, "cpus": os.cpu_count()}
     try:
-        with EphemeralCluster(password=password, settings=DRILL_SETTINGS) as cluster:
-            dsn = cluster.create_database("omnicrm")
-            info = load_sample(dsn, scale=args.scale, password=password)
+        with EphemeralCluster(
+            superuser=SUPABASE_ADMIN, password=password, settings=DRILL_SETTINGS
+        ) as cluster:
+            dsn, info = supabase_sample(cluster, "omnicrm", args.scale)
             facts["database_bytes"] = info.database_bytes
             identity = generate_identity()
             key = work / "identity.txt"

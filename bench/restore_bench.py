@@ -21,10 +21,10 @@ from typing import Any
 import yaml
 
 from bench.backup_bench import drtool_backup, save_results, start_moto
+from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.config import StorageConfig
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import load_sample
 from drtool.pg.tools import find_tool
 from drtool.storage import open_storage
 
@@ -56,9 +56,8 @@ def main() -> None:
         rows.setdefault(name, []).append(wall)
         print(f"  {name:<44} {wall:7.2f}s {note}", flush=True)
 
-    with EphemeralCluster(password=password) as cluster:
-        dsn = cluster.create_database("omnicrm")
-        load_sample(dsn, scale=args.scale, password=password)
+    with EphemeralCluster(superuser=SUPABASE_ADMIN, password=password) as cluster:
+        dsn, _ = supabase_sample(cluster, "omnicrm", args.scale)
         identity = generate_identity()
         key = work / "identity.txt"
         write_identity_file(key, identity)

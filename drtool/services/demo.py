@@ -16,6 +16,7 @@ from drtool.config import Config
 from drtool.log import get_logger
 from drtool.pg.cluster import EphemeralCluster
 from drtool.pg.sample import load_sample
+from drtool.pg.supabase_layer import APP_ROLE, SUPABASE_ADMIN, install_supabase_platform
 from drtool.services.backup import run_backup
 from drtool.services.catalog_view import list_items
 from drtool.services.context import Context, build_context
@@ -131,13 +132,21 @@ def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = T
     work = Path(tempfile.mkdtemp(prefix="drtool-demo-"))
     work.chmod(0o700)
     password = secrets.token_urlsafe(18)
-    cluster = EphemeralCluster(password=password)
+    # Shaped like a Supabase project: the platform's superuser owns its schemas, and drtool
+    # connects as the non-superuser `postgres`, as it does on the real platform.
+    cluster = EphemeralCluster(superuser=SUPABASE_ADMIN, password=password)
     try:
         cluster.start()
         log.info("started a throwaway PostgreSQL %s on port %d", cluster.major, cluster.port)
-        dsn = cluster.create_database(DEMO_DB)
-        info = load_sample(dsn, scale=scale, password=password)
-        log.info("loaded the sample OmniCRM database (scale %s)", scale)
+        install_supabase_platform(cluster.create_database(DEMO_DB), password)
+        dsn = cluster.dsn(DEMO_DB, user=APP_ROLE)
+        info = load_sample(dsn, scale=scale, password=password, platform="supabase")
+        log.info(
+            "loaded the sample OmniCRM database (scale %s) on the Supabase platform layer, "
+            "as the non-superuser %s",
+            scale,
+            APP_ROLE,
+        )
         identity = work / "drtool-identity.txt"
         key = generate_key(identity)
         config_path = _write_config(work, dsn, key.recipient, identity)
