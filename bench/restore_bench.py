@@ -25,10 +25,14 @@ from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.config import StorageConfig
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.supabase_layer import install_supabase_platform
 from drtool.pg.tools import find_tool
 from drtool.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+FRESH_PROJECT = "drtool restore into a fresh Supabase project"
 
 
 def timed(argv: list[str], env: dict[str, str]) -> float:
@@ -110,6 +114,24 @@ def main() -> None:
                     ),
                 )
                 cluster.drop_database(f"drtool_{name}")
+            # The disaster case: a new project of the platform, restored into as its
+            # non-superuser postgres (fresh-project mode: filtered script through psql).
+            project = f"project_r{rep}"
+            install_supabase_platform(cluster.create_database(project), password)
+            record(
+                FRESH_PROJECT,
+                timed(
+                    [
+                        *drtool,
+                        "restore",
+                        manifest["id"],
+                        "--to",
+                        cluster.dsn(project, user="postgres"),
+                    ],
+                    env,
+                ),
+            )
+            cluster.drop_database(project)
             record(
                 "floor: read the stored object (cat > /dev/null)",
                 timed(["bash", "-c", f"cat {stored_path} > /dev/null"], env),
@@ -177,6 +199,9 @@ def main() -> None:
         )
         print(f"  restore --jobs {jobs}: x{ratio:.2f} the floor")
         summary[f"ratio_jobs_{jobs}"] = round(ratio, 3)
+    fresh = summary[FRESH_PROJECT] / summary["floor: pg_restore --single-transaction"]
+    print(f"  restore into a fresh project: x{fresh:.2f} the single-transaction floor")
+    summary["ratio_fresh_project"] = round(fresh, 3)
     summary["verify_deep_plain_MBps"] = round(
         facts["plain_bytes"] / 1e6 / summary["drtool verify --deep"]
     )
