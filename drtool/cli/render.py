@@ -288,6 +288,8 @@ def demo_result(result: Any, as_json: bool) -> None:
         "drtool demo",
         f"  database: sample OmniCRM, {result.sample_rows} rows in {result.sample_tables} tables "
         f"({human_size(result.database_bytes)}) on a throwaway PostgreSQL {result.server_version}",
+        "            shaped like a Supabase project: supabase_admin owns the platform's schemas, "
+        "drtool connects as the non-superuser postgres",
         f"  storage:  {result.storage}",
         "",
     ]
