@@ -21,6 +21,18 @@ from tests.integration.restore_support import backup, checksums, connect, scalar
 API_ROLES = ("anon", "authenticated", "service_role")
 PW = {"PGPASSWORD": TEST_PASSWORD}  # every target role here has the test password
 PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+# What the platform made in a project, which a restore into it must leave as it was.
+PLATFORM_STATE = (
+    "select string_agg(evtname || ':' || evtowner::regrole::text, ',' order by evtname)"
+    " from pg_event_trigger",
+    "select string_agg(d, ',' order by d) from (select defaclrole::regrole::text || ':'"
+    " || defaclnamespace::regnamespace::text || ':' || defaclobjtype::text || ':'"
+    " || defaclacl::text as d from pg_default_acl) s",
+    "select string_agg(extname || ':' || extowner::regrole::text, ',' order by extname)"
+    " from pg_extension",
+    "select string_agg(nspname || ':' || nspowner::regrole::text, ',' order by nspname)"
+    " from pg_namespace where nspname in ('auth', 'storage', 'extensions', 'realtime')",
+)
 
 
 @pytest.fixture(scope="module")
@@ -152,6 +164,7 @@ def test_restore_into_a_fresh_project_as_postgres(
     assert dry["plan"]["platform"] == "supabase"
     assert "auth.users" in dry["plan"]["staged"]
     assert user_tables(to, TEST_PASSWORD) == user_tables(to, TEST_PASSWORD)
+    before = {q: scalar(to, TEST_PASSWORD, q) for q in PLATFORM_STATE}
     doc = run_restore(setup, backup_id, "--to", to, "--json").json
     assert doc["roles_created"] == []
     app = _tables(supabase_source.dsn, ("public",))
@@ -164,6 +177,8 @@ def test_restore_into_a_fresh_project_as_postgres(
     # The platform's own objects are as the project made them.
     owner = "select nspowner::regrole::text from pg_namespace where nspname = 'auth'"
     assert scalar(to, TEST_PASSWORD, owner) == "supabase_admin"
+    for query in PLATFORM_STATE:
+        assert scalar(to, TEST_PASSWORD, query) == before[query], query
     # The app's trigger on auth.users came back with it.
     trigger = "select count(*) from pg_trigger where tgname = 'on_auth_user_created'"
     assert scalar(to, TEST_PASSWORD, trigger) == 1
@@ -196,6 +211,25 @@ def test_restore_into_a_fresh_project_as_postgres(
     assert _rls_rows(to, str(uuid.uuid4()), scoped[0]) == 0
 
 
+def test_a_project_on_another_platform_version_is_named_before_anything_changes(
+    supa_backup: tuple[Setup, str], fresh_project: Any
+) -> None:
+    setup, backup_id = supa_backup
+    with fresh_project.cluster.connect(fresh_project.name) as conn:
+        conn.execute("alter table auth.users drop column is_anonymous")
+        conn.execute(
+            "delete from auth.schema_migrations"
+            " where version = (select max(version) from auth.schema_migrations)"
+        )
+    to = fresh_project.dsn
+    dry = run_restore(setup, backup_id, "--to", to, "--dry-run", expect=1)
+    assert "auth.users lacks columns" in dry.stderr and "is_anonymous" in dry.stderr
+    assert "auth schema version differs" in dry.stderr
+    real = run_restore(setup, backup_id, "--to", to, expect=1)
+    assert "is_anonymous" in real.stderr
+    assert _tables(to, ("public",)) == []
+
+
 def _plain_target(cluster: EphemeralCluster, name: str) -> str:
     """A database owned by a non-superuser on a plain cluster (no platform roles)."""
     with cluster.connect() as conn:
@@ -217,18 +251,32 @@ def test_dry_run_names_every_obstacle_and_the_real_run_agrees(
         ("plain target", plain, ()),
         ("plain target, no owner", plain, ("--no-owner",)),
         ("plain target, bare", plain, ("--no-owner", "--no-privileges")),
+        ("plain target, mapped", plain, ("--role-map", "supabase_admin=plain_owner")),
         ("fresh project", fresh_project.dsn, ()),
+        ("fresh project again", fresh_project.dsn, ()),
         ("fresh project again, forced", fresh_project.dsn, ("--force",)),
+        ("superuser target", superuser_cluster.create_database("as_super"), ()),
+        ("superuser target again, forced", superuser_cluster.dsn("as_super"), ("--force",)),
     ]
+    outcomes = {}
     for label, to, flags in cases:
         before = user_tables(to, TEST_PASSWORD)
         dry = run_restore(setup, backup_id, "--to", to, "--dry-run", *flags, expect=None)
         real = run_restore(setup, backup_id, "--to", to, *flags, expect=None)
         assert (dry.code == 0) == (real.code == 0), (label, dry.stderr, real.stderr)
+        outcomes[label] = real.code
         if dry.code != 0:
-            assert "obstacle" in dry.stderr and "resolve:" in dry.stderr, label
+            assert real.code == dry.code, label
+            if dry.code == 1:
+                assert "obstacle" in dry.stderr and "resolve:" in dry.stderr, label
+            else:  # 5: a non-empty target, refused with the flag that overrides it
+                assert "--force" in dry.stderr, label
             assert real.stderr.split("\n", 1)[0] == dry.stderr.split("\n", 1)[0], label
             assert user_tables(to, TEST_PASSWORD) == before, label
+    # Both answers occur: the cases are not all refusals.
+    assert outcomes["fresh project"] == outcomes["superuser target"] == 0
+    assert outcomes["fresh project again"] == 5 and outcomes["fresh project again, forced"] == 0
+    assert outcomes["superuser target again, forced"] == 0
     plain_dry = run_restore(setup, backup_id, "--to", plain, "--dry-run", expect=1).stderr
     for named in ("supabase_admin", "event trigger", "pg_stat_statements"):
         assert named in plain_dry, named
