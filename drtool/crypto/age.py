@@ -252,9 +252,7 @@ class _Decryptor:
         buf = bytearray()
         scanned = 0
         while True:
-            checked = min(len(buf), len(VERSION_LINE))
-            if buf[:checked] != VERSION_LINE[:checked]:
-                self.reject_start(bytes(buf[: len(_ARMOR_PREFIX)]))
+            self.check_start(buf, final=False)
             # A line starting "--- " can only be the footer: stanza lines start "-> " and body
             # lines are base64, so the first match ends the header (or the header is invalid).
             footer = buf.find(b"\n" + _FOOTER_PREFIX, max(0, scanned - len(_FOOTER_PREFIX)))
@@ -269,8 +267,21 @@ class _Decryptor:
                 self.fail(f"header: no end line within {MAX_HEADER_BYTES} bytes")
             data = next(source, None)
             if data is None:
+                self.check_start(buf, final=True)
                 self.fail("truncated header (no end line)" if buf else "empty object")
             buf += data
+
+    def check_start(self, buf: bytearray, *, final: bool) -> None:
+        """Fail once the start cannot be an age v1 file. While the bytes so far could still be
+        the ASCII armor marker, wait for more (unless the input ended): the verdict must not
+        depend on how the bytes were chunked (a first read may be a single byte)."""
+        checked = min(len(buf), len(VERSION_LINE))
+        if buf[:checked] == VERSION_LINE[:checked]:
+            return
+        start = bytes(buf[: len(_ARMOR_PREFIX)])
+        if not final and len(start) < len(_ARMOR_PREFIX) and _ARMOR_PREFIX.startswith(start):
+            return
+        self.reject_start(start)
 
     def reject_start(self, start: bytes) -> NoReturn:
         if start.startswith(_ARMOR_PREFIX):

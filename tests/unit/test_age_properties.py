@@ -109,3 +109,41 @@ def test_valid_header_with_arbitrary_payload_is_detected(size: int, payload: byt
     _, blob = sample(size)
     header_and_nonce = blob[: blob.index(b"\n--- ") + 1 + 48 + 16]
     assert outcome([header_and_nonce + payload]) is None
+
+
+_ARMORED = b"-----BEGIN AGE ENCRYPTED FILE-----\nYWdl\n-----END AGE ENCRYPTED FILE-----\n"
+
+
+def verdict(pieces: list[bytes]) -> str:
+    try:
+        b"".join(decrypt(pieces, [IDENTITY], obj="fuzz"))
+    except IntegrityError as exc:
+        return exc.message
+    raise AssertionError("foreign input decrypted")
+
+
+@SETTINGS
+@given(
+    st.sampled_from(
+        [
+            _ARMORED,
+            _ARMORED[:20],
+            b"-----BEGIN AGE ENCRYPTED FILE-----",
+            b"-----BEGIN SOMETHING ELSE-----\n",
+            b"age-encryption.org/v2\n-> X25519 abc\n\n--- abc\n",
+            b"not an age file",
+        ]
+    ),
+    st.lists(st.integers(0, 80), max_size=8),
+)
+def test_the_verdict_on_foreign_input_does_not_depend_on_the_chunking(
+    blob: bytes, cuts: list[int]
+) -> None:
+    """The armor (and every other start) is recognised however the bytes arrive: a first read of
+    one byte gives the same message as the whole file in one piece."""
+    assert verdict(split(blob, cuts)) == verdict([blob])
+
+
+def test_armor_is_named_when_the_first_read_is_one_byte() -> None:
+    pieces = [_ARMORED[i : i + 1] for i in range(len(_ARMORED))]
+    assert "ASCII-armored" in verdict(pieces)
