@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.cli",
     "tests.fixtures.webhook",
+    "tests.fixtures.zoo",
 ]

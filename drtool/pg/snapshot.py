@@ -59,13 +59,14 @@ class Snapshot:
                 raise translate(exc, self._target, doing) from exc
 
     def count_rows(self, tables: list[TableRef]) -> dict[str, int]:
-        """Exact ``count(*)`` of each table inside the exported snapshot."""
+        """Exact ``count(*)`` of each table's own rows (``FROM ONLY``: an inheritance parent
+        without its children's rows) inside the exported snapshot."""
         assert self._conn is not None and self._target is not None
         counts: dict[str, int] = {}
         with self._lock:
             try:
                 for table in tables:
-                    query = sql.SQL("select count(*) from {}").format(
+                    query = sql.SQL("select count(*) from only {}").format(
                         qualified(table.schema, table.name)
                     )
                     row = self._conn.execute(query).fetchone()

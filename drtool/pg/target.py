@@ -267,20 +267,26 @@ def drop_roles(target: Target, names: Iterable[str]) -> list[str]:
 
 
 def count_rows(target: Target, tables: Iterable[str]) -> dict[str, int]:
-    """Exact ``count(*)`` of each ``schema.table`` on the target (missing tables: -1)."""
+    """Exact ``count(*)`` of each ``schema.table``'s own rows on the target (``FROM ONLY``: an
+    inheritance parent without its children's rows, as the backup counted it); missing
+    tables: -1. Names are matched whole against the catalog, so a dot inside a schema or
+    table name is no separator."""
     counts: dict[str, int] = {}
     with connect(target, "counting restored rows") as conn:
         for name in tables:
-            schema, table = _split(name)
-            exists = conn.execute(
-                "select 1 from pg_class c join pg_namespace n on n.oid = c.relnamespace"
-                " where n.nspname = %s and c.relname = %s",
-                (schema, table),
+            found = conn.execute(
+                "select n.nspname, c.relname from pg_class c"
+                " join pg_namespace n on n.oid = c.relnamespace"
+                " where c.relkind in ('r', 'p') and n.nspname || '.' || c.relname = %s"
+                " order by n.nspname = split_part(%s, '.', 1) desc limit 1",
+                (name, name),
             ).fetchone()
-            if exists is None:
+            if found is None:
                 counts[name] = -1
                 continue
-            query = sql.SQL("select count(*) from {}").format(qualified(schema, table))
+            query = sql.SQL("select count(*) from only {}").format(
+                qualified(str(found[0]), str(found[1]))
+            )
             row = conn.execute(query).fetchone()
             counts[name] = int(row[0]) if row else 0  # type: ignore[call-overload]
     return counts

@@ -201,10 +201,16 @@ select d.refobjid, a.attname, quote_ident(sn.nspname) || '.' || quote_ident(s.re
 
 _ROLES_SQL = "select rolname from pg_roles"
 
+# A foreign key declared on (or referencing) a partition counts as one of its partitioned
+# root: partitions are not in the table list, their root is.
 _FK_SQL = """
-select conrelid, confrelid from pg_constraint
- where contype = 'f' and conparentid = 0 and (conrelid = any(%(oids)s::oid[])
-                                              or confrelid = any(%(oids)s::oid[]))
+select k.child, k.parent
+  from (select coalesce(pg_partition_root(conrelid)::oid, conrelid) as child,
+               coalesce(pg_partition_root(confrelid)::oid, confrelid) as parent
+          from pg_constraint
+         where contype = 'f' and conparentid = 0) k
+ where k.child <> k.parent
+   and (k.child = any(%(oids)s::oid[]) or k.parent = any(%(oids)s::oid[]))
 """
 
 
