@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from drtool.catalog.runs import check_job, record_run
-from drtool.errors import EXIT_FAILED, DrtoolError, RefusedError
+from drtool.errors import EXIT_FAILED, DrtoolError, RefusedError, UsageError
 from drtool.log import get_logger
 from drtool.services.context import Context
 from drtool.services.health import StatusResult, gather_status
@@ -65,6 +65,9 @@ def run_job(
 ) -> T:
     """Run ``fn`` as job ``job`` and return its result (a DrtoolError it raises is re-raised).
 
+    A UsageError (exit 2) or RefusedError (exit 5) is re-raised without recording, measuring
+    or notifying anything: the job did not run.
+
     - ``item_id_of``: the item the run produced or checked (recorded, reported);
     - ``failed_of``: True if the returned result is a failure (e.g. verify found problems):
       recorded as a failure with ``failed_exit_code``, notified as `failure`, still returned;
@@ -81,6 +84,10 @@ def run_job(
         # Another run holds the job's lock: nothing ran, so nothing failed. Recording it as a
         # failure would turn /healthz and `status` red while the other run works normally.
         log.info("%s skipped: %s", job, exc.message)
+        raise
+    except UsageError:
+        # Exit 2 changes nothing (SPEC "Exit codes"): an unknown id, a missing identity or an
+        # invalid option is the caller's mistake, not a run. No record, no metrics, no notice.
         raise
     except Exception as exc:
         if isinstance(exc, DrtoolError):
