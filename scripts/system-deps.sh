@@ -11,6 +11,8 @@ for tool in initdb pg_ctl pg_dump pg_restore pg_dumpall; do
 done
 command -v age >/dev/null 2>&1 || need+=(age)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+# promtool (the tests check the metrics with it) comes with Debian's prometheus package.
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
@@ -19,5 +21,12 @@ echo "installing system packages: ${need[*]}" >&2
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
 export DEBIAN_FRONTEND=noninteractive
+# Install only: no package's service is started (policy-rc.d exit 101 = "action forbidden",
+# honoured by invoke-rc.d and deb-systemd-invoke), e.g. the Prometheus server.
+if [ ! -e /usr/sbin/policy-rc.d ]; then
+  printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d >/dev/null
+  $SUDO chmod 0755 /usr/sbin/policy-rc.d
+  trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+fi
 $SUDO apt-get update -qq
 $SUDO apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null

@@ -1,13 +1,18 @@
 """Prometheus metrics from cheap state (manifests, verification, drill and job-run records): the
-registry that ``metrics.textfile`` receives after each command and the scheduler serves."""
+registry that ``metrics.textfile`` receives after each command and the scheduler serves.
+
+Per-job series carry the label ``drtool_job`` (``JOB_LABEL``), never ``job``: Prometheus sets
+``job`` (and ``instance``) on every scraped series itself, and a series' own ``job`` label would
+come back renamed to ``exported_job``, so ``{job="verify"}`` in an alert would never match."""
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, write_to_textfile
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 
 from drtool.config import Config
 from drtool.errors import DrtoolError
@@ -16,6 +21,9 @@ from drtool.services.context import Context
 from drtool.services.health import OBJECTIVE_NAMES, StatusResult, gather_status
 
 VERIFY_JOB = "verify"
+JOB_LABEL = "drtool_job"
+STORAGE_UP = "drtool_metrics_storage_up"
+STORAGE_ERRORS = "drtool_metrics_storage_errors"  # exposed as ..._total
 
 log = get_logger("metrics")
 
@@ -42,25 +50,25 @@ def _job_families(result: StatusResult) -> list[Metric]:
     last_success = GaugeMetricFamily(
         "drtool_job_last_success_timestamp_seconds",
         "When the job last succeeded (Unix time, end of the run).",
-        labels=["job"],
+        labels=[JOB_LABEL],
     )
     duration = GaugeMetricFamily(
         "drtool_job_last_duration_seconds",
         "How long the job's last successful run took.",
-        labels=["job"],
+        labels=[JOB_LABEL],
     )
     last_run = GaugeMetricFamily(
         "drtool_job_last_run_timestamp_seconds",
         "When the job last ran, successfully or not (Unix time, end of the run).",
-        labels=["job"],
+        labels=[JOB_LABEL],
     )
     run_ok = GaugeMetricFamily(
-        "drtool_job_last_run_ok", "1 if the job's last run succeeded, else 0.", labels=["job"]
+        "drtool_job_last_run_ok", "1 if the job's last run succeeded, else 0.", labels=[JOB_LABEL]
     )
     last_failure = GaugeMetricFamily(
         "drtool_job_last_failure_timestamp_seconds",
         "When the job last failed (Unix time); absent if it never failed.",
-        labels=["job"],
+        labels=[JOB_LABEL],
     )
     for run in result.jobs:
         labels = [run.job]
@@ -163,18 +171,67 @@ def _state_families(result: StatusResult) -> list[Metric]:
     ]
 
 
-def registry_for(result: StatusResult) -> CollectorRegistry:
+class _ReadErrors:
+    """Failed state reads in this process (a counter: the scheduler serves it for its life)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+READ_ERRORS = _ReadErrors()
+
+
+def _storage_families(up: bool) -> list[Metric]:
+    errors = CounterMetricFamily(
+        STORAGE_ERRORS,
+        "Times this process could not read the state in storage for the metrics.",
+        value=READ_ERRORS.count,
+    )
+    return [
+        *_gauge(
+            STORAGE_UP,
+            "1 if the state in storage was read for these metrics, 0 if the read failed (the "
+            "state metrics are then absent: see drtool_metrics_storage_errors_total and the log).",
+            1.0 if up else 0.0,
+        ),
+        errors,
+    ]
+
+
+def registry_for(result: StatusResult | None) -> CollectorRegistry:
     """A registry holding the metrics of one status snapshot; families with no value yet (no
-    backup, no drill) are absent rather than zero."""
+    backup, no drill) are absent rather than zero. ``None``: the state could not be read, and
+    only the storage metrics say so."""
     registry = CollectorRegistry(auto_describe=True)
-    families = _job_families(result) + _objective_families(result) + _state_families(result)
+    families = _storage_families(result is not None)
+    if result is not None:
+        families = (
+            _job_families(result) + _objective_families(result) + _state_families(result) + families
+        )
     registry.register(_Snapshot(families))
     return registry
 
 
 def collect_registry(ctx: Context) -> CollectorRegistry:
-    """Read the cheap state (no data object) and build the registry."""
-    return registry_for(gather_status(ctx))
+    """Read the cheap state (no data object) and build the registry. A failed read (storage
+    down, bucket gone, credentials revoked) is itself a metric, never a scrape error or an
+    empty page: ``drtool_metrics_storage_up 0`` and one more storage error counted."""
+    try:
+        result = gather_status(ctx)
+    except Exception as exc:
+        READ_ERRORS.add()
+        log.warning("metrics: cannot read the state in %s: %s", ctx.storage.description, _why(exc))
+        return registry_for(None)
+    return registry_for(result)
+
+
+def _why(exc: Exception) -> str:
+    return exc.message if isinstance(exc, DrtoolError) else f"{type(exc).__name__}: {exc}"
 
 
 def textfile_path(config: Config) -> Path | None:
@@ -197,6 +254,5 @@ def publish_metrics(config: Config, result: StatusResult) -> Path | None:
     try:
         return write_textfile(config, registry_for(result))
     except Exception as exc:
-        why = exc.message if isinstance(exc, DrtoolError) else f"{type(exc).__name__}: {exc}"
-        log.warning("could not write metrics.textfile %s: %s", textfile_path(config), why)
+        log.warning("could not write metrics.textfile %s: %s", textfile_path(config), _why(exc))
         return None

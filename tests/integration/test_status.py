@@ -192,10 +192,10 @@ def test_metrics_textfile_is_written_after_backup_and_status(file_setup: Setup) 
     )
     size = sum(o["size"] for o in manifest["objects"])
     assert after_backup["drtool_backup_last_size_bytes"][()] == size
-    assert after_backup["drtool_job_last_run_ok"][(("job", "backup"),)] == 1.0
-    success = after_backup["drtool_job_last_success_timestamp_seconds"][(("job", "backup"),)]
+    assert after_backup["drtool_job_last_run_ok"][(("drtool_job", "backup"),)] == 1.0
+    success = after_backup["drtool_job_last_success_timestamp_seconds"][(("drtool_job", "backup"),)]
     assert abs(success - time.time()) < 120
-    assert after_backup["drtool_job_last_duration_seconds"][(("job", "backup"),)] > 0
+    assert after_backup["drtool_job_last_duration_seconds"][(("drtool_job", "backup"),)] > 0
     assert 0 <= after_backup["drtool_rpo_seconds"][()] < 120
     assert after_backup["drtool_rpo_objective_seconds"][()] == 86400
     assert after_backup["drtool_objective_breached"][(("objective", "rpo"),)] == 0.0

@@ -6,13 +6,23 @@ from __future__ import annotations
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import cast
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from drtool.catalog.runs import record_run
+from drtool.services.context import Context
 from drtool.services.health import gather_status
-from drtool.services.metrics import collect_registry, publish_metrics, write_textfile
+from drtool.services.metrics import (
+    JOB_LABEL,
+    READ_ERRORS,
+    collect_registry,
+    publish_metrics,
+    write_textfile,
+)
+from drtool.storage.base import Storage
+from drtool.storage.faults import FaultyStorage
 from tests.unit.dr_state import T0, Clock, make_context, put_backup, put_drill, put_verification
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
@@ -47,11 +57,14 @@ def test_textfile_holds_every_family_with_the_state_values(tmp_path: Path) -> No
     assert write_textfile(ctx.config, collect_registry(ctx)) == textfile
     samples = parse(textfile)
     ts = T0.timestamp()
-    assert value(samples, "drtool_job_last_success_timestamp_seconds", job="backup") == ts - 86400
-    assert value(samples, "drtool_job_last_duration_seconds", job="backup") == 42.5
-    assert value(samples, "drtool_job_last_run_ok", job="backup") == 0.0
-    assert value(samples, "drtool_job_last_failure_timestamp_seconds", job="backup") == ts
-    assert value(samples, "drtool_job_last_run_timestamp_seconds", job="verify") == ts
+    assert (
+        value(samples, "drtool_job_last_success_timestamp_seconds", drtool_job="backup")
+        == ts - 86400
+    )
+    assert value(samples, "drtool_job_last_duration_seconds", drtool_job="backup") == 42.5
+    assert value(samples, "drtool_job_last_run_ok", drtool_job="backup") == 0.0
+    assert value(samples, "drtool_job_last_failure_timestamp_seconds", drtool_job="backup") == ts
+    assert value(samples, "drtool_job_last_run_timestamp_seconds", drtool_job="verify") == ts
     assert value(samples, "drtool_backup_last_size_bytes") == 5000
     assert value(samples, "drtool_backup_last_timestamp_seconds") == ts
     assert value(samples, "drtool_rpo_seconds") == 7200.0
@@ -115,3 +128,37 @@ def test_without_a_textfile_nothing_is_written(tmp_path: Path) -> None:
     ctx = make_context(tmp_path, Clock())
     assert publish_metrics(ctx.config, gather_status(ctx)) is None
     assert sorted(os.listdir(tmp_path)) == []
+
+
+def test_no_series_carries_a_label_prometheus_sets_on_the_target(tmp_path: Path) -> None:
+    """Prometheus adds ``job``/``instance`` to every scraped series; a series' own ``job`` would
+    come back as ``exported_job`` and ``{job="verify"}`` in an alert would never match."""
+    textfile = tmp_path / "drtool.prom"
+    ctx = make_context(tmp_path, Clock(), metrics={"textfile": str(textfile)})
+    record_run(ctx.storage, "verify", at=T0, ok=True, seconds=1)
+    publish_metrics(ctx.config, gather_status(ctx))
+    samples = parse(textfile)
+    assert {label for _, labels in samples for label, _ in labels} == {JOB_LABEL, "objective"}
+    assert value(samples, "drtool_job_last_run_ok", drtool_job="verify") == 1.0
+
+
+def test_a_storage_read_failure_is_a_metric_not_missing_series(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    textfile = tmp_path / "drtool.prom"
+    ctx = make_context(tmp_path, Clock(), metrics={"textfile": str(textfile)})
+    put_backup(ctx, T0)
+    write_textfile(ctx.config, collect_registry(ctx))
+    assert value(parse(textfile), "drtool_metrics_storage_up") == 1.0
+    errors_before = value(parse(textfile), "drtool_metrics_storage_errors_total")
+    cut = FaultyStorage(ctx.storage, fail_get_after_bytes=0)  # every read fails
+    write_textfile(ctx.config, collect_registry(Context(ctx.config, cast(Storage, cut), ctx.clock)))
+    samples = parse(textfile)
+    assert value(samples, "drtool_metrics_storage_up") == 0.0
+    assert value(samples, "drtool_metrics_storage_errors_total") == errors_before + 1
+    assert {name for name, _ in samples} == {
+        "drtool_metrics_storage_up",
+        "drtool_metrics_storage_errors_total",
+    }
+    assert READ_ERRORS.count >= 1
+    assert "metrics: cannot read the state" in caplog.text

@@ -1,0 +1,151 @@
+"""The metrics as Prometheus reads them: the textfile and the scheduler's /metrics pass
+`promtool check metrics`, no series carries a label Prometheus sets on the target itself
+(`job`, `instance`: it would come back as `exported_job` and the runbook's queries would never
+match), and a storage read failure during a scrape is a metric, not missing series."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from drtool.config import StorageConfig
+from tests.fixtures.cli import make_setup
+from tests.fixtures.s3 import MotoServer
+from tests.integration.test_scheduler import BACKUP_SCHEDULE, Scheduler, with_schedules
+
+NOWHERE = "postgresql://drtool@127.0.0.1:9/nowhere"
+TARGET_LABELS = {"job", "instance"}  # set by Prometheus on every scraped series
+
+
+def require_promtool() -> str:
+    """A missing promtool skips locally and fails in CI (scripts/system-deps.sh installs it)."""
+    found = shutil.which("promtool")
+    if found is None:
+        message = "promtool is needed (Debian: apt-get install prometheus; `make test` does it)"
+        if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
+            pytest.fail(message)
+        pytest.skip(message)
+    return found
+
+
+def promtool_check(text: str) -> None:
+    done = subprocess.run(
+        [require_promtool(), "check", "metrics"],
+        input=text,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, f"promtool check metrics:\n{done.stdout}{done.stderr}\n{text}"
+    assert not done.stdout.strip() and not done.stderr.strip(), done.stdout + done.stderr
+
+
+def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            found[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return found
+
+
+def target_labels(text: str, only: str = "") -> set[tuple[str, str]]:
+    """(metric, label) pairs that use a label Prometheus reserves for the target."""
+    return {
+        (name, label)
+        for name, labels in samples(text)
+        for label, _ in labels
+        if label in TARGET_LABELS and name.startswith(only)
+    }
+
+
+def test_the_textfile_passes_promtool_and_names_jobs_with_drtool_job(tmp_path: Path) -> None:
+    storage = StorageConfig(url=(tmp_path / "storage").as_uri())
+    setup = make_setup(tmp_path / "cfg", NOWHERE, None, storage)
+    setup.doc["metrics"] = {"textfile": str(tmp_path / "drtool.prom")}
+    setup.write()
+    setup.run("backup", expect=None)  # fails (no database): a job-run record with a job label
+    setup.run("status", expect=4)
+    text = (tmp_path / "drtool.prom").read_text(encoding="utf-8")
+    promtool_check(text)
+    assert target_labels(text) == set()
+    found = samples(text)
+    assert found[("drtool_job_last_run_ok", (("drtool_job", "backup"),))] == 0.0
+    assert found[("drtool_metrics_storage_up", ())] == 1.0
+
+
+def test_the_scheduler_metrics_pass_promtool(tmp_path: Path) -> None:
+    storage = StorageConfig(url=(tmp_path / "storage").as_uri())
+    setup = with_schedules(
+        make_setup(tmp_path / "cfg", NOWHERE, None, storage), backup=BACKUP_SCHEDULE
+    )
+    sched = Scheduler(setup, "--run-now", "backup")
+    try:
+        sched.http_ready()
+        sched.wait_for(lambda e: e.get("event") == "run")
+        code, text = sched.get("/metrics")
+        assert code == 200
+        promtool_check(text)
+        # The state metrics (services/metrics.py); the scheduler's own counters: xfail below.
+        assert target_labels(text, only="drtool_job_last_") == set()
+        found = samples(text)
+        assert found[("drtool_job_last_run_ok", (("drtool_job", "backup"),))] == 0.0
+        assert found[("drtool_metrics_storage_up", ())] == 1.0
+    finally:
+        assert sched.stop() == 0
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="drtool/scheduler/runner.py's own counters (drtool_job_runs_total, "
+    "drtool_schedule_*, ...) still use the label `job`; its owner renames it to drtool_job "
+    "(drtool.services.metrics.JOB_LABEL), then this xfail goes",
+)
+def test_no_scheduler_series_carries_a_target_label(tmp_path: Path) -> None:
+    storage = StorageConfig(url=(tmp_path / "storage").as_uri())
+    setup = with_schedules(
+        make_setup(tmp_path / "cfg", NOWHERE, None, storage), backup=BACKUP_SCHEDULE
+    )
+    sched = Scheduler(setup)
+    try:
+        sched.http_ready()
+        _, text = sched.get("/metrics")
+        assert target_labels(text) == set()
+    finally:
+        assert sched.stop() == 0
+
+
+def test_a_storage_read_failure_during_a_scrape_is_a_metric(
+    tmp_path: Path, moto_server: MotoServer
+) -> None:
+    bucket = moto_server.create_bucket()
+    storage = StorageConfig(
+        url=f"s3://{bucket}/prefix",
+        endpoint_url=moto_server.endpoint_url,
+        region=moto_server.region,
+        access_key_id=moto_server.access_key_id,
+        secret_access_key=moto_server.secret_access_key,
+    )
+    setup = with_schedules(
+        make_setup(tmp_path / "cfg", NOWHERE, None, storage), backup=BACKUP_SCHEDULE
+    )
+    moto_server.empty_bucket(bucket)  # the bucket is gone: every read fails
+    sched = Scheduler(setup)
+    try:
+        sched.http_ready()
+        code, text = sched.get("/metrics")
+        assert code == 200
+        promtool_check(text)
+        found = samples(text)
+        assert found[("drtool_metrics_storage_up", ())] == 0.0
+        assert found[("drtool_metrics_storage_errors_total", ())] >= 1.0
+        assert "drtool_scheduler_up" in {name for name, _ in found}
+        assert not any(name.startswith("drtool_objective_") for name, _ in found)
+        assert "cannot read the state" in "".join(sched.raw)
+    finally:
+        assert sched.stop() == 0
