@@ -2,10 +2,12 @@
 when, and when it last started. It keeps two containers sharing one storage from running the
 same job at once, and tells a restarted scheduler whether a fire time was missed.
 
-Object stores have no compare-and-swap here, so acquiring is write-then-read-back: two writers
-racing within one storage round trip can both believe they won, and only the later write
-survives the read-back, so the earlier one backs off. Backup also holds its PostgreSQL
-advisory lock, which has no such window."""
+Every write is conditional (``Storage.put_if``): acquiring creates the object only if it is
+absent, or replaces a free or expired lease only if it is unchanged since it was read, so of
+any number of schedulers racing for it exactly one wins. Renewals and the release replace
+only the holder's own last write: a holder whose lease expired and was taken over can neither
+extend nor clear the new holder's lease. Backup also holds its PostgreSQL advisory lock;
+verify, prune and rehearse have only this lease."""
 
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from drtool.log import get_logger
 from drtool.services.context import Context
 
 LEASE_PREFIX = "scheduler/"
+LEASE_FORMAT = "drtool-lease"
 LEASE_TTL = timedelta(minutes=5)
 RENEW_EVERY_SECONDS = 60.0
 
@@ -52,13 +55,30 @@ class LeaseState:
 
 def read_lease(ctx: Context, job: str) -> LeaseState:
     try:
-        doc = json.loads(ctx.storage.get_bytes(lease_key(job)))
+        data = ctx.storage.get_bytes(lease_key(job))
     except NotFoundInStorage:
         return LeaseState(None, None, None)
+    return _parse_lease(data, lease_key(job))
+
+
+def _load(data: bytes) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(data)
     except (ValueError, UnicodeDecodeError):
-        log.warning("ignoring unreadable lease %s", lease_key(job))
-        return LeaseState(None, None, None)
-    if not isinstance(doc, dict):
+        return None
+    return doc if isinstance(doc, dict) else None
+
+
+def _generation(data: bytes) -> int:
+    value = (_load(data) or {}).get("generation")
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _parse_lease(data: bytes, key: str) -> LeaseState:
+    """An unreadable lease counts as free (and is replaced only if still unchanged)."""
+    doc = _load(data)
+    if doc is None:
+        log.warning("ignoring unreadable lease %s", key)
         return LeaseState(None, None, None)
     holder = doc.get("holder")
     return LeaseState(
@@ -76,49 +96,100 @@ class Lease:
         self.job = job
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.started_at: datetime | None = None
+        self._etag: str | None = None  # of our last write while we hold the lease
+        self._generation = 0
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
 
-    def _write(self, expires_at: datetime | None, holder: str | None) -> None:
+    def _doc(self, expires_at: datetime | None, holder: str | None) -> bytes:
+        self._generation += 1
         doc = {
+            "format": LEASE_FORMAT,
+            "version": 1,
             "job": self.job,
             "holder": holder,
             "expires_at": expires_at.isoformat() if expires_at else None,
             "last_started_at": self.started_at.isoformat() if self.started_at else None,
+            "generation": self._generation,
         }
-        self.ctx.storage.put_bytes(lease_key(self.job), json.dumps(doc).encode("utf-8"))
+        return json.dumps(doc, sort_keys=True).encode("utf-8")
+
+    def _write_if(self, data: bytes, etag: str | None) -> str | None:
+        """``put_if``; a write that landed although its answer was lost (and a retry then
+        found the condition false) is recognised by reading back our own bytes."""
+        key = lease_key(self.job)
+        written = self.ctx.storage.put_if(key, data, etag=etag)
+        if written is not None:
+            return written
+        try:
+            current, current_etag = self.ctx.storage.get_tagged(key)
+        except NotFoundInStorage:
+            return None
+        return current_etag if current == data else None
 
     def acquire(self) -> str | None:
         """None if acquired, else who holds it (and until when)."""
         now = self.ctx.clock()
-        current = read_lease(self.ctx, self.job)
+        key = lease_key(self.job)
+        try:
+            data, etag = self.ctx.storage.get_tagged(key)
+        except NotFoundInStorage:
+            current, etag = LeaseState(None, None, None), None
+        else:
+            current = _parse_lease(data, key)
+            self._generation = _generation(data)
         if current.holder and current.expires_at and current.expires_at > now:
             return f"{current.holder} until {current.expires_at.isoformat(timespec='seconds')}"
         self.started_at = now
-        self._write(now + LEASE_TTL, self.holder)
-        confirmed = read_lease(self.ctx, self.job)
-        if confirmed.holder != self.holder:
-            return f"{confirmed.holder} (won the race for the lease)"
+        self._etag = self._write_if(self._doc(now + LEASE_TTL, self.holder), etag)
+        if self._etag is None:
+            winner = read_lease(self.ctx, self.job).holder
+            self.started_at = None
+            return f"{winner or 'another scheduler'} (won the race for the lease)"
         self._renewer = threading.Thread(target=self._renew, daemon=True, name=f"lease-{self.job}")
         self._renewer.start()
         return None
 
+    def renew(self) -> bool:
+        """Extend the lease; False (and the lease is no longer ours) if it was taken over."""
+        if self._etag is None:
+            return False
+        etag = self._write_if(self._doc(self.ctx.clock() + LEASE_TTL, self.holder), self._etag)
+        if etag is None:
+            self._etag = None
+            log.warning(
+                "lost the lease of %s: it expired and %s holds it now",
+                self.job,
+                read_lease(self.ctx, self.job).holder or "another scheduler",
+            )
+            return False
+        self._etag = etag
+        return True
+
     def _renew(self) -> None:
         while not self._stop.wait(RENEW_EVERY_SECONDS):
             try:
-                self._write(self.ctx.clock() + LEASE_TTL, self.holder)
+                if not self.renew():
+                    return
             except DrtoolError as exc:
                 log.warning("could not renew the lease of %s: %s", self.job, exc.message)
 
     def release(self) -> None:
+        """Free the lease (keeping ``last_started_at``) unless someone else holds it now."""
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
+        if self._etag is None:
+            return
         try:
-            self._write(None, None)
+            released = self._write_if(self._doc(None, None), self._etag)
         except DrtoolError as exc:
             log.warning(
                 "could not release the lease of %s (it expires by itself): %s",
                 self.job,
                 exc.message,
             )
+            return
+        if released is None:
+            log.info("the lease of %s was taken over after it expired; left as it is", self.job)
+        self._etag = None

@@ -53,6 +53,17 @@ class Storage(Protocol):
 
     def put_bytes(self, key: str, data: bytes) -> None: ...
 
+    def put_if(self, key: str, data: bytes, *, etag: str | None) -> str | None:
+        """A conditional write: with ``etag=None`` create ``key`` only if it is absent, else
+        replace it only if its current ETag is ``etag`` (not if it changed or is gone).
+        Returns the new ETag, or None when the condition did not hold. A key written this
+        way is written only this way (an unconditional put does not take part)."""
+        ...
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        """The object and the ETag that :meth:`put_if` compares; NotFoundInStorage if absent."""
+        ...
+
     def get(self, key: str) -> Iterator[bytes]:
         """Stream the object in ~1 MiB chunks; NotFoundInStorage (raised at call) if absent."""
         ...

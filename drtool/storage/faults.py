@@ -53,8 +53,19 @@ class FaultyStorage:
             raise StorageError(f"{self.description}: injected fault: put {key} failed")
         self.inner.put_bytes(key, data)
 
+    def put_if(self, key: str, data: bytes, *, etag: str | None) -> str | None:
+        if self.fail_put_after_bytes is not None and len(data) > self.fail_put_after_bytes:
+            raise StorageError(f"{self.description}: injected fault: put {key} failed")
+        return self.inner.put_if(key, data, etag=etag)
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        data, etag = self.inner.get_tagged(key)
+        return b"".join(self._faults(iter([data]), key)), etag
+
     def get(self, key: str) -> Iterator[bytes]:
-        stream = self.inner.get(key)
+        return self._faults(self.inner.get(key), key)
+
+    def _faults(self, stream: Iterator[bytes], key: str) -> Iterator[bytes]:
         if self.corrupt_get is not None:
             stream = map(self.corrupt_get, stream)
         if self.fail_get_after_bytes is not None:

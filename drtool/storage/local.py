@@ -3,6 +3,9 @@ directory. Files are 0600 and directories 0700 because backups are sensitive."""
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import hashlib
 import os
 import re
 import secrets
@@ -23,8 +26,10 @@ from drtool.storage.base import (
 )
 
 # Uploads in progress live in <root>/.drtool-tmp/<upload_id>/<key>, so a leftover names its key
-# and is never confused with a complete object.
+# and is never confused with a complete object. Conditional writes serialise on a lock file
+# per key in <root>/.drtool-tmp/locks/ (never removed: removing a lock file races its users).
 TEMP_DIR_NAME = ".drtool-tmp"
+LOCKS_DIR_NAME = "locks"
 _UPLOAD_ID = re.compile(r"^[0-9a-f]{16,64}$")
 FILE_MODE = 0o600
 DIR_MODE = 0o700
@@ -32,6 +37,11 @@ DIR_MODE = 0o700
 
 def _utc(timestamp: float) -> datetime:
     return datetime.fromtimestamp(timestamp, tz=UTC)
+
+
+def _etag(data: bytes) -> str:
+    """The local backend's ETag: a content hash, as S3's is for a single-part object."""
+    return hashlib.sha256(data).hexdigest()[:32]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -82,19 +92,8 @@ class LocalStorage:
     def put(self, key: str, chunks: Iterable[bytes]) -> int:
         target = self._path(key)
         upload_dir = self._temp_root / secrets.token_hex(8)
-        temp = upload_dir / key
         try:
-            try:
-                self._makedirs(temp.parent, durable=False)  # a crash may lose temp files
-                handle = open(temp, "xb", opener=_private_opener)  # noqa: SIM115 - closed below
-            except OSError as exc:
-                raise self._error("write", key, exc) from exc
-            with handle:
-                size = 0
-                for chunk in chunks:  # a producer's own exception propagates unchanged
-                    size += len(chunk)
-                    self._write(handle, chunk, key)
-                self._sync(handle, key)
+            temp, size = self._stage(upload_dir, key, chunks)
             self._publish(temp, target, key)
         except BaseException:
             close_quietly(chunks)
@@ -102,6 +101,82 @@ class LocalStorage:
             raise
         shutil.rmtree(upload_dir, ignore_errors=True)
         return size
+
+    def _stage(self, upload_dir: Path, key: str, chunks: Iterable[bytes]) -> tuple[Path, int]:
+        """Write ``chunks`` to a synced temp file under ``upload_dir``: (its path, size)."""
+        temp = upload_dir / key
+        try:
+            self._makedirs(temp.parent, durable=False)  # a crash may lose temp files
+            handle = open(temp, "xb", opener=_private_opener)  # noqa: SIM115 - closed below
+        except OSError as exc:
+            raise self._error("write", key, exc) from exc
+        with handle:
+            size = 0
+            for chunk in chunks:  # a producer's own exception propagates unchanged
+                size += len(chunk)
+                self._write(handle, chunk, key)
+            self._sync(handle, key)
+        return temp, size
+
+    def put_if(self, key: str, data: bytes, *, etag: str | None) -> str | None:
+        target = self._path(key)
+        upload_dir = self._temp_root / secrets.token_hex(8)
+        try:
+            temp, _size = self._stage(upload_dir, key, [data])
+            with self._key_lock(key):
+                if etag is None:
+                    if not self._link(temp, target, key):
+                        return None
+                else:
+                    current = self._read_current(target, key)
+                    if current is None or _etag(current) != etag:
+                        return None
+                    self._publish(temp, target, key)
+        finally:
+            shutil.rmtree(upload_dir, ignore_errors=True)
+        return _etag(data)
+
+    @contextlib.contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        """An exclusive flock on ``key``'s lock file: across threads and processes."""
+        locks = self._temp_root / LOCKS_DIR_NAME
+        name = hashlib.sha256(key.encode()).hexdigest()[:32]
+        try:
+            self._makedirs(locks, durable=False)
+            fd = os.open(locks / name, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, FILE_MODE)
+        except OSError as exc:
+            raise self._error("lock", key, exc) from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the flock
+
+    def _link(self, temp: Path, target: Path, key: str) -> bool:
+        """Publish ``temp`` as ``target`` only if nothing is there (link(2) is O_EXCL)."""
+        try:
+            for attempt in (1, 2):
+                self._makedirs(target.parent)
+                try:
+                    os.link(temp, target)
+                    break
+                except FileExistsError:
+                    return False
+                except FileNotFoundError:
+                    if attempt == 2 or not temp.exists():
+                        raise
+            _fsync_dir(target.parent)
+        except OSError as exc:
+            raise self._error("write", key, exc) from exc
+        return True
+
+    def _read_current(self, target: Path, key: str) -> bytes | None:
+        try:
+            return target.read_bytes()
+        except (FileNotFoundError, IsADirectoryError, NotADirectoryError):
+            return None
+        except OSError as exc:
+            raise self._error("read", key, exc) from exc
 
     def _write(self, handle: BinaryIO, chunk: bytes, key: str) -> None:
         try:
@@ -176,6 +251,11 @@ class LocalStorage:
 
     def get_bytes(self, key: str) -> bytes:
         return b"".join(self.get(key))
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        # Objects are replaced by rename: one read sees one whole version.
+        data = self.get_bytes(key)
+        return data, _etag(data)
 
     def stat(self, key: str) -> ObjectInfo:
         path = self._path(key)

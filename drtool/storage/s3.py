@@ -46,6 +46,9 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _NOT_FOUND_CODES = {"NoSuchKey", "NotFound", "404"}
+# A conditional put that did not happen: the object changed or exists (412), is gone (404,
+# If-Match), or another conditional write to it was in flight (409).
+_CONDITION_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _DENIED_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "403"}
 _CREDENTIALS_HINT = (
     "check storage.access_key_id / storage.secret_access_key, or the AWS credentials "
@@ -289,6 +292,27 @@ class S3Storage:
         args = {"Key": full, "Body": data, "ContentMD5": _md5(data), **self._lock_args()}
         self._call("write", key, put, **args)
 
+    def put_if(self, key: str, data: bytes, *, etag: str | None) -> str | None:
+        full = self._full(key)
+        condition: dict[str, Any] = {"IfNoneMatch": "*"} if etag is None else {"IfMatch": etag}
+        try:
+            response = self.client.put_object(
+                Bucket=self.bucket,
+                Key=full,
+                Body=data,
+                ContentMD5=_md5(data),
+                **self._lock_args(),
+                **condition,
+            )
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _CONDITION_CODES or (etag is not None and code in _NOT_FOUND_CODES):
+                return None
+            raise self._error(exc, "write", key) from exc
+        except BotoCoreError as exc:
+            raise self._error(exc, "write", key) from exc
+        return response["ETag"]
+
     def delete(self, key: str) -> None:
         self._call("delete", key, self.client.delete_object, Key=self._full(key))
 
@@ -352,6 +376,12 @@ class S3Storage:
 
     def get_bytes(self, key: str) -> bytes:
         return b"".join(self.get(key))
+
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        full = self._full(key)
+        response = self._call("read", key, self.client.get_object, Key=full)
+        etag = response["ETag"]
+        return b"".join(self._stream(key, full, response)), etag
 
     def stat(self, key: str) -> ObjectInfo:
         head = self._call("stat", key, self.client.head_object, Key=self._full(key))

@@ -3,19 +3,24 @@ and on S3 (moto_server)."""
 
 from __future__ import annotations
 
+import multiprocessing
 import random
 import threading
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
-from drtool.config import StorageConfig
+from drtool.config import Config, StorageConfig
 from drtool.errors import NotFoundInStorage, StorageError, UsageError
+from drtool.scheduler.lease import Lease, read_lease
+from drtool.services.context import Context
 from drtool.storage import Storage, check_key, open_storage
 from drtool.storage.faults import FaultyStorage
 from tests.fixtures.s3 import TEST_PART_SIZE_BYTES
+from tests.storage.turns import InTurns, contend, contend_in_process
 
 PART = TEST_PART_SIZE_BYTES
 
@@ -25,10 +30,15 @@ class ProducerFailed(RuntimeError):
 
 
 @pytest.fixture(params=["local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Storage:
+def storage_config(request: pytest.FixtureRequest) -> StorageConfig:
     name = "file_storage_config" if request.param == "local" else "s3_storage_config"
     config: StorageConfig = request.getfixturevalue(name)
-    return open_storage(config, base_dir=tmp_path)
+    return config
+
+
+@pytest.fixture
+def storage(storage_config: StorageConfig, tmp_path: Path) -> Storage:
+    return open_storage(storage_config, base_dir=tmp_path)
 
 
 def payload(size: int, seed: int = 0) -> bytes:
@@ -157,6 +167,9 @@ def test_every_method_rejects_unsafe_keys(storage: Storage, key: str) -> None:
         lambda: storage.stat(key),
         lambda: storage.exists(key),
         lambda: storage.delete(key),
+        lambda: storage.get_tagged(key),
+        lambda: storage.put_if(key, b"x", etag=None),
+        lambda: storage.put_if(key, b"x", etag="abc"),
     ]
     for call in calls:
         with pytest.raises(UsageError):
@@ -284,3 +297,102 @@ def test_overwrite_is_atomic_for_concurrent_readers(storage: Storage) -> None:
 def test_description_names_the_location_without_secrets(storage: Storage) -> None:
     assert storage.description.startswith(("file:///", "s3://"))
     assert "testing" not in storage.description
+
+
+# -- conditional writes, and the scheduler's lease built on them ---------------------------
+
+LEASE_KEY = "scheduler/backup.json"
+NOW = datetime(2026, 11, 26, 2, 0, tzinfo=UTC)
+ACQUIRERS = 6
+
+
+def test_put_if_creates_only_when_absent(storage: Storage) -> None:
+    etag = storage.put_if(LEASE_KEY, b"one", etag=None)
+    assert etag is not None
+    assert storage.put_if(LEASE_KEY, b"two", etag=None) is None
+    assert storage.get_tagged(LEASE_KEY) == (b"one", etag)
+    with pytest.raises(NotFoundInStorage):
+        storage.get_tagged("scheduler/other.json")
+
+
+def test_put_if_replaces_only_an_unchanged_object(storage: Storage) -> None:
+    first = storage.put_if(LEASE_KEY, b"one", etag=None)
+    assert first is not None
+    second = storage.put_if(LEASE_KEY, b"two", etag=first)
+    assert second is not None and second != first
+    assert storage.put_if(LEASE_KEY, b"three", etag=first) is None  # a stale writer
+    assert storage.get_tagged(LEASE_KEY) == (b"two", second)
+    storage.put_bytes(LEASE_KEY, b"overwritten")
+    assert storage.put_if(LEASE_KEY, b"four", etag=second) is None
+    storage.delete(LEASE_KEY)
+    assert storage.put_if(LEASE_KEY, b"five", etag=second) is None  # gone: not recreated
+    assert not storage.exists(LEASE_KEY)
+    assert no_pending(storage)
+
+
+def lease_context(storage: Storage, now: datetime) -> Context:
+    return Context(Config(storage=StorageConfig()), storage, lambda: now)
+
+
+def test_concurrent_acquirers_in_threads_exactly_one_wins(storage: Storage) -> None:
+    armed = threading.Event()
+    armed.set()
+    turns = InTurns(storage, threading.Barrier(ACQUIRERS, timeout=120), threading.Lock(), armed)
+    with ThreadPoolExecutor(ACQUIRERS) as pool:
+        leases = list(pool.map(lambda _: contend(turns, "backup", NOW), range(ACQUIRERS)))
+    armed.clear()
+    winners = [lease for lease in leases if lease is not None]
+    try:
+        assert len(winners) == 1
+        assert read_lease(lease_context(storage, NOW), "backup").holder == winners[0].holder
+    finally:
+        for lease in winners:
+            lease.release()
+
+
+def test_concurrent_acquirers_in_processes_exactly_one_wins(
+    storage: Storage, storage_config: StorageConfig, tmp_path: Path
+) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    count = 4
+    barrier, turn, results = spawn.Barrier(count, timeout=120), spawn.Lock(), spawn.Queue()
+    args = (storage_config, str(tmp_path), barrier, turn, results)
+    children = [spawn.Process(target=contend_in_process, args=args) for _ in range(count)]
+    for child in children:
+        child.start()
+    holders = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join()
+    assert [child.exitcode for child in children] == [0] * count
+    winners = [holder for holder in holders if holder is not None]
+    assert len(winners) == 1
+    assert read_lease(lease_context(storage, NOW), "backup").holder == winners[0]
+
+
+def test_release_never_removes_another_holders_lease(storage: Storage) -> None:
+    first = Lease(lease_context(storage, NOW), "backup")
+    assert first.acquire() is None
+    later = Lease(lease_context(storage, NOW + timedelta(minutes=10)), "backup")
+    assert later.acquire() is None  # the first lease expired unrenewed
+    first.release()
+    state = read_lease(lease_context(storage, NOW), "backup")
+    assert state.holder == later.holder
+    later.release()
+    state = read_lease(lease_context(storage, NOW), "backup")
+    assert (state.holder, state.last_started_at) == (None, NOW + timedelta(minutes=10))
+
+
+def test_a_stale_holder_cannot_renew(storage: Storage) -> None:
+    first = Lease(lease_context(storage, NOW), "backup")
+    assert first.acquire() is None
+    assert first.renew()
+    later = Lease(lease_context(storage, NOW + timedelta(minutes=10)), "backup")
+    assert later.acquire() is None
+    try:
+        assert not first.renew()
+        assert read_lease(lease_context(storage, NOW), "backup").holder == later.holder
+        assert later.renew()
+    finally:
+        first.release()
+        later.release()
+    assert read_lease(lease_context(storage, NOW), "backup").holder is None

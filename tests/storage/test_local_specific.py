@@ -1,8 +1,10 @@
 """Local-directory guarantees: leftovers of killed writers are reported, never listed, and
-removable; everything written is private to its owner."""
+removable; everything written is private to its owner; conditional writes are atomic across
+processes."""
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import signal
 import stat
@@ -20,6 +22,7 @@ from drtool.errors import StorageError, UsageError
 from drtool.storage import open_storage
 from drtool.storage.base import PendingUpload
 from drtool.storage.local import TEMP_DIR_NAME, LocalStorage
+from tests.storage.turns import race_put_if
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -134,3 +137,26 @@ def test_write_error_names_key_and_directory(tmp_path: Path) -> None:
     assert "a/b" in str(caught.value) and tmp_path.as_uri() in str(caught.value)
     assert isinstance(caught.value.__cause__, OSError)
     assert list(storage.pending_uploads("")) == []
+
+
+@pytest.mark.parametrize("replace", [False, True], ids=["create", "replace"])
+def test_racing_processes_conditional_writes_exactly_one_lands(
+    tmp_path: Path, replace: bool
+) -> None:
+    """No wrapper: real processes released at once on one key; link(2) and the flock decide."""
+    storage = LocalStorage(tmp_path / "s")
+    etag = storage.put_if("scheduler/job.json", b"free", etag=None) if replace else None
+    spawn = multiprocessing.get_context("spawn")
+    start, results = spawn.Event(), spawn.Queue()
+    args = (str(storage.root), "scheduler/job.json", etag, start, results)
+    children = [spawn.Process(target=race_put_if, args=args) for _ in range(8)]
+    for child in children:
+        child.start()
+    start.set()
+    etags = [results.get(timeout=120) for _ in children]
+    for child in children:
+        child.join()
+    landed = [tag for tag in etags if tag is not None]
+    assert len(landed) == 1
+    data, stored = storage.get_tagged("scheduler/job.json")
+    assert stored == landed[0] and data != b"free"
