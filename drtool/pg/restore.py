@@ -245,7 +245,10 @@ class FedProcess:
             self._thread.join()
         if code != 0:
             text = condense_errors(self.tail.text())
-            raise SubprocessError(f"{self.what} failed (exit {code}): {text or 'no error output'}")
+            raise SubprocessError(
+                f"{self.what} stopped with an error ({self.what.split()[0]} exit status {code}): "
+                f"{text or 'no error output'}"
+            )
         return self._stdout
 
     def kill(self) -> None:

@@ -29,7 +29,9 @@ class Selection:
     """What part of a dump to restore: ``(schema, table)`` pairs, schema only or data only.
 
     pg_restore matches every ``--table`` name in every ``--schema`` given (a cross product);
-    ``covers`` says which tables a selection really restores."""
+    ``covers`` and ``names`` say which tables a selection really restores. pg_restore takes
+    ``-n``/``-t`` names literally (not patterns): spaces, dots, quotes and case pass as they
+    are, each its own argument."""
 
     tables: tuple[tuple[str, str], ...] = ()
     schema_only: bool = False
@@ -47,6 +49,13 @@ class Selection:
         flags = ["--schema-only"] if self.schema_only else []
         flags += ["--data-only"] if self.data_only else []
         return flags + self.filter_args()
+
+    def names(self) -> set[str]:
+        """``schema.table`` of every pair the cross product matches (names compared whole:
+        a dot inside a schema or table name is no separator)."""
+        schemas = dict.fromkeys(s for s, _ in self.tables)
+        tables = dict.fromkeys(t for _, t in self.tables)
+        return {f"{s}.{t}" for s in schemas for t in tables}
 
     def covers(self, schema: str, table: str) -> bool:
         if not self.tables:

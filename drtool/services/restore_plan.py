@@ -3,7 +3,6 @@ the target (version, emptiness, roles, extensions) so that a refused restore cha
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -47,7 +46,6 @@ from drtool.services.restore_toc import (
 )
 
 SHOWN_NAMES = 5
-_IDENT = re.compile(r"^[^.\s]+$")
 
 
 @dataclass(frozen=True)
@@ -132,14 +130,57 @@ def _names(items: list[str]) -> str:
     return shown + (f" and {more} more" if more > 0 else "")
 
 
+def _name_parts(text: str) -> list[str] | None:
+    """Split ``text`` at the dots outside double quotes; a quoted part is taken SQL-style
+    (``""`` for a quote), an unquoted one as written (spaces kept, case kept). None when a
+    quote is not closed, a part is empty or a quoted part runs into other text."""
+    parts: list[str] = []
+    i, n = 0, len(text)
+    while True:
+        if i < n and text[i] == '"':
+            name, i = "", i + 1
+            while True:
+                close = text.find('"', i)
+                if close < 0:
+                    return None
+                name += text[i:close]
+                if text.startswith('""', close):
+                    name, i = name + '"', close + 2
+                    continue
+                i = close + 1
+                break
+            if i < n and text[i] != ".":
+                return None
+        else:
+            end = text.find(".", i)
+            end = n if end < 0 else end
+            name = text[i:end]
+            if '"' in name or not name.strip():
+                return None
+            i = end
+        if not name:
+            return None
+        parts.append(name)
+        if i >= n:
+            return parts
+        i += 1  # the dot
+        if i >= n:
+            return None
+
+
 def parse_table(text: str) -> tuple[str, str]:
-    """``schema.table`` or ``table`` (schema ``public``)."""
-    schema, dot, table = text.partition(".")
-    if not dot:
-        schema, table = "public", text
-    if not (_IDENT.match(schema) and _IDENT.match(table)):
-        raise UsageError(f"--table {text!r}: expected schema.table or table")
-    return schema, table
+    """``schema.table`` or ``table`` (schema ``public``); either part may be double-quoted
+    SQL-style (``"my schema"."my.table"``, ``""`` for a quote), which a name holding a dot
+    needs; unquoted names are taken as written, spaces and case included."""
+    parts = _name_parts(text) if "\x00" not in text else None
+    if parts is None or len(parts) > 2:
+        raise UsageError(
+            f"--table {text!r}: expected schema.table or table",
+            hint='double-quote a name that holds a dot or a quote: "my schema"."my.table"',
+        )
+    if len(parts) == 1:
+        return "public", parts[0]
+    return parts[0], parts[1]
 
 
 def check_request(req: RestoreRequest) -> Selection:
@@ -199,19 +240,40 @@ def parse_to(dsn: str) -> Target:
         raise UsageError("--to is not a valid PostgreSQL connection string") from None
 
 
-def selected_tables(manifest: Manifest, selection: Selection) -> dict[str, int]:
-    """Manifest tables (with their rows) that the selection restores; unknown names exit 2."""
-    known = {name: name.partition(".") for name in manifest.tables}
+def selected_tables(
+    manifest: Manifest, selection: Selection, toc: Toc | None = None
+) -> dict[str, int]:
+    """Manifest tables (with their rows) that the selection restores; unknown names exit 2.
+    Names are compared whole (``schema.table``), so dots inside names do not confuse them.
+    The manifest lists the tables holding rows: a partitioned table (a TABLE entry of the
+    dump's ``toc`` that the manifest lacks) is named as such, with the dump's partitions."""
     for schema, table in selection.tables:
-        if f"{schema}.{table}" not in known:
+        name = f"{schema}.{table}"
+        if name in manifest.tables:
+            continue
+        entries = toc.entries if toc is not None else []
+        attached = [e for e in entries if e.kind == "TABLE ATTACH"]
+        if attached and any(
+            e.kind == "TABLE" and (e.schema, e.name) == (schema, table) for e in entries
+        ):
+            partitions = sorted(f"{e.schema}.{e.name}" for e in attached)
             raise UsageError(
-                f"--table {schema}.{table}: backup {manifest.id} has no such table",
-                hint="`drtool show ID` lists the backup's tables",
+                f"--table {name}: a partitioned table; its rows are in its partitions, and "
+                "pg_restore -t restores a partition's definition without attaching it "
+                f"(partitions in backup {manifest.id}: {_names(partitions)})",
+                hint="restore the whole backup into a scratch database and copy the rows, or "
+                "reload the rows of its partitions into a database that has the partitioned "
+                "table: --table PARTITION --data-only --force, once per partition",
             )
+        raise UsageError(
+            f"--table {name}: backup {manifest.id} has no such table",
+            hint="`drtool show ID` lists the backup's tables",
+        )
+    covered = selection.names()
     return {
         name: rows
         for name, rows in sorted(manifest.tables.items())
-        if selection.covers(known[name][0], known[name][2])
+        if not selection.tables or name in covered
     }
 
 
@@ -441,11 +503,11 @@ def plan_database(
     if major is not None:
         require_major(state, major)
     mapping = parse_role_map(req.role_map)
-    tables = selected_tables(manifest, selection)
+    toc = read_dump_toc(ctx, auth, identities)
+    tables = selected_tables(manifest, selection, toc)
     excluded = (manifest.model_extra or {}).get("excluded_table_data") or {}
     if req.data_only:
         tables = {t: n for t, n in tables.items() if t not in excluded}
-    toc = read_dump_toc(ctx, auth, identities)
     source = backup_platform((manifest.model_extra or {}).get("platform"), toc)
     into = target_platform(state, source)
     if into is not None:

@@ -123,3 +123,97 @@ def test_export_user_with_foreign_keys_declared_on_partitions(
         lines = archive.read("public.payments.jsonl").decode().splitlines()
     assert len(lines) == expected
     assert {json.loads(line)["customer_id"] for line in lines} == {3}
+
+
+def test_table_with_quoted_odd_names(
+    zoo_setup: Setup, zoo_db: Database, empty_db: Database
+) -> None:
+    backup_id = backup(zoo_setup)
+    with empty_db.connect() as conn:
+        conn.execute('create schema "my schema"')
+        conn.execute('create schema "Odd""Schema"')
+    wanted = ["my schema.my.table", "my schema.Mixed Case", 'Odd"Schema.Tab"le']
+    out = zoo_setup.run(
+        "restore",
+        backup_id,
+        "--to",
+        empty_db.dsn,
+        "--table",
+        '"my schema"."my.table"',
+        "--table",
+        "my schema.Mixed Case",
+        "--table",
+        '"Odd""Schema"."Tab""le"',
+        # pg_restore -n/-t restore no schema, but the plan checks the target against every
+        # object of the dump: the schemas that --table needs to exist are "already there".
+        "--force",
+        "--json",
+    ).json
+    assert sorted(out["tables"]) == sorted(wanted)
+    assert checksums(empty_db.dsn, empty_db.password, wanted) == checksums(
+        zoo_db.dsn, zoo_db.password, wanted
+    )
+    bad = zoo_setup.run("restore", backup_id, "--to", empty_db.dsn, "--table", "a.b.c", expect=2)
+    assert "double-quote" in bad.stderr
+
+
+def test_table_partitioned_parent_is_named_as_such_and_changes_nothing(
+    zoo_setup: Setup, zoo_db: Database, empty_db: Database
+) -> None:
+    """pg_restore -t restores a partition's definition and rows but not its TABLE ATTACH entry:
+    the parent and -t for each partition would leave detached tables. drtool refuses, names the
+    table as partitioned with the partitions, and says how to get the rows back."""
+    backup_id = backup(zoo_setup)
+    refused = zoo_setup.run(
+        "restore", backup_id, "--to", empty_db.dsn, "--table", "public.payments", expect=2
+    )
+    assert "public.payments: a partitioned table" in refused.stderr
+    assert "public.payments_2025, public.payments_2026" in refused.stderr
+    assert base_tables(empty_db) == []
+    # The way it names: the partitions' rows reloaded into a database that has the table.
+    zoo_setup.run("restore", backup_id, "--to", empty_db.dsn)
+    with empty_db.connect() as conn:
+        conn.execute("delete from public.payments where id % 3 = 0")
+    zoo_setup.run(
+        "restore",
+        backup_id,
+        "--to",
+        empty_db.dsn,
+        "--table",
+        "payments_2025",
+        "--table",
+        "payments_2026",
+        "--data-only",
+        "--force",
+    )
+    query = "select count(*) from public.payments"
+    assert scalar(empty_db.dsn, empty_db.password, query) == scalar(
+        zoo_db.dsn, zoo_db.password, query
+    )
+    parts = ["public.payments_2025", "public.payments_2026"]
+    assert checksums(empty_db.dsn, empty_db.password, parts) == checksums(
+        zoo_db.dsn, zoo_db.password, parts
+    )
+
+
+def test_psql_error_does_not_read_like_drtool_exit_3(zoo_setup: Setup, empty_db: Database) -> None:
+    backup_id = backup(zoo_setup)
+    zoo_setup.run("restore", backup_id, "--to", empty_db.dsn)
+    with empty_db.connect() as conn:
+        conn.execute("alter table public.audit_log add column must int not null default 1")
+        conn.execute("alter table public.audit_log alter column must drop default")
+    failed = zoo_setup.run(
+        "restore",
+        backup_id,
+        "--to",
+        empty_db.dsn,
+        "--data-only",
+        "--force",
+        "--table",
+        "public.audit_log",
+        expect=None,
+    )
+    assert failed.code not in (0, 3), failed.stderr
+    assert "psql stopped with an error (psql exit status 3)" in failed.stderr
+    assert "failed (exit 3)" not in failed.stderr
+    assert scalar(empty_db.dsn, empty_db.password, "select count(*) from public.audit_log") == 1
