@@ -100,6 +100,7 @@ def manifest_text(m: Manifest) -> str:
             f"    {o.name:<8} {human_size(o.size):>10} stored, {human_size(o.plain_size):>10} plain"
             f"  sha256 {o.sha256[:16]}..."
         )
+        lines.append(f"             key {o.key}")
     if m.tables:
         lines.append(f"  tables ({len(m.tables)}, exact rows in the snapshot):")
         excluded = extra.get("excluded_table_data") or {}
@@ -241,16 +242,19 @@ def list_result(result: Any, as_json: bool) -> None:
     emit("\n".join(lines))
 
 
-def verification_text(record: Any) -> str:
-    """The last verification of an item: when, how deep, the outcome and what was wrong."""
+def verification_text(record: Any, manifest: Manifest | None = None) -> str:
+    """The last verification of an item: when, how deep, the outcome and what was wrong (with
+    the object's storage key from the manifest)."""
     if record is None:
         return "  verified:    never (run `drtool verify ID`)"
     how = "deep" if record.deep else "stored bytes"
     outcome = "ok" if record.ok else f"FAILED, {len(record.problems)} problem(s)"
     lines = [f"  verified:    {when(record.at)} {outcome} ({how})"]
+    keys = {o.name: o.key for o in manifest.objects} if manifest is not None else {}
     for problem in record.problems:
         chunk = f" chunk {problem.chunk}" if problem.chunk is not None else ""
-        lines.append(f"    {problem.object}{chunk}: {problem.problem}")
+        key = f" ({keys[problem.object]})" if problem.object in keys else ""
+        lines.append(f"    {problem.object}{key}{chunk}: {problem.problem}")
     return "\n".join(lines)
 
 
@@ -276,7 +280,8 @@ def show_result(result: Any, as_json: bool) -> None:
             }
         )
         return
-    emit(manifest_text(result.manifest) + "\n" + verification_text(result.last_verification))
+    verified = verification_text(result.last_verification, result.manifest)
+    emit(manifest_text(result.manifest) + "\n" + verified)
 
 
 def demo_result(result: Any, as_json: bool) -> None:

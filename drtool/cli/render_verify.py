@@ -1,5 +1,6 @@
-"""Rendering of verify results: one line per item and one per problem, then what to do; or the
-JSON document."""
+"""Rendering of verify results: one line per item and one per problem with the full address of
+the stored object it concerns (what an operator looks for in the bucket), then what to do; or
+the JSON document (each problem's ``key``: the storage key under the prefix)."""
 
 from __future__ import annotations
 
@@ -25,6 +26,8 @@ def verify_result(result: VerifyResult, as_json: bool) -> None:
             if problem.chunk is not None:
                 where += f" chunk {problem.chunk}"
             lines.append(f"  {where}: {problem.problem}")
+            if problem.key:
+                lines.append(f"    stored as {result.location(problem.key)}")
             if problem.hint and problem.hint not in hints:
                 hints.append(problem.hint)
     failed = sum(1 for item in result.items if not item.ok)

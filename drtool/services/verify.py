@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from drtool import __version__
-from drtool.catalog.catalog import MANIFEST_NAME, path_id
+from drtool.catalog.catalog import MANIFEST_NAME, backup_prefix, object_key, path_id
 from drtool.catalog.manifest import Manifest
 from drtool.catalog.records import Problem, VerificationRecord, write_verification
 from drtool.crypto.keys import Identity
@@ -17,9 +17,9 @@ from drtool.ids import is_valid_id, new_id
 from drtool.log import get_logger
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
-from drtool.services.verify_checks import TAMPERED_HINT, Checker, Meter
+from drtool.services.verify_checks import TAMPERED_HINT, Checker, KeyedProblem, Meter
 
-__all__ = ["Problem", "VerifyItem", "VerifyResult", "verify"]
+__all__ = ["KeyedProblem", "Problem", "VerifyItem", "VerifyResult", "verify"]
 
 MB = 1_000_000
 
@@ -32,7 +32,7 @@ class VerifyItem:
     kind: str
     ok: bool
     deep: bool
-    problems: list[Problem]
+    problems: list[KeyedProblem]
     seconds: float
     bytes_read: int
     plain_bytes: int
@@ -43,6 +43,11 @@ class VerifyItem:
 class VerifyResult:
     items: list[VerifyItem]
     ok: bool
+    storage: str = ""  # where the problems' keys are: s3://bucket/prefix or a file:// directory
+
+    def location(self, key: str) -> str:
+        """The full address of a stored key, to look up in the bucket or directory."""
+        return f"{self.storage.rstrip('/')}/{key}" if self.storage else key
 
     # What the job wrapper (services/jobs.py) records and reports about a run.
     def failed(self) -> bool:
@@ -63,7 +68,9 @@ class VerifyResult:
         text = f"{len(failed)} of {len(self.items)} item(s) failed verification: "
         text += f"{first.kind} {first.id}"
         if first.problems:
-            text += f" ({first.problems[0].object}: {first.problems[0].problem})"
+            problem = first.problems[0]
+            where = problem.object + (f" ({problem.key})" if problem.key else "")
+            text += f" ({where}: {problem.problem})"
         return text
 
 
@@ -74,6 +81,7 @@ class _Unreadable:
     id: str
     kind: str
     problem: str
+    key: str | None = None  # the manifest's storage key, when known
 
 
 def _kind_of(manifest_key: str) -> str:
@@ -100,9 +108,11 @@ def _targets(ctx: Context, ref: str | None, all_items: bool) -> list[Manifest | 
         try:
             return [ctx.catalog.find(ref)]
         except IntegrityError as exc:
-            return [_Unreadable(ref, "backup", exc.message)]
+            return [_Unreadable(ref, "backup", exc.message, _backup_manifest_key(ref))]
     listing = ctx.catalog.listing(None if all_items else "backup")
-    unreadable = [_Unreadable(path_id(key), _kind_of(key), msg) for key, msg in listing.unreadable]
+    unreadable = [
+        _Unreadable(path_id(key), _kind_of(key), msg, key) for key, msg in listing.unreadable
+    ]
     targets: list[Manifest | _Unreadable] = []
     if all_items:
         targets = [*listing.items, *unreadable]
@@ -120,6 +130,13 @@ def _targets(ctx: Context, ref: str | None, all_items: bool) -> list[Manifest | 
     return targets
 
 
+def _backup_manifest_key(item_id: str) -> str | None:
+    try:
+        return object_key(backup_prefix(item_id), MANIFEST_NAME)
+    except DrtoolError:
+        return None
+
+
 def _record(ctx: Context, item: VerifyItem) -> None:
     """Store the run's record; failing to store it does not change what was found."""
     if not is_valid_id(item.id):
@@ -132,7 +149,7 @@ def _record(ctx: Context, item: VerifyItem) -> None:
         at=item.verified_at,
         deep=item.deep,
         ok=item.ok,
-        problems=item.problems,
+        problems=[problem.record() for problem in item.problems],
         seconds=item.seconds,
         bytes=item.bytes_read,
         plain_bytes=item.plain_bytes,
@@ -159,7 +176,8 @@ def _log_outcome(item: VerifyItem) -> None:
     log.info("%s %s %s (%s): %s, %.1fs", item.kind, item.id, outcome, how, rates, item.seconds)
     for p in item.problems:
         chunk = f" chunk {p.chunk}" if p.chunk is not None else ""
-        log.warning("%s %s: %s%s: %s", item.kind, item.id, p.object, chunk, p.problem)
+        key = f" ({p.key})" if p.key else ""
+        log.warning("%s %s: %s%s%s: %s", item.kind, item.id, p.object, key, chunk, p.problem)
 
 
 def _verify_one(ctx: Context, checker: Checker, target: Manifest | _Unreadable) -> VerifyItem:
@@ -167,7 +185,9 @@ def _verify_one(ctx: Context, checker: Checker, target: Manifest | _Unreadable) 
     started = time.monotonic()
     meter = Meter()
     if isinstance(target, _Unreadable):
-        problems = [Problem(MANIFEST_NAME, None, target.problem, TAMPERED_HINT)]
+        problems = [
+            KeyedProblem(MANIFEST_NAME, None, target.problem, TAMPERED_HINT, key=target.key)
+        ]
     else:
         problems = checker.item(target, meter)
     item = VerifyItem(
@@ -196,4 +216,4 @@ def verify(
         raise UsageError("give an ID or --all, not both")
     checker = Checker(ctx.storage, _identities(ctx) if deep else [], ctx.progress)
     items = [_verify_one(ctx, checker, target) for target in _targets(ctx, ref, all_items)]
-    return VerifyResult(items, all(item.ok for item in items))
+    return VerifyResult(items, all(item.ok for item in items), ctx.storage.description)

@@ -7,10 +7,10 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
-from drtool.catalog.catalog import MANIFEST_NAME, path_id
+from drtool.catalog.catalog import MANIFEST_NAME, backup_prefix, object_key, path_id
 from drtool.catalog.manifest import Manifest, ObjectEntry
 from drtool.catalog.records import Problem
 from drtool.crypto.age import open_seal_key
@@ -32,6 +32,39 @@ CHANGED_HINT = (
 )
 MISSING_HINT = "the object was deleted or lost; use another backup or a replica"
 DAMAGED_HINT = "the stored object is damaged; use another backup or a replica"
+
+
+@dataclass(frozen=True)
+class KeyedProblem(Problem):
+    """A problem with the storage key of the object it concerns (under the storage prefix, as in
+    the manifest's ``objects[].key``): what an operator looks for in the bucket. ``None`` when
+    no key is known (a manifest asked for by an id that has none)."""
+
+    key: str | None = None
+
+    def record(self) -> Problem:
+        """The verification record's form (docs/format.md: object, chunk, problem, hint)."""
+        return Problem(self.object, self.chunk, self.problem, self.hint)
+
+
+def manifest_key(manifest: Manifest) -> str | None:
+    """Where ``manifest.json`` of this item is stored."""
+    if manifest.kind == "backup":
+        return object_key(backup_prefix(manifest.id), MANIFEST_NAME)
+    for entry in manifest.objects:
+        if path_id(entry.key) == manifest.id:
+            return entry.key.rsplit("/", 1)[0] + "/" + MANIFEST_NAME
+    return None
+
+
+def _about(
+    entry: ObjectEntry, problem: str, hint: str | None, chunk: int | None = None
+) -> KeyedProblem:
+    return KeyedProblem(entry.name, chunk, problem, hint, key=entry.key)
+
+
+def _about_manifest(manifest: Manifest, problem: str, hint: str | None) -> KeyedProblem:
+    return KeyedProblem(MANIFEST_NAME, None, problem, hint, key=manifest_key(manifest))
 
 
 @dataclass
@@ -57,8 +90,8 @@ class _MeteredStorage:
             yield chunk
 
 
-def _missing(entry: ObjectEntry) -> Problem:
-    return Problem(entry.name, None, f"missing: {entry.key} is not in storage", MISSING_HINT)
+def _missing(entry: ObjectEntry) -> KeyedProblem:
+    return _about(entry, f"missing: {entry.key} is not in storage", MISSING_HINT)
 
 
 class Checker:
@@ -73,7 +106,7 @@ class Checker:
         self.progress = progress
         self._tools: dict[int | None, Tool] = {}
 
-    def item(self, manifest: Manifest, meter: Meter) -> list[Problem]:
+    def item(self, manifest: Manifest, meter: Meter) -> list[KeyedProblem]:
         """Every problem of one item: layout, then the seal (deep), then each object."""
         problems = self.layout(manifest)
         if self.deep:
@@ -86,22 +119,21 @@ class Checker:
                 problems += self.stored_object(entry, meter, progress)
         return problems
 
-    def layout(self, manifest: Manifest) -> list[Problem]:
+    def layout(self, manifest: Manifest) -> list[KeyedProblem]:
         """What the manifest says that cannot be right, checked without reading any object."""
-        problems: list[Problem] = []
+        problems: list[KeyedProblem] = []
         if manifest.kind == "backup" and DUMP_OBJECT not in [o.name for o in manifest.objects]:
-            problems.append(
-                Problem(MANIFEST_NAME, None, "the manifest lists no dump object", TAMPERED_HINT)
-            )
+            problem = "the manifest lists no dump object"
+            problems.append(_about_manifest(manifest, problem, TAMPERED_HINT))
         for entry in manifest.objects:
             if path_id(entry.key) != manifest.id:
                 problem = f"stored at {entry.key}, outside this item's folder"
-                problems.append(Problem(entry.name, None, problem, TAMPERED_HINT))
+                problems.append(_about(entry, problem, TAMPERED_HINT))
         return problems
 
     def stored_object(
         self, entry: ObjectEntry, meter: Meter, progress: ProgressFn
-    ) -> list[Problem]:
+    ) -> list[KeyedProblem]:
         """Present, and the stored bytes have the manifest's size and SHA-256 (no key needed)."""
         try:
             size = self.storage.stat(entry.key).size
@@ -110,7 +142,7 @@ class Checker:
                     f"stored size is {size} bytes, the manifest records {entry.size} "
                     "(truncated or replaced)"
                 )
-                return [Problem(entry.name, None, problem, CHANGED_HINT)]
+                return [_about(entry, problem, CHANGED_HINT)]
             digest = Digest()
             for _chunk in hash_tap(self.storage.get(entry.key), digest, progress):
                 pass
@@ -121,12 +153,12 @@ class Checker:
             what = f"object {entry.name} (stored bytes)"
             check_digest(digest, size=entry.size, sha256=entry.sha256, what=what, obj=entry.name)
         except IntegrityError as exc:
-            return [Problem(entry.name, None, exc.message, CHANGED_HINT)]
+            return [_about(entry, exc.message, CHANGED_HINT)]
         return []
 
     def deep_object(
         self, manifest: Manifest, entry: ObjectEntry, meter: Meter, progress: ProgressFn
-    ) -> list[Problem]:
+    ) -> list[KeyedProblem]:
         """Decrypt and authenticate every chunk, decompress, check both checksums and, for a
         backup's dump, that pg_restore reads its table of contents: one pass over the bytes."""
         storage = cast(Storage, _MeteredStorage(self.storage, meter, progress))
@@ -144,38 +176,41 @@ class Checker:
             return [_missing(entry)]
         except IntegrityError as exc:
             hint = exc.hint or DAMAGED_HINT
-            return [Problem(exc.obj or entry.name, exc.chunk, exc.message, hint)]
+            named = replace(
+                _about(entry, exc.message, hint, exc.chunk), object=exc.obj or entry.name
+            )
+            return [named]
         finally:
             if reader:
                 reader.abort()
         return []
 
-    def seal(self, manifest: Manifest) -> list[Problem]:
+    def seal(self, manifest: Manifest) -> list[KeyedProblem]:
         """The manifest is authentic: its seal matches under the file key of the object it
         names (read from that object's header alone)."""
         name = manifest.seal_object
         if name is None:
-            return [Problem(MANIFEST_NAME, None, "the manifest has no seal", TAMPERED_HINT)]
+            return [_about_manifest(manifest, "the manifest has no seal", TAMPERED_HINT)]
         try:
             entry = manifest.object(name)
         except IntegrityError:
             problem = f"the seal names object {name!r}, which the manifest does not list"
-            return [Problem(MANIFEST_NAME, None, problem, TAMPERED_HINT)]
+            return [_about_manifest(manifest, problem, TAMPERED_HINT)]
         try:
             stream = self.storage.get(entry.key)
         except NotFoundInStorage:
             problem = f"the seal cannot be checked: object {name} is missing"
-            return [Problem(MANIFEST_NAME, None, problem, MISSING_HINT)]
+            return [_about_manifest(manifest, problem, MISSING_HINT)]
         try:
             key = open_seal_key(stream, self.identities, obj=name)
         except IntegrityError as exc:
             problem = f"the seal cannot be checked: {exc.message}"
-            return [Problem(MANIFEST_NAME, None, problem, exc.hint or DAMAGED_HINT)]
+            return [_about_manifest(manifest, problem, exc.hint or DAMAGED_HINT)]
         finally:
             close_quietly(stream)
         if manifest.seal_valid(key):
             return []
-        return [Problem(MANIFEST_NAME, None, SEAL_MISMATCH, TAMPERED_HINT)]
+        return [_about_manifest(manifest, SEAL_MISMATCH, TAMPERED_HINT)]
 
     def _restore_tool(self, manifest: Manifest) -> Tool:
         # pg_restore must be at least as new as the pg_dump that wrote the archive.

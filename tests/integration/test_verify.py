@@ -390,3 +390,38 @@ def test_the_seal_is_exactly_what_docs_format_md_describes(two: Two) -> None:
     canonical = json.dumps(body_doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     mac = hmac.new(seal_key, canonical.encode(), hashlib.sha256).hexdigest()
     assert mac == manifest["seal"]["mac"]
+
+
+def test_a_tampered_dump_is_named_by_its_storage_key(two: Two) -> None:
+    """Operators look for the key in their bucket: the human output gives the object's full
+    address, --json each problem's ``key`` (the short name stays), and show gives the keys."""
+    key = two.stored.key(two.newer, "dump")
+    assert key == f"backups/{two.newer}/dump.pgdump.zst.age"
+    data = two.stored.read(key)
+    two.stored.write(key, flip(data, len(data) // 2))
+    location = f"{two.stored.root.as_uri()}/{key}"
+    for deep in ([], ["--deep"]):
+        doc = two.run("verify", *deep, "--json", expect=3).json
+        assert [(p["object"], p["key"]) for p in problems_of(doc)] == [("dump", key)]
+        assert doc["storage"] == two.stored.root.as_uri()
+        human = two.run("verify", *deep, expect=3).stdout
+        assert f"stored as {location}\n" in human, human
+    shown = two.run("show", two.newer, "--json").json
+    assert {(o["name"], o["key"]) for o in shown["objects"]} >= {("dump", key)}
+    text = two.run("show", two.newer).stdout
+    assert f"key {key}" in text
+    assert f"dump ({key}) chunk " in text, "the last verification names the key too"
+
+
+def test_a_manifest_problem_names_the_manifest_key(two: Two) -> None:
+    two.stored.edit_manifest(two.newer, lambda doc: doc["tables"].update({"public.x": 1}))
+    doc = two.run("verify", "--deep", "--json", expect=3).json
+    [problem] = problems_of(doc)
+    assert (problem["object"], problem["key"]) == (
+        "manifest.json",
+        f"backups/{two.newer}/manifest.json",
+    )
+
+
+def problems_of(doc: dict[str, Any]) -> list[dict[str, Any]]:
+    return [p for item in doc["items"] for p in item["problems"]]
