@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import re
 import shlex
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,17 +11,14 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
-from apscheduler.triggers.cron import CronTrigger  # type: ignore[import-untyped]
 
 from drtool.catalog.runs import JOB_NAME
 from drtool.config import Config, load_yaml, parse_duration
 from drtool.errors import ConfigError
 from drtool.scheduler.commands import Invocation, parse_command
+from drtool.scheduler.cron import CronTrigger, parse_cron
 
 KEYS = frozenset({"name", "cron", "command", "timezone", "jitter", "timeout", "enabled"})
-# APScheduler numbers weekdays from Monday = 0; cron from Sunday = 0 (and 7). Names mean the
-# same in both, so numeric cron weekdays are translated to names.
-_CRON_WEEKDAYS = ("sun", "mon", "tue", "wed", "thu", "fri", "sat", "sun")
 
 
 @dataclass(frozen=True)
@@ -53,29 +49,10 @@ class ScheduleJob:
         return times
 
 
-def _weekday_names(field: str) -> str:
-    return re.sub(
-        r"\d+",
-        lambda m: _CRON_WEEKDAYS[int(m.group())] if int(m.group()) <= 7 else m.group(),
-        field,
-    )
-
-
 def cron_trigger(expr: str, timezone: str, jitter: int | None = None) -> CronTrigger:
-    """A five-field crontab expression as an APScheduler trigger (ValueError if invalid)."""
-    fields = expr.split()
-    if len(fields) != 5:
-        raise ValueError(f"expected five fields (minute hour day month weekday), got {len(fields)}")
-    minute, hour, day, month, weekday = fields
-    return CronTrigger(
-        minute=minute,
-        hour=hour,
-        day=day,
-        month=month,
-        day_of_week=_weekday_names(weekday),
-        timezone=ZoneInfo(timezone),
-        jitter=jitter,
-    )
+    """A five-field crontab expression, with cron's semantics (drtool/scheduler/cron.py), as
+    an APScheduler trigger in ``timezone`` (ValueError if invalid)."""
+    return CronTrigger(expr, ZoneInfo(timezone), jitter)
 
 
 def schedule_dir(config: Config) -> Path:
@@ -118,7 +95,7 @@ def _parse_one(path: Path, where: str, problems: list[tuple[str, str]]) -> Sched
         problem("cron", 'required: a five-field crontab expression such as "0 2 * * *"')
     else:
         try:
-            cron_trigger(cron, str(timezone))
+            cron = parse_cron(cron)
         except ValueError as exc:
             problem("cron", f"invalid cron expression {cron!r}: {exc}")
     durations: dict[str, float | None] = {}

@@ -65,6 +65,25 @@ def test_string_list_and_defaults(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("cron", "first"),
+    [
+        # Standard crontab lines that a translation to APScheduler's fields got wrong.
+        ("0 2 * * 0-6", "2026-11-27T02:00"),  # every day (2026-11-26 is a Thursday)
+        ("0 0 * * */2", "2026-11-28T00:00"),  # Sun, Tue, Thu, Sat: Saturday next
+        ("0 0 * * 7", "2026-11-29T00:00"),  # Sunday
+        ("0 0 * * 5-7", "2026-11-27T00:00"),  # Friday to Sunday
+        ("0 0 * * SAT,SUN", "2026-11-28T00:00"),
+        ("0 0 1 * 1", "2026-11-30T00:00"),  # the 1st OR a Monday
+    ],
+)
+def test_standard_crontab_lines_are_accepted(tmp_path: Path, cron: str, first: str) -> None:
+    write(tmp_path / "s", "a.yaml", f'cron: "{cron}"\ncommand: status\n')
+    (job,) = load_schedules(tmp_path / "s")
+    (fire,) = job.next_fire_times(datetime(2026, 11, 26, 12, tzinfo=UTC), 1)
+    assert fire.strftime("%Y-%m-%dT%H:%M") == first
+
+
+@pytest.mark.parametrize(
     ("text", "key", "words"),
     [
         ('cron: "61 2 * * *"\ncommand: backup\n', "cron", "invalid cron"),
@@ -80,6 +99,14 @@ def test_string_list_and_defaults(tmp_path: Path) -> None:
         ('cron: "0 2 * * *"\ncommand: backup\nenabled: yes\n', "enabled", "true or false"),
         ('cron: "0 2 * * *"\n', "command", "required"),
         ('cron: "0 2 * * *"\ncommand: backup\nname: Nightly Backup\n', "name", "invalid job"),
+        ('cron: "0 0 * * 5-0"\ncommand: backup\n', "cron", "e.g. 5-7"),
+        ('cron: "0 0 * * sat-sun"\ncommand: backup\n', "cron", "runs downwards"),
+        ('cron: "0 0 * * 8"\ncommand: backup\n', "cron", "day-of-week"),
+        ('cron: "0 0 31 2 *"\ncommand: backup\n', "cron", "day-of-month"),
+        ('cron: "0 0 L * *"\ncommand: backup\n', "cron", "not standard cron"),
+        ('cron: "0 0 * * 1#2"\ncommand: backup\n', "cron", "not standard cron"),
+        ('cron: "0 0 0 * * *"\ncommand: backup\n', "cron", "five fields"),
+        ('cron: "@daily"\ncommand: backup\n', "cron", "five fields"),
     ],
 )
 def test_each_mistake_is_named_with_file_and_key(
