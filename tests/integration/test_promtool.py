@@ -1,14 +1,22 @@
-"""The metrics as Prometheus reads them: the textfile and the scheduler's /metrics pass
-`promtool check metrics`, no series carries a label Prometheus sets on the target itself
-(`job`, `instance`: it would come back as `exported_job` and the runbook's queries would never
-match), and a storage read failure during a scrape is a metric, not missing series."""
+"""The metrics as Prometheus reads them: a real Prometheus scrape matches the runbook's
+queries; the textfile and the scheduler's /metrics pass `promtool check metrics`; no series
+carries a label Prometheus sets on the target itself (`job`, `instance`: it would come back as
+`exported_job` and `{job="verify"}` would never match); and a storage read failure during a
+scrape is a metric, not missing series."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,21 +24,26 @@ from prometheus_client.parser import text_string_to_metric_families
 from drtool.config import StorageConfig
 from tests.fixtures.cli import make_setup
 from tests.fixtures.s3 import MotoServer
-from tests.integration.test_scheduler import BACKUP_SCHEDULE, Scheduler, with_schedules
+from tests.integration.test_scheduler import BACKUP_SCHEDULE, Scheduler, free_port, with_schedules
 
 NOWHERE = "postgresql://drtool@127.0.0.1:9/nowhere"
 TARGET_LABELS = {"job", "instance"}  # set by Prometheus on every scraped series
 
 
-def require_promtool() -> str:
-    """A missing promtool skips locally and fails in CI (scripts/system-deps.sh installs it)."""
-    found = shutil.which("promtool")
+def require_tool(name: str) -> str:
+    """A missing promtool/prometheus skips locally and fails in CI (scripts/system-deps.sh
+    installs Debian's prometheus package, which has both)."""
+    found = shutil.which(name)
     if found is None:
-        message = "promtool is needed (Debian: apt-get install prometheus; `make test` does it)"
+        message = f"{name} is needed (Debian: apt-get install prometheus; `make test` does it)"
         if os.environ.get("CI", "").strip().lower() not in ("", "0", "false", "no"):
             pytest.fail(message)
         pytest.skip(message)
     return found
+
+
+def require_promtool() -> str:
+    return require_tool("promtool")
 
 
 def promtool_check(text: str) -> None:
@@ -147,5 +160,82 @@ def test_a_storage_read_failure_during_a_scrape_is_a_metric(
         assert "drtool_scheduler_up" in {name for name, _ in found}
         assert not any(name.startswith("drtool_objective_") for name, _ in found)
         assert "cannot read the state" in "".join(sched.raw)
+    finally:
+        assert sched.stop() == 0
+
+
+@contextmanager
+def prometheus(tmp_path: Path, target: str) -> Iterator[str]:
+    """A real Prometheus server scraping ``target`` every second as scrape job ``drtool``;
+    yields its base URL. Its own process, stopped at the end (no service is involved)."""
+    binary = require_tool("prometheus")
+    port = free_port()
+    config = tmp_path / "prometheus.yml"
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "scrape_configs:\n"
+        f"  - job_name: drtool\n    static_configs: [{{targets: ['{target}']}}]\n",
+        encoding="utf-8",
+    )
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            binary,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+def query_until(base: str, expr: str, log: Path, timeout: float = 120) -> list[dict[str, Any]]:
+    """The instant-query result for ``expr`` once it is non-empty (Prometheus needs a scrape
+    or two first)."""
+    url = f"{base}/api/v1/query?" + urllib.parse.urlencode({"query": expr})
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(url, timeout=5) as response:
+                doc = json.load(response)
+            result: list[dict[str, Any]] = doc["data"]["result"]
+            if result:
+                return result
+        except OSError:
+            pass  # not listening yet
+        time.sleep(0.5)
+    raise AssertionError(f"no result for {expr}; prometheus log:\n" + log.read_text())
+
+
+def test_a_real_prometheus_scrape_matches_the_runbook_queries(tmp_path: Path) -> None:
+    """Scraped by Prometheus, the job's series keep drtool_job and get the scrape job's own
+    ``job`` label (no ``exported_job``), so the alert queries of runbooks/alerts.md match."""
+    storage = StorageConfig(url=(tmp_path / "storage").as_uri())
+    setup = with_schedules(
+        make_setup(tmp_path / "cfg", NOWHERE, None, storage), backup=BACKUP_SCHEDULE
+    )
+    sched = Scheduler(setup, "--run-now", "backup")  # the backup fails: no database
+    try:
+        sched.http_ready()
+        sched.wait_for(lambda e: e.get("event") == "run")
+        with prometheus(tmp_path, f"127.0.0.1:{sched.port}") as base:
+            log = tmp_path / "prometheus.log"
+            [series] = query_until(base, 'drtool_job_last_run_ok{drtool_job="backup"} == 0', log)
+            labels = series["metric"]
+            assert labels["job"] == "drtool" and labels["drtool_job"] == "backup", labels
+            assert not any(name.startswith("exported_") for name in labels), labels
+            [up] = query_until(base, "drtool_metrics_storage_up == 1", log)
+            assert up["metric"]["job"] == "drtool"
     finally:
         assert sched.stop() == 0
