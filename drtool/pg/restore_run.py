@@ -11,7 +11,7 @@ from pathlib import Path
 
 from psycopg import sql
 
-from drtool.errors import SubprocessError
+from drtool.errors import OperationError, SubprocessError
 from drtool.log import get_logger
 from drtool.pg.process import stream_stdout
 from drtool.pg.restore import LONG_TAIL_LINES, FedProcess, Toc, parse_toc
@@ -191,6 +191,20 @@ def list_file(tool: Tool, env: Mapping[str, str], path: Path) -> Toc:
         raise
 
 
+def _large_objects(restore: Tool, env: Mapping[str, str], file: Path) -> list[int]:
+    """OIDs of the large objects in a dump file (its ``BLOB`` TOC entries, one per object).
+    pg_dump 17 and later group them in ``BLOB METADATA`` entries whose listing names only the
+    first OID: such a dump is refused before anything changes."""
+    toc = list_file(restore, env, file)
+    if any(e.kind.startswith("BLOB METADATA") for e in toc.entries):
+        raise OperationError(
+            "--data-only --force cannot replace the large objects of this dump: pg_dump "
+            f"{toc.header.get('Dumped by pg_dump version', '17 or later')} lists them in groups",
+            hint="restore into a fresh database, or with --force (without --data-only)",
+        )
+    return sorted(int(e.name) for e in toc.entries if e.kind == "BLOB" and e.name.isdigit())
+
+
 def reload_data(
     restore: Tool,
     psql: Tool,
@@ -203,9 +217,24 @@ def reload_data(
 ) -> None:
     """Empty ``truncate`` and reload the dump's data in ONE transaction: pg_restore writes the
     data-only script, psql runs it after a TRUNCATE with --single-transaction and
-    ON_ERROR_STOP, so any failure leaves the tables as they were."""
+    ON_ERROR_STOP, so any failure leaves the tables as they were.
+
+    A reload without ``--table`` also recreates the dump's large objects (pg_restore's
+    data-only script creates each with ``lo_create``, its owner, comment and contents): the
+    target's large objects with the same OIDs are unlinked first, in the same transaction
+    (as ``pg_restore --clean`` does), and other large objects are left alone. With
+    ``--table`` pg_restore leaves large objects out."""
     tables = sql.SQL(", ").join(sql.Identifier(s, t) for s, t in truncate)
-    prelude = sql.SQL("TRUNCATE TABLE {};\n").format(tables).as_string(None).encode()
+    statements = [sql.SQL("TRUNCATE TABLE {};\n").format(tables)]
+    oids = [] if selection.tables else _large_objects(restore, env, file)
+    if oids:
+        statements.append(
+            sql.SQL(
+                "SELECT count(pg_catalog.lo_unlink(oid)) FROM pg_catalog.pg_largeobject_metadata"
+                " WHERE oid = ANY({}::pg_catalog.oid[]);\n"
+            ).format(sql.Literal(oids))
+        )
+    prelude = sql.Composed(statements).as_string(None).encode()
     script_argv = [str(restore.path), "--data-only", "--file=-", *selection.filter_args()]
     script_argv += ["--disable-triggers"] if disable_triggers else []
     psql_argv = [str(psql.path), "--no-psqlrc", "--quiet", "--no-password"]

@@ -5,6 +5,7 @@ partitions, odd names, partitioned parents and large objects in a data-only relo
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import zipfile
@@ -194,6 +195,29 @@ def test_table_partitioned_parent_is_named_as_such_and_changes_nothing(
     assert checksums(empty_db.dsn, empty_db.password, parts) == checksums(
         zoo_db.dsn, zoo_db.password, parts
     )
+
+
+def test_data_only_force_replaces_large_objects(
+    zoo_setup: Setup, zoo_db: Database, empty_db: Database
+) -> None:
+    backup_id = backup(zoo_setup)
+    zoo_setup.run("restore", backup_id, "--to", empty_db.dsn)
+    with empty_db.connect() as conn:
+        conn.execute("delete from public.tickets where no > 3")
+        conn.execute(f"select lo_put({LO_OIDS[0]}, 0, 'CHANGED'::bytea)")
+        conn.execute("select lo_from_bytea(424299, 'only on the target'::bytea)")
+    out = zoo_setup.run("restore", backup_id, "--to", empty_db.dsn, "--data-only", "--force")
+    assert "exit 3" not in out.stderr
+    tables = base_tables(zoo_db)
+    assert checksums(empty_db.dsn, empty_db.password, tables) == checksums(
+        zoo_db.dsn, zoo_db.password, tables
+    )
+    # The dump's large objects are back with their contents, owner and comment; a large
+    # object the dump does not have is left alone.
+    objects = describe_objects(empty_db)
+    assert (424299, hashlib.md5(b"only on the target").hexdigest()) in objects["large objects"]
+    objects["large objects"].remove((424299, hashlib.md5(b"only on the target").hexdigest()))
+    assert objects == describe_objects(zoo_db)
 
 
 def test_psql_error_does_not_read_like_drtool_exit_3(zoo_setup: Setup, empty_db: Database) -> None:
