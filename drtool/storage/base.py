@@ -106,6 +106,29 @@ def check_key(key: str) -> str:
     return key
 
 
+# SPEC "Storage layout": Object Lock keeps data objects, manifests and audit records, which are
+# written once. Everything else is state that is rewritten or removed (the scheduler's leases
+# in scheduler/, job-run records in runs/, the archive journal, void markers) or a record of a
+# check (drills/, verifications/, restores/), and is never locked: a lock would keep every
+# rewritten version for the whole retention period.
+LOCKED_TOP_DIRS = frozenset({"backups", "exports", "archive", "streams", "audit"})
+UNLOCKED_NAMES = frozenset({"void.json"})  # archive/<policy>/<yyyy>/<mm>/<id>/void.json
+ARCHIVE_JOURNAL_DIR = "journal"  # archive/<policy>/journal/<id>.json
+
+
+def object_lock_applies(key: str) -> bool:
+    """Whether a backend with Object Lock configured puts ``key`` under retention."""
+    segments = key.split("/")
+    if segments[0] not in LOCKED_TOP_DIRS or segments[-1] in UNLOCKED_NAMES:
+        return False
+    return not (segments[0] == "archive" and segments[2:3] == [ARCHIVE_JOURNAL_DIR])
+
+
+def content_type(key: str) -> str:
+    """The Content-Type an object is stored with: manifests and records are JSON."""
+    return "application/json" if key.endswith(".json") else "application/octet-stream"
+
+
 def check_prefix(prefix: str) -> str:
     """A listing prefix: ``''``, or a key optionally followed by one ``/``."""
     if prefix == "":

@@ -31,8 +31,10 @@ from drtool.storage.base import (
     check_key,
     check_prefix,
     close_quietly,
+    content_type,
     drain_then,
     fixed_parts,
+    object_lock_applies,
     ordered_map,
     split_chunks,
 )
@@ -171,12 +173,14 @@ class S3Storage:
         except (ClientError, BotoCoreError) as exc:
             raise self._error(exc, action, key) from exc
 
-    def _lock_args(self) -> dict[str, Any]:
+    def _object_args(self, key: str) -> dict[str, Any]:
+        """Content-Type, and retention for the objects kept under Object Lock (base.py)."""
+        args: dict[str, Any] = {"ContentType": content_type(key)}
         lock = self._cfg.object_lock
-        if lock is None:
-            return {}
-        until = datetime.now(UTC) + timedelta(days=lock.days)
-        return {"ObjectLockMode": lock.mode.upper(), "ObjectLockRetainUntilDate": until}
+        if lock is not None and object_lock_applies(key):
+            args["ObjectLockMode"] = lock.mode.upper()
+            args["ObjectLockRetainUntilDate"] = datetime.now(UTC) + timedelta(days=lock.days)
+        return args
 
     # -- writes -----------------------------------------------------------------------------
 
@@ -206,7 +210,7 @@ class S3Storage:
             key,
             self.client.create_multipart_upload,
             Key=full,
-            **self._lock_args(),
+            **self._object_args(key),
         )
         upload_id = started["UploadId"]
         pool = ThreadPoolExecutor(cfg.upload_concurrency, thread_name_prefix="drtool-s3-put")
@@ -289,7 +293,7 @@ class S3Storage:
 
     def _put_object(self, key: str, full: str, data: bytes | bytearray) -> None:
         put = self.client.put_object
-        args = {"Key": full, "Body": data, "ContentMD5": _md5(data), **self._lock_args()}
+        args = {"Key": full, "Body": data, "ContentMD5": _md5(data), **self._object_args(key)}
         self._call("write", key, put, **args)
 
     def put_if(self, key: str, data: bytes, *, etag: str | None) -> str | None:
@@ -301,7 +305,7 @@ class S3Storage:
                 Key=full,
                 Body=data,
                 ContentMD5=_md5(data),
-                **self._lock_args(),
+                **self._object_args(key),
                 **condition,
             )
         except ClientError as exc:

@@ -293,7 +293,7 @@ def test_parallel_ranged_get_returns_identical_bytes(
         storage.get("absent")
 
 
-def test_object_lock_sets_retention(moto_server: MotoServer) -> None:
+def test_object_lock_sets_retention_on_data_and_manifests_only(moto_server: MotoServer) -> None:
     bucket = moto_server.create_bucket(ObjectLockEnabledForBucket=True)
     try:
         cfg = StorageConfig(
@@ -307,16 +307,47 @@ def test_object_lock_sets_retention(moto_server: MotoServer) -> None:
         )
         storage = S3Storage(cfg)
         sent = record_requests(storage)
-        storage.put_bytes("manifest.json", b"{}")
-        storage.put("dump", chunks_of(payload(PART + 1)))
-        locked = storage.stat("manifest.json").locked_until
+        storage.put_bytes("backups/x/manifest.json", b"{}")
+        storage.put("backups/x/dump", chunks_of(payload(PART + 1)))
+        storage.put_bytes("runs/backup.json", b"{}")
+        storage.put_bytes("archive/p/journal/x.json", b"{}")
+        assert storage.put_if("scheduler/backup.json", b"{}", etag=None) is not None
+        locked = storage.stat("backups/x/manifest.json").locked_until
         assert locked is not None
         assert abs(locked - (datetime.now(UTC) + timedelta(days=2))) < timedelta(minutes=5)
+        for key in ["runs/backup.json", "archive/p/journal/x.json", "scheduler/backup.json"]:
+            assert storage.stat(key).locked_until is None, key
         # moto drops the lock of multipart uploads on completion; check what was asked for.
         started = [h for op, h in sent if op == "CreateMultipartUpload"]
         assert started and started[0].get("x-amz-object-lock-mode") == "GOVERNANCE"
     finally:
         moto_server.empty_bucket(bucket)
+
+
+def test_json_objects_are_stored_as_application_json(
+    s3_storage_config: StorageConfig, moto_server: MotoServer, s3_bucket: str
+) -> None:
+    storage = S3Storage(s3_storage_config)
+    storage.put_bytes("backups/x/manifest.json", b"{}")
+    storage.put("backups/x/dump", chunks_of(payload(2 * PART + 1)))
+    storage.put_bytes("runs/backup.json", b"{}")
+    assert storage.put_if("scheduler/backup.json", b"{}", etag=None) is not None
+    head = moto_server.client().head_object
+    types = {
+        key: head(Bucket=s3_bucket, Key=f"prefix/{key}")["ContentType"]
+        for key in [
+            "backups/x/manifest.json",
+            "backups/x/dump",
+            "runs/backup.json",
+            "scheduler/backup.json",
+        ]
+    }
+    assert types == {
+        "backups/x/manifest.json": "application/json",
+        "backups/x/dump": "application/octet-stream",
+        "runs/backup.json": "application/json",
+        "scheduler/backup.json": "application/json",
+    }
 
 
 def test_foreign_objects_and_other_prefixes_are_not_listed(
