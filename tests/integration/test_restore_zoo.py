@@ -14,8 +14,10 @@ from pathlib import Path
 
 import pytest
 
+from drtool.errors import UsageError
 from drtool.pg.cluster import EphemeralCluster
 from drtool.pg.tools import find_tool
+from drtool.services.restore_plan import parse_table
 from tests.fixtures.cli import Setup
 from tests.fixtures.pg import Database
 from tests.fixtures.zoo import LO_OIDS, base_tables, describe_objects, fresh_database
@@ -241,3 +243,25 @@ def test_psql_error_does_not_read_like_drtool_exit_3(zoo_setup: Setup, empty_db:
     assert "psql stopped with an error (psql exit status 3)" in failed.stderr
     assert "failed (exit 3)" not in failed.stderr
     assert scalar(empty_db.dsn, empty_db.password, "select count(*) from public.audit_log") == 1
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("contacts", ("public", "contacts")),
+        ("auth.users", ("auth", "users")),
+        ("my schema.Order Lines", ("my schema", "Order Lines")),
+        ('"my schema"."my.table"', ("my schema", "my.table")),
+        ('"a.b"', ("public", "a.b")),
+        ('public."A""B"', ("public", 'A"B')),
+        ('"Odd""Schema".t', ('Odd"Schema', "t")),
+    ],
+)
+def test_table_names_parse_as_written_or_sql_quoted(text: str, expected: tuple[str, str]) -> None:
+    assert parse_table(text) == expected
+
+
+@pytest.mark.parametrize("text", ["a.b.c", '"a', "a.", ".a", '"a"b', 'a"b', '""', "s. "])
+def test_malformed_table_names_exit_2(text: str) -> None:
+    with pytest.raises(UsageError):
+        parse_table(text)
