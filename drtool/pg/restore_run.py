@@ -216,15 +216,20 @@ def reload_data(
     disable_triggers: bool = False,
 ) -> None:
     """Empty ``truncate`` and reload the dump's data in ONE transaction: pg_restore writes the
-    data-only script, psql runs it after a TRUNCATE with --single-transaction and
-    ON_ERROR_STOP, so any failure leaves the tables as they were.
+    data-only script, psql runs it after a TRUNCATE (of each table ONLY, not of an inheritance
+    parent's children) with --single-transaction and ON_ERROR_STOP, so any failure leaves the
+    tables as they were.
 
     A reload without ``--table`` also recreates the dump's large objects (pg_restore's
     data-only script creates each with ``lo_create``, its owner, comment and contents): the
     target's large objects with the same OIDs are unlinked first, in the same transaction
     (as ``pg_restore --clean`` does), and other large objects are left alone. With
     ``--table`` pg_restore leaves large objects out."""
-    tables = sql.SQL(", ").join(sql.Identifier(s, t) for s, t in truncate)
+    # ONLY: an inheritance parent's children are tables of their own, reloaded only if
+    # selected (TRUNCATE without ONLY would empty them too).
+    tables = sql.SQL(", ").join(
+        sql.SQL("ONLY {}").format(sql.Identifier(s, t)) for s, t in truncate
+    )
     statements = [sql.SQL("TRUNCATE TABLE {};\n").format(tables)]
     oids = [] if selection.tables else _large_objects(restore, env, file)
     if oids:

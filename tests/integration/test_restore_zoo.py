@@ -265,3 +265,29 @@ def test_table_names_parse_as_written_or_sql_quoted(text: str, expected: tuple[s
 def test_malformed_table_names_exit_2(text: str) -> None:
     with pytest.raises(UsageError):
         parse_table(text)
+
+
+def test_data_only_force_of_an_inheritance_parent_leaves_its_children(
+    zoo_setup: Setup, zoo_db: Database, empty_db: Database
+) -> None:
+    backup_id = backup(zoo_setup)
+    zoo_setup.run("restore", backup_id, "--to", empty_db.dsn)
+    with empty_db.connect() as conn:
+        conn.execute("delete from only public.animals where id > 2")
+        conn.execute("insert into public.cats (id, name) values (99, 'new cat')")
+    out = zoo_setup.run(
+        "restore",
+        backup_id,
+        "--to",
+        empty_db.dsn,
+        "--table",
+        "animals",
+        "--data-only",
+        "--force",
+        "--json",
+    )
+    assert out.json["tables"] == {"public.animals": 5}
+    assert own_rows(empty_db, "public.animals") == own_rows(zoo_db, "public.animals")
+    # The children were not selected: their rows, the new one included, stay.
+    assert own_rows(empty_db, "public.cats") == own_rows(zoo_db, "public.cats") + 1
+    assert own_rows(empty_db, "public.dogs") == own_rows(zoo_db, "public.dogs")
