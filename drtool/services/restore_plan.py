@@ -530,6 +530,7 @@ def plan_database(
         schema_only=req.schema_only,
         role_map=tuple(mapping.items()),
         scratch_owned=req.scratch_owned,
+        tables=selection.tables,
     )
     toc_plan = plan_toc(toc, state, opts, source)
     obstacles = list(toc_plan.obstacles)

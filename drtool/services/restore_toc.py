@@ -18,6 +18,18 @@ SHOWN = 5
 # storage.objects): restored into a fresh project when the project does not have them.
 _APP_KINDS_IN_MANAGED = frozenset({"TRIGGER", "POLICY"})
 _COMMENTLIKE = frozenset({"COMMENT", "ACL", "SECURITY LABEL"})
+# What pg_restore --table selects (relations by name, and their data).
+_SELECTABLE = frozenset(
+    {
+        "TABLE",
+        "TABLE DATA",
+        "VIEW",
+        "MATERIALIZED VIEW",
+        "SEQUENCE",
+        "SEQUENCE SET",
+        "FOREIGN TABLE",
+    }
+)
 # Kinds the target's objects are compared under (TOC kind -> the kind in TargetState.objects).
 _COMPARED = {
     "TABLE": "TABLE",
@@ -58,6 +70,19 @@ class TocOptions:
     schema_only: bool = False
     role_map: tuple[tuple[str, str], ...] = ()
     scratch_owned: bool = False  # drtool's own throwaway cluster
+    # --table: (schema, table) pairs; pg_restore then runs only the matching relations
+    # (every name in every schema given) and their data.
+    tables: tuple[tuple[str, str], ...] = ()
+
+    def runs(self, entry: TocEntry) -> bool:
+        """Whether pg_restore runs ``entry`` under the --table selection."""
+        if not self.tables:
+            return True
+        if entry.kind not in _SELECTABLE:
+            return False
+        return entry.schema in {s for s, _ in self.tables} and entry.name in {
+            t for _, t in self.tables
+        }
 
 
 @dataclass
@@ -263,7 +288,8 @@ def _check_entries(
     plan: TocPlan, state: TargetState, opts: TocOptions, mapping: dict[str, str]
 ) -> None:
     superuser = state.superuser
-    events = [e.name for e in plan.keep if e.kind == "EVENT TRIGGER"]
+    runs = [e for e in plan.keep if opts.runs(e)]
+    events = [e.name for e in runs if e.kind == "EVENT TRIGGER"]
     plan.event_triggers = events
     if events and not superuser:
         plan.obstacles.append(
@@ -273,7 +299,7 @@ def _check_entries(
                 "came from (its own event triggers are left as they are)",
             )
         )
-    for entry in plan.keep:
+    for entry in runs:
         if entry.kind != "EXTENSION" or entry.name in state.installed_extensions:
             continue
         if entry.name not in state.available_extensions:
@@ -298,7 +324,7 @@ def _check_entries(
         blocked = sorted(
             {
                 mapping.get(e.owner, e.owner)
-                for e in plan.keep
+                for e in runs
                 if e.kind == "DEFAULT ACL" and not state.may_act_as(mapping.get(e.owner, e.owner))
             }
         )
@@ -318,6 +344,8 @@ def _check_existing(plan: TocPlan, state: TargetState, opts: TocOptions) -> None
     clash: list[str] = []
     foreign: dict[str, list[str]] = {}
     for entry in plan.keep:
+        if not opts.runs(entry):
+            continue
         if (entry.kind, entry.name) == ("SCHEMA", "public"):
             continue  # every database has it: pg_restore never creates it
         if entry.kind == "SCHEMA":
