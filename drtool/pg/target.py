@@ -206,7 +206,9 @@ def table_states(target: Target, tables: Iterable[str]) -> dict[str, bool | None
             if table_oid(conn, schema, table) is None:
                 out[name] = None
                 continue
-            query = sql.SQL("select exists (select 1 from {})").format(qualified(schema, table))
+            query = sql.SQL("select exists (select 1 from only {})").format(
+                qualified(schema, table)
+            )
             row = conn.execute(query).fetchone()
             out[name] = bool(row[0]) if row else False
     return out
