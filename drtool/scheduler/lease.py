@@ -100,6 +100,9 @@ class Lease:
         self._generation = 0
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
+        # Set when a renewal finds the lease taken over (it had expired): the run is no
+        # longer exclusive, and whoever runs it may abort it.
+        self.lost = threading.Event()
 
     def _doc(self, expires_at: datetime | None, holder: str | None) -> bytes:
         self._generation += 1
@@ -157,6 +160,7 @@ class Lease:
         etag = self._write_if(self._doc(self.ctx.clock() + LEASE_TTL, self.holder), self._etag)
         if etag is None:
             self._etag = None
+            self.lost.set()
             log.warning(
                 "lost the lease of %s: it expired and %s holds it now",
                 self.job,

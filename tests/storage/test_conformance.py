@@ -390,6 +390,7 @@ def test_a_stale_holder_cannot_renew(storage: Storage) -> None:
     assert later.acquire() is None
     try:
         assert not first.renew()
+        assert first.lost.is_set() and not later.lost.is_set()
         assert read_lease(lease_context(storage, NOW), "backup").holder == later.holder
         assert later.renew()
     finally:
