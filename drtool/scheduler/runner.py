@@ -27,9 +27,12 @@ from drtool.scheduler.files import ScheduleJob
 from drtool.scheduler.http import serve
 from drtool.scheduler.lease import Lease, read_lease
 from drtool.services.context import Context, ProgressFactory
+from drtool.services.jobs import record_abandoned_run
 from drtool.services.metrics import collect_registry
 
 ABORT_WAIT_SECONDS = 30.0
+# The commands whose runs are recorded in runs/<command>.json (run through services/jobs.py).
+RECORDED_COMMANDS = frozenset({"backup", "verify", "rehearse", "prune", "export-users", "archive"})
 STATE_CACHE_SECONDS = 10.0
 MAX_CATCH_UP_STEPS = 10_000
 
@@ -47,6 +50,12 @@ class JobState:
     running: bool = False
     cancel: threading.Event = field(default_factory=threading.Event)
     why: str = ""
+    started: float = 0.0
+
+    def check(self, stage: str | None = None) -> None:
+        """Raise JobAborted if the run was asked to stop."""
+        if self.cancel.is_set():
+            raise JobAborted(f"{stage or 'job'} aborted: {self.why}")
 
 
 @dataclass(frozen=True)
@@ -62,8 +71,7 @@ def _abortable(state: JobState) -> ProgressFactory:
 
     def factory(stage: str, _total: int | None) -> ProgressFn:
         def update(_n: int) -> None:
-            if state.cancel.is_set():
-                raise JobAborted(f"{stage} aborted: {state.why}")
+            state.check(stage)
 
         return update
 
@@ -173,8 +181,12 @@ class Runner:
             timer.daemon = True
             timer.start()
         log.info("%s: started (%s)", name, reason, extra={"job": name, "event": "start"})
-        run_ctx = Context(self.ctx.config, self.ctx.storage, self.ctx.clock, _abortable(state))
-        started = time.monotonic()
+        # The abort is raised inside the job: from its data streams' progress callbacks and
+        # from the checks between its stages that move no data (Context.check_abort).
+        run_ctx = Context(
+            self.ctx.config, self.ctx.storage, self.ctx.clock, _abortable(state), state.check
+        )
+        started = state.started = time.monotonic()
         outcome: RunOutcome | None = None
         error: str | None = None
         code: int = EXIT_FAILED
@@ -347,9 +359,31 @@ class Runner:
         with self._idle:
             if self._idle.wait_for(lambda: self._active == 0, ABORT_WAIT_SECONDS):
                 return
-        log.error("a job did not stop within %.0fs of its abort; exiting", ABORT_WAIT_SECONDS)
+        # A job that ignores its abort (a statement or lock wait that checks no abort) is left
+        # behind: its run is recorded as failed, and the exit code says the stop was not clean.
+        for name, state in self.states.items():
+            if state.running:
+                self._abandon(name, state)
+        log.error(
+            "a job did not stop within %.0fs of its abort; exiting (exit %d)",
+            ABORT_WAIT_SECONDS,
+            EXIT_FAILED,
+        )
+        sys.stdout.flush()
         sys.stderr.flush()
-        os._exit(0)
+        os._exit(EXIT_FAILED)
+
+    def _abandon(self, name: str, state: JobState) -> None:
+        """Record a run the scheduler exits without (its own wrapper never gets to)."""
+        seconds = time.monotonic() - state.started
+        error = (
+            f"aborted ({state.why}) and still running {ABORT_WAIT_SECONDS:.0f}s later: "
+            "the scheduler exited without it; its item is uncommitted"
+        )
+        self._finish(name, "abort", False, seconds, None, EXIT_FAILED, error)
+        job = self.jobs[name].invocation.command
+        if job in RECORDED_COMMANDS:
+            record_abandoned_run(self.ctx, job, seconds, error)
 
     def run(self) -> None:
         for name in self.options.run_now:

@@ -16,6 +16,8 @@ from drtool.storage.base import Storage
 
 # A progress factory: given a stage name and the expected total bytes (if known), an update fn.
 ProgressFactory = Callable[[str, int | None], ProgressFn]
+# Raises if the run was asked to stop (a scheduled run's timeout or shutdown), else nothing.
+AbortCheck = Callable[[], None]
 
 
 def _utcnow() -> datetime:
@@ -26,16 +28,27 @@ def no_progress(_stage: str, _total: int | None) -> ProgressFn:
     return lambda _n: None
 
 
+def never_abort() -> None:
+    return None
+
+
 @dataclass
 class Context:
     config: Config
     storage: Storage
     clock: Callable[[], datetime] = _utcnow
     progress: ProgressFactory = no_progress
+    abort_check: AbortCheck = never_abort
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
         self.catalog = Catalog(self.storage)
+
+    def check_abort(self) -> None:
+        """Raise if this run was asked to stop. Data streams are checked at every chunk (their
+        progress callbacks); stages that move no data (a drill's validation, a restore's
+        counting) call this between their steps, so an abort does not wait for the whole job."""
+        self.abort_check()
 
     def database(self) -> Target:
         pw = self.config.database.password

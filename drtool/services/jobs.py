@@ -116,6 +116,13 @@ def run_job(
     return result
 
 
+def record_abandoned_run(ctx: Context, job: str, seconds: float, error: str) -> None:
+    """Record, measure and notify a run that never returned (a scheduled run that ignored its
+    abort and was left behind when the scheduler exited): a failure with exit 1."""
+    check_job(job)
+    _report(ctx, JobOutcome(job, False, seconds, error=error, exit_code=EXIT_FAILED), ())
+
+
 def _wants_health(ctx: Context, job: str) -> bool:
     cfg = ctx.config
     breach_notice = (

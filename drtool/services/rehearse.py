@@ -180,6 +180,7 @@ def _restore_and_validate(ctx: Context, manifest: Manifest, scratch: Scratch, ru
         scratch_owned=scratch.kind == EPHEMERAL,
     )
     restored = run_restore(ctx, request)
+    ctx.check_abort()  # the restore's counting moves no data: a timeout during it stops here
     run.restored = restored
     stages = restored.stages
     run.stages["prepare"] = stages.get("prepare", 0.0)
@@ -187,8 +188,9 @@ def _restore_and_validate(ctx: Context, manifest: Manifest, scratch: Scratch, ru
     run.stages["restore"] = stages.get("restore", 0.0)
     t0 = time.monotonic()
     run.tables = table_counts(manifest, restored)
-    run.checks = run_checks(scratch.target, ctx.config.rehearsal.checks)
+    run.checks = run_checks(scratch.target, ctx.config.rehearsal.checks, ctx.check_abort)
     run.checks += builtin_checks(scratch.target, manifest, restored)
+    ctx.check_abort()
     run.validated_at = time.monotonic()
     # The restore's exact count(*) of every table is the first part of the validation.
     run.stages["validate"] = stages.get("count", 0.0) + run.validated_at - t0

@@ -4,6 +4,7 @@ true, the roles, schemas and extensions the application needs present; and the o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -83,10 +84,15 @@ def table_counts(manifest: Manifest, restored: RestoreResult) -> list[TableCount
     return out
 
 
-def run_checks(target: Target, checks: list[RehearsalCheck]) -> list[CheckResult]:
+def run_checks(
+    target: Target, checks: list[RehearsalCheck], check_abort: Callable[[], None] = lambda: None
+) -> list[CheckResult]:
+    """Each check in turn; ``check_abort`` before and after each (a scheduled run's abort)."""
     results = []
     for check in checks:
+        check_abort()
         outcome = run_check(target, check.sql, CHECK_TIMEOUT_SECONDS)
+        check_abort()
         results.append(CheckResult(name=check.name, ok=outcome.ok, detail=outcome.detail))
     return results
 

@@ -5,8 +5,10 @@ exits 0, /metrics parses, /healthz turns 503 after a failed run."""
 from __future__ import annotations
 
 import json
+import shutil
 import signal
 import socket
+import tempfile
 import threading
 import time
 import urllib.error
@@ -21,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drtool.config import StorageConfig
 from tests.fixtures.cli import Setup, make_setup
+from tests.fixtures.pg import TEST_PASSWORD
 
 BACKUP_SCHEDULE = 'name: backup\ncron: "0 2 * * *"\ncommand: backup --label scheduled\n'
 
@@ -248,3 +251,130 @@ def test_metrics_parse_and_healthz_turns_503_after_a_failed_run(tmp_path: Path) 
         assert 'drtool_job_failures_total{job="backup"} 1.0' in text
     finally:
         assert failing.stop() == 0
+
+
+# A rehearsal check that polls for a file the test creates (up to the check's own statement
+# timeout): the job sits in a stage that moves no data for as long as the test wants, whatever
+# the machine's speed. The scratch is a database on the test cluster, reached as its superuser.
+WAIT_SQL = """
+with recursive w(n, done) as (
+  select 0, false
+  union all
+  select n + 1, (pg_stat_file({path}, true)).size is not null from w, pg_sleep(0.1)
+   where not done)
+select bool_or(done) from w
+"""
+
+
+@contextmanager
+def released_by_file() -> Iterator[tuple[str, Callable[[], None]]]:
+    directory = Path(tempfile.mkdtemp(prefix="drtool-release-"))
+    directory.chmod(0o755)  # the cluster's server process runs as another user
+    path = directory / "release"
+
+    def release() -> None:
+        path.write_text("go\n")
+        path.chmod(0o644)
+
+    try:
+        yield str(path), release
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def rehearse_schedule(setup: Setup, scratch: str, release_path: str, extra: str) -> Setup:
+    sql = WAIT_SQL.format(path="'" + release_path + "'")
+    setup.doc["rehearsal"] = {"checks": [{"name": "waits for the test", "sql": sql}]}
+    setup.env["PGPASSWORD"] = TEST_PASSWORD  # the scratch server's password
+    setup.write()
+    setup.run("backup", "--label", "for-the-drill")
+    text = f'name: rehearse\ncron: "0 5 1 * *"\ncommand: rehearse latest --scratch {scratch}\n'
+    return with_schedules(setup, rehearse=text + extra)
+
+
+def check_waiting(cluster: Any) -> bool:
+    """The drill's check is running (and waits for the file)."""
+    with cluster.connect() as conn:
+        row = conn.execute(
+            "select count(*) from pg_stat_activity where state = 'active' "
+            "and pid <> pg_backend_pid() and query like %s",
+            ("%pg_stat_file%",),
+        ).fetchone()
+    return bool(row and row[0] > 0)
+
+
+def wait_for_check(sched: Scheduler, cluster: Any) -> None:
+    deadline = time.monotonic() + 120
+    while not check_waiting(cluster):
+        assert sched.proc.poll() is None, "".join(sched.raw)
+        assert not any(e.get("event") == "run" for e in sched.lines), "".join(sched.raw)
+        assert time.monotonic() < deadline, "timed out; log:\n" + "".join(sched.raw)
+        time.sleep(0.1)
+
+
+def drill_databases(cluster: Any) -> list[str]:
+    with cluster.connect() as conn:
+        rows = conn.execute(
+            "select datname from pg_database where datname like 'drtool\\_drill\\_%'"
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+def run_record(setup: Setup, job: str) -> dict[str, Any]:
+    doc: dict[str, Any] = json.loads((storage_root(setup) / "runs" / f"{job}.json").read_text())
+    return doc
+
+
+def test_a_timeout_in_a_stage_that_moves_no_data_aborts_the_job(
+    file_setup: Setup, pg_cluster: Any
+) -> None:
+    # The timeout is long enough for the restore into the scratch; the check then blocks.
+    with released_by_file() as (path, release):
+        setup = rehearse_schedule(file_setup, pg_cluster.dsn("postgres"), path, "timeout: 15s\n")
+        sched = Scheduler(setup, "--run-now", "rehearse")
+        try:
+            wait_for_check(sched, pg_cluster)
+            assert not any("aborting" in e.get("message", "") for e in sched.lines), (
+                "the timeout fired before the drill reached its check; log:\n" + "".join(sched.raw)
+            )
+            sched.wait_for(lambda e: "aborting the running job (timeout)" in e.get("message", ""))
+            release()  # the check returns (and passes); the abort is noticed after it
+            outcome = sched.wait_for(lambda e: e.get("event") == "run", timeout=120)
+            assert outcome["ok"] is False, sched.raw
+            assert "aborted: timeout" in outcome["message"]
+            assert outcome["exit_code"] != 0
+        finally:
+            assert sched.stop() == 0
+    record = run_record(setup, "rehearse")
+    assert record["last_ok"] is False and record["last_failure_exit_code"] != 0
+    assert "aborted: timeout" in record["last_failure_error"]
+    drills = sorted((storage_root(setup) / "drills").glob("*.json"))
+    assert len(drills) == 1
+    drill = json.loads(drills[0].read_text())
+    assert drill["verdict"] == "fail"
+    assert any("aborted: timeout" in f for f in drill["failures"])
+
+
+def test_a_job_that_ignores_its_abort_makes_the_scheduler_exit_non_zero(
+    file_setup: Setup, pg_cluster: Any
+) -> None:
+    try:
+        with released_by_file() as (path, release):
+            setup = rehearse_schedule(file_setup, pg_cluster.dsn("postgres"), path, "timeout: 1h\n")
+            sched = Scheduler(setup, "--run-now", "rehearse", "--grace", "1s")
+            wait_for_check(sched, pg_cluster)
+            sched.proc.send_signal(signal.SIGTERM)
+            sched.wait_for(lambda e: "aborting the running job" in e.get("message", ""))
+            # The check still waits for the file: the job cannot notice its abort.
+            code = sched.stop(timeout=120)
+            release()
+        assert code != 0, "".join(sched.raw)
+        outcome = next(e for e in sched.lines if e.get("event") == "run")
+        assert outcome["ok"] is False and outcome["exit_code"] != 0
+        assert "still running" in outcome["message"]
+        record = run_record(setup, "rehearse")
+        assert record["last_ok"] is False and record["last_failure_exit_code"] != 0
+        assert "the scheduler exited without it" in record["last_failure_error"]
+    finally:
+        for name in drill_databases(pg_cluster):  # the drill left behind (its process is gone)
+            pg_cluster.drop_database(name)
