@@ -28,7 +28,7 @@ from drtool.scheduler.http import serve
 from drtool.scheduler.lease import Lease, read_lease
 from drtool.services.context import Context, ProgressFactory
 from drtool.services.jobs import record_abandoned_run
-from drtool.services.metrics import collect_registry
+from drtool.services.metrics import JOB_LABEL, collect_registry
 
 ABORT_WAIT_SECONDS = 30.0
 # The commands whose runs are recorded in runs/<command>.json (run through services/jobs.py).
@@ -90,11 +90,11 @@ class Runner:
         self._idle = threading.Condition()
         self._state_cache: tuple[float, bytes] | None = None
         self.registry = CollectorRegistry()
-        labels = ["job"]
+        labels = [JOB_LABEL]
         self.m_runs = Counter(
             "drtool_schedule_runs",
             "Scheduled runs by outcome.",
-            ["job", "outcome"],
+            [JOB_LABEL, "outcome"],
             registry=self.registry,
         )
         self.m_failures = Counter(

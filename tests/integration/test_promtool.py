@@ -104,7 +104,7 @@ def test_the_scheduler_metrics_pass_promtool(tmp_path: Path) -> None:
         code, text = sched.get("/metrics")
         assert code == 200
         promtool_check(text)
-        # The state metrics (services/metrics.py); the scheduler's own counters: xfail below.
+        # The state metrics (services/metrics.py); the scheduler's own counters: below.
         assert target_labels(text, only="drtool_job_last_") == set()
         found = samples(text)
         assert found[("drtool_job_last_run_ok", (("drtool_job", "backup"),))] == 0.0
@@ -113,12 +113,6 @@ def test_the_scheduler_metrics_pass_promtool(tmp_path: Path) -> None:
         assert sched.stop() == 0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="drtool/scheduler/runner.py's own counters (drtool_job_runs_total, "
-    "drtool_schedule_*, ...) still use the label `job`; its owner renames it to drtool_job "
-    "(drtool.services.metrics.JOB_LABEL), then this xfail goes",
-)
 def test_no_scheduler_series_carries_a_target_label(tmp_path: Path) -> None:
     storage = StorageConfig(url=(tmp_path / "storage").as_uri())
     setup = with_schedules(

@@ -173,7 +173,7 @@ def test_two_schedulers_never_run_the_same_job_at_once(file_setup: Setup, sample
                 assert "lease" in skipped["message"]
                 second.http_ready()
                 _, text = second.get("/metrics")
-                assert 'drtool_job_skipped_total{job="backup"} 1.0' in text
+                assert 'drtool_job_skipped_total{drtool_job="backup"} 1.0' in text
             finally:
                 assert second.stop() == 0
             release()
@@ -248,7 +248,7 @@ def test_metrics_parse_and_healthz_turns_503_after_a_failed_run(tmp_path: Path) 
         assert doc["ok"] is False
         assert "backup" in doc["reason"]
         _, text = failing.get("/metrics")
-        assert 'drtool_job_failures_total{job="backup"} 1.0' in text
+        assert 'drtool_job_failures_total{drtool_job="backup"} 1.0' in text
     finally:
         assert failing.stop() == 0
 
