@@ -10,7 +10,7 @@ import os
 import re
 import secrets
 import shutil
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
@@ -154,21 +154,7 @@ class LocalStorage:
 
     def _link(self, temp: Path, target: Path, key: str) -> bool:
         """Publish ``temp`` as ``target`` only if nothing is there (link(2) is O_EXCL)."""
-        try:
-            for attempt in (1, 2):
-                self._makedirs(target.parent)
-                try:
-                    os.link(temp, target)
-                    break
-                except FileExistsError:
-                    return False
-                except FileNotFoundError:
-                    if attempt == 2 or not temp.exists():
-                        raise
-            _fsync_dir(target.parent)
-        except OSError as exc:
-            raise self._error("write", key, exc) from exc
-        return True
+        return self._place(os.link, temp, target, key)
 
     def _read_current(self, target: Path, key: str) -> bytes | None:
         try:
@@ -192,19 +178,27 @@ class LocalStorage:
             raise self._error("write", key, exc) from exc
 
     def _publish(self, temp: Path, target: Path, key: str) -> None:
+        self._place(os.replace, temp, target, key)
+
+    def _place(self, op: Callable[[Path, Path], None], temp: Path, target: Path, key: str) -> bool:
+        """``op(temp, target)`` (rename or link) and a durable directory entry; False when
+        ``op`` is a link and ``target`` exists."""
         try:
             # A concurrent delete may prune the directory we just made: make it again once.
             for attempt in (1, 2):
                 self._makedirs(target.parent)
                 try:
-                    os.replace(temp, target)
+                    op(temp, target)
                     break
+                except FileExistsError:
+                    return False
                 except FileNotFoundError:
                     if attempt == 2 or not temp.exists():
                         raise
             _fsync_dir(target.parent)
         except OSError as exc:
             raise self._error("write", key, exc) from exc
+        return True
 
     def put_bytes(self, key: str, data: bytes) -> None:
         self.put(key, [data])

@@ -9,9 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
-from drtool.config import Config, ObjectLockConfig, StorageConfig
+from drtool.config import Config, ObjectLockConfig
 from drtool.scheduler.lease import Lease, lease_key
 from drtool.services.context import Context
 from drtool.storage import open_storage
@@ -24,14 +22,8 @@ def test_a_backups_objects_are_locked_and_leases_and_run_records_are_not(
 ) -> None:
     bucket = moto_server.create_bucket(ObjectLockEnabledForBucket=True)
     try:
-        cfg = StorageConfig(
-            url=f"s3://{bucket}/prefix",
-            endpoint_url=moto_server.endpoint_url,
-            region=moto_server.region,
-            access_key_id=SecretStr(moto_server.access_key_id),
-            secret_access_key=SecretStr(moto_server.secret_access_key),
-            addressing_style="path",
-            object_lock=ObjectLockConfig(mode="governance", days=35),
+        cfg = moto_server.storage_config(
+            bucket, object_lock=ObjectLockConfig(mode="governance", days=35)
         )
         setup = make_setup(tmp_path / "cfg", sample_db.dsn, sample_db.password, cfg)
         setup.doc["storage"]["object_lock"] = {"mode": "governance", "days": 35}

@@ -165,20 +165,9 @@ def test_abandoned_multipart_upload_is_aborted(
 def test_items_under_object_lock_are_kept_and_said_so(
     tmp_path: Any, sample_db: Any, moto_server: MotoServer
 ) -> None:
-    from pydantic import SecretStr
-
-    from drtool.config import StorageConfig
-
     bucket = moto_server.create_bucket(ObjectLockEnabledForBucket=True)
     try:
-        cfg = StorageConfig(
-            url=f"s3://{bucket}/prefix",
-            endpoint_url=moto_server.endpoint_url,
-            region=moto_server.region,
-            access_key_id=SecretStr(moto_server.access_key_id),
-            secret_access_key=SecretStr(moto_server.secret_access_key),
-            addressing_style="path",
-        )
+        cfg = moto_server.storage_config(bucket)
         setup = make_setup(tmp_path / "cfg", sample_db.dsn, sample_db.password, cfg)
         setup.doc["storage"]["object_lock"] = {"mode": "governance", "days": 1}
         setup.write()
