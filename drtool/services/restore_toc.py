@@ -95,7 +95,6 @@ class TocPlan:
     staged: list[str] = field(default_factory=list)
     obstacles: list[Obstacle] = field(default_factory=list)
     platform: Platform | None = None  # set when restoring into a project of that platform
-    event_triggers: list[str] = field(default_factory=list)
 
     @property
     def filtered(self) -> bool:
@@ -261,7 +260,6 @@ def plan_toc(
     """Decide over every TOC entry; obstacles are collected, not raised."""
     plan = TocPlan(platform=target_platform(state, source))
     mapping = dict(opts.role_map)
-    ext_comment_skip: list[str] = []
     for entry in toc.entries:
         if plan.platform is not None and _platform_filter(
             plan, entry, state, plan.platform, opts.data_only
@@ -272,7 +270,6 @@ def plan_toc(
             owner = state.extension_owners.get(subject)
             if owner is not None and not state.may_act_as(owner):
                 plan.skip(f"comments on extensions owned by another role than {state.user}", entry)
-                ext_comment_skip.append(subject)
                 continue
         plan.keep.append(entry)
     if plan.platform is not None:
@@ -290,7 +287,6 @@ def _check_entries(
     superuser = state.superuser
     runs = [e for e in plan.keep if opts.runs(e)]
     events = [e.name for e in runs if e.kind == "EVENT TRIGGER"]
-    plan.event_triggers = events
     if events and not superuser:
         plan.obstacles.append(
             Obstacle(
