@@ -294,18 +294,6 @@ def count_rows(target: Target, tables: Iterable[str]) -> dict[str, int]:
     return counts
 
 
-def existing_roles(target: Target, names: Iterable[str]) -> set[str]:
-    """Those of ``names`` that exist on the target's cluster."""
-    wanted = sorted(set(names))
-    if not wanted:
-        return set()
-    with connect(target, "looking up roles") as conn:
-        rows = conn.execute(
-            "select rolname from pg_roles where rolname = any(%s::text[])", (wanted,)
-        ).fetchall()
-    return {str(r[0]) for r in rows}
-
-
 @contextlib.contextmanager
 def restore_lock(target: Target) -> Iterator[None]:
     """Hold a session advisory lock on the target for the whole restore, so two restores into
