@@ -18,6 +18,7 @@ from psycopg import sql
 
 from drtool.errors import DatabaseError
 from drtool.log import get_logger
+from drtool.pg.conn import connect, parse_target
 
 SUPABASE_ADMIN = "supabase_admin"
 APP_ROLE = "postgres"
@@ -64,14 +65,8 @@ def install_supabase_platform(
     last install on a cluster decides them for all its databases.
     """
     started = time.monotonic()
-    try:
-        conn = psycopg.connect(dsn, password=password, autocommit=True)
-    except psycopg.Error as exc:
-        raise DatabaseError(
-            f"could not connect to install the Supabase platform layer: {exc}",
-            hint="connect as the cluster's bootstrap superuser (supabase_admin)",
-        ) from exc
-    with conn:
+    target = parse_target(dsn, password)
+    with connect(target, "installing the Supabase platform layer") as conn:
         dbname = conn.info.dbname
         try:
             with conn.transaction():
