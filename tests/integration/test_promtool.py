@@ -23,6 +23,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from drtool.config import StorageConfig
 from tests.fixtures.cli import make_setup
+from tests.fixtures.procs import stop
 from tests.fixtures.s3 import MotoServer
 from tests.integration.test_scheduler import BACKUP_SCHEDULE, Scheduler, free_port, with_schedules
 
@@ -185,12 +186,7 @@ def prometheus(tmp_path: Path, target: str) -> Iterator[str]:
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc, timeout=30)
         log.close()
 
 
