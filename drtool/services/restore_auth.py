@@ -4,6 +4,7 @@ by the manifest's seal, the globals loaded and checked whole."""
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 from drtool.catalog.catalog import backup_prefix
@@ -13,9 +14,10 @@ from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
 from drtool.pg.restore import restore_tool
 from drtool.pg.tools import Tool
+from drtool.pipeline.stages import ProgressFn
 from drtool.pipeline.store import StoredObject, load
 from drtool.services.context import Context
-from drtool.storage.base import close_quietly
+from drtool.storage.base import Storage, close_quietly
 
 DUMP_OBJECT = "dump"
 GLOBALS_OBJECT = "globals"
@@ -23,11 +25,18 @@ GLOBALS_OBJECT = "globals"
 
 @dataclass(frozen=True)
 class Authenticated:
-    """A backup whose manifest is bound to its dump object, and its decrypted globals."""
+    """A backup whose manifest is bound to its dump object, and its decrypted globals; with the
+    storage and identities its dump is read through (``chunks``)."""
 
     manifest: Manifest
     dump: StoredObject
     globals_sql: str | None
+    storage: Storage
+    identities: list[Identity]
+
+    def chunks(self, progress: ProgressFn | None = None) -> Iterator[bytes]:
+        """The dump's plaintext, authenticated chunk by chunk (from the start, each call)."""
+        return load(self.storage, self.dump, self.identities, progress=progress)
 
 
 def resolve_backup(ctx: Context, ref: str) -> Manifest:
@@ -71,7 +80,7 @@ def authenticate(ctx: Context, manifest: Manifest, identities: list[Identity]) -
         except NotFoundInStorage:
             raise IntegrityError(f"{what}: object globals is missing", obj="globals") from None
         globals_sql = data.decode("utf-8", "replace")
-    return Authenticated(manifest, dump.stored(), globals_sql)
+    return Authenticated(manifest, dump.stored(), globals_sql, ctx.storage, identities)
 
 
 def backup_major(manifest: Manifest) -> int | None:
