@@ -205,16 +205,20 @@ def _large_objects(restore: Tool, env: Mapping[str, str], file: Path) -> list[in
     return sorted(int(e.name) for e in toc.entries if e.kind == "BLOB" and e.name.isdigit())
 
 
-def reload_data(
-    restore: Tool,
-    psql: Tool,
-    conninfo: str,
-    env: Mapping[str, str],
-    file: Path,
-    selection: Selection,
-    truncate: list[tuple[str, str]],
-    disable_triggers: bool = False,
-) -> None:
+@dataclass(frozen=True)
+class Reload:
+    """A data-only reload through psql: the tools, the target's conninfo, the selection, the
+    ``(schema, table)`` pairs to empty first."""
+
+    restore: Tool
+    psql: Tool
+    conninfo: str
+    selection: Selection
+    truncate: list[tuple[str, str]]
+    disable_triggers: bool = False
+
+
+def reload_data(reload: Reload, env: Mapping[str, str], file: Path) -> None:
     """Empty ``truncate`` and reload the dump's data in ONE transaction: pg_restore writes the
     data-only script, psql runs it after a TRUNCATE (of each table ONLY, not of an inheritance
     parent's children) with --single-transaction and ON_ERROR_STOP, so any failure leaves the
@@ -225,10 +229,11 @@ def reload_data(
     target's large objects with the same OIDs are unlinked first, in the same transaction
     (as ``pg_restore --clean`` does), and other large objects are left alone. With
     ``--table`` pg_restore leaves large objects out."""
+    restore, psql, selection = reload.restore, reload.psql, reload.selection
     # ONLY: an inheritance parent's children are tables of their own, reloaded only if
     # selected (TRUNCATE without ONLY would empty them too).
     tables = sql.SQL(", ").join(
-        sql.SQL("ONLY {}").format(sql.Identifier(s, t)) for s, t in truncate
+        sql.SQL("ONLY {}").format(sql.Identifier(s, t)) for s, t in reload.truncate
     )
     statements = [sql.SQL("TRUNCATE TABLE {};\n").format(tables)]
     oids = [] if selection.tables else _large_objects(restore, env, file)
@@ -241,9 +246,10 @@ def reload_data(
         )
     prelude = sql.Composed(statements).as_string(None).encode()
     script_argv = [str(restore.path), "--data-only", "--file=-", *selection.filter_args()]
-    script_argv += ["--disable-triggers"] if disable_triggers else []
+    script_argv += ["--disable-triggers"] if reload.disable_triggers else []
     psql_argv = [str(psql.path), "--no-psqlrc", "--quiet", "--no-password"]
-    psql_argv += ["--set=ON_ERROR_STOP=1", "--single-transaction", f"--dbname={conninfo}"]
+    psql_argv += ["--set=ON_ERROR_STOP=1", "--single-transaction"]
+    psql_argv.append(f"--dbname={reload.conninfo}")
     proc = FedProcess([*psql_argv, "--file=-"], env, "psql", False, LONG_TAIL_LINES)
     script = stream_stdout([*script_argv, str(file)], env, "pg_restore --data-only")
     try:

@@ -1,6 +1,7 @@
-"""The restore target database: what is there (server version, privileges, user tables,
-roles, extensions), creating the roles a dump needs, and exact row counts afterwards.
-The only place with SQL for restore targets."""
+"""The restore target database, through one session per restore (``open_session``): what is
+there (server version, privileges, user tables, roles, extensions, platform), creating the
+roles a dump needs, and exact row counts afterwards. The only place with SQL for restore
+targets."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from psycopg import sql
 from drtool.errors import DatabaseError, RefusedError, UsageError
 from drtool.pg.conn import Target, connect, qualified, server_version, table_oid, translate
 from drtool.pg.dump_sql import Membership, RoleDefinition
+from drtool.pg.platform import PlatformFacts
+from drtool.pg.platform import detect as detect_platform
 from drtool.pg.snapshot import SYSTEM_SCHEMAS, lock_key
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -137,32 +140,27 @@ def _split(name: str) -> tuple[str, str]:
     return schema, table
 
 
-def inspect_target(target: Target) -> TargetState:
-    """Read the target's facts in one short read-only session."""
-    with connect(target, "inspecting the restore target") as conn:
-        major, version = server_version(conn)
-        row = conn.execute(
-            "select current_user, rolsuper, rolcreaterole from pg_roles"
-            " where rolname = current_user"
-        ).fetchone()
-        if row is None:
-            raise DatabaseError(f"{target.describe()}: the connected role is not in pg_roles")
-        user, superuser, createrole = str(row[0]), bool(row[1]), bool(row[2])
-        tables = conn.execute(_USER_TABLES, (list(SYSTEM_SCHEMAS),)).fetchall()
-        available = conn.execute("select name from pg_available_extensions").fetchall()
-        installed = conn.execute("select extname from pg_extension").fetchall()
-        schemas = conn.execute(
-            "select nspname, pg_get_userbyid(nspowner) from pg_namespace"
-        ).fetchall()
-        roles = conn.execute(_ROLES).fetchall()
-        triggers = conn.execute("select evtname from pg_event_trigger").fetchall()
-        su_only = conn.execute(_SUPERUSER_EXTENSIONS).fetchall()
-        ext_owners = conn.execute(_EXTENSION_OWNERS).fetchall()
-        system = list(SYSTEM_SCHEMAS)
-        objects = conn.execute(_RELATIONS, (system,) * 5).fetchall()
-        publications = conn.execute("select pubname from pg_publication").fetchall()
-        trigger_tables = conn.execute(_TRIGGER_TABLES, (system,)).fetchall()
-        trigger_functions = conn.execute(_TRIGGER_FUNCTIONS).fetchall()
+def _read_state(conn: Conn, target: Target) -> TargetState:
+    major, version = server_version(conn)
+    row = conn.execute(
+        "select current_user, rolsuper, rolcreaterole from pg_roles where rolname = current_user"
+    ).fetchone()
+    if row is None:
+        raise DatabaseError(f"{target.describe()}: the connected role is not in pg_roles")
+    user, superuser, createrole = str(row[0]), bool(row[1]), bool(row[2])
+    tables = conn.execute(_USER_TABLES, (list(SYSTEM_SCHEMAS),)).fetchall()
+    available = conn.execute("select name from pg_available_extensions").fetchall()
+    installed = conn.execute("select extname from pg_extension").fetchall()
+    schemas = conn.execute("select nspname, pg_get_userbyid(nspowner) from pg_namespace").fetchall()
+    roles = conn.execute(_ROLES).fetchall()
+    triggers = conn.execute("select evtname from pg_event_trigger").fetchall()
+    su_only = conn.execute(_SUPERUSER_EXTENSIONS).fetchall()
+    ext_owners = conn.execute(_EXTENSION_OWNERS).fetchall()
+    system = list(SYSTEM_SCHEMAS)
+    objects = conn.execute(_RELATIONS, (system,) * 5).fetchall()
+    publications = conn.execute("select pubname from pg_publication").fetchall()
+    trigger_tables = conn.execute(_TRIGGER_TABLES, (system,)).fetchall()
+    trigger_functions = conn.execute(_TRIGGER_FUNCTIONS).fetchall()
     return TargetState(
         description=target.describe(),
         server_major=major,
@@ -187,6 +185,13 @@ def inspect_target(target: Target) -> TargetState:
     )
 
 
+def inspect_target(target: Target) -> TargetState:
+    """Read the target's facts in one short read-only session (a restore has them from its
+    ``TargetSession``)."""
+    with connect(target, "inspecting the restore target") as conn:
+        return _read_state(conn, target)
+
+
 def require_major(state: TargetState, backup_major: int) -> None:
     """pg_restore into an older major than the dump's server is unsupported: refuse (exit 2)."""
     if state.server_major < backup_major:
@@ -195,23 +200,6 @@ def require_major(state: TargetState, backup_major: int) -> None:
             f"{backup_major}: restore into {backup_major} or newer",
             hint="a dump restores into the same or a newer PostgreSQL major, never an older one",
         )
-
-
-def table_states(target: Target, tables: Iterable[str]) -> dict[str, bool | None]:
-    """For each ``schema.table``: None if it does not exist, else whether it holds any row."""
-    out: dict[str, bool | None] = {}
-    with connect(target, "checking the tables of a data-only restore") as conn:
-        for name in tables:
-            schema, table = _split(name)
-            if table_oid(conn, schema, table) is None:
-                out[name] = None
-                continue
-            query = sql.SQL("select exists (select 1 from only {})").format(
-                qualified(schema, table)
-            )
-            row = conn.execute(query).fetchone()
-            out[name] = bool(row[0]) if row else False
-    return out
 
 
 def _role_statements(
@@ -236,69 +224,98 @@ def _role_statements(
     return out
 
 
-def create_roles(
-    target: Target, roles: list[RoleDefinition], memberships: list[Membership]
-) -> None:
-    """Create ``roles`` (with their settings) and ``memberships`` in one transaction: all or
-    none. Raises DatabaseError (e.g. insufficient privilege) having created nothing."""
-    statements = _role_statements(roles, memberships)
-    with connect(target, "creating roles", autocommit=False) as conn:
+class TargetSession:
+    """A restore's one connection to its target, open from the plan to the final counts: it
+    holds the restore's advisory lock, has read the target's facts once (``state``), and
+    answers every later check and step over the same connection. pg_restore and psql connect
+    on their own (they are other processes)."""
+
+    def __init__(self, target: Target, conn: Conn) -> None:
+        self.target = target
+        self._conn = conn
+        self.state = _read_state(conn, target)
+        self._platform: tuple[PlatformFacts | None] | None = None
+
+    @contextlib.contextmanager
+    def _doing(self, doing: str) -> Iterator[Conn]:
         try:
+            yield self._conn
+        except psycopg.Error as exc:
+            raise translate(exc, self.target, doing) from exc
+
+    def table_states(self, tables: Iterable[str]) -> dict[str, bool | None]:
+        """For each ``schema.table``: None if it does not exist, else whether it holds any row."""
+        out: dict[str, bool | None] = {}
+        with self._doing("checking the tables the restore loads") as conn:
+            for name in tables:
+                schema, table = _split(name)
+                if table_oid(conn, schema, table) is None:
+                    out[name] = None
+                    continue
+                query = sql.SQL("select exists (select 1 from only {})").format(
+                    qualified(schema, table)
+                )
+                row = conn.execute(query).fetchone()
+                out[name] = bool(row[0]) if row else False
+        return out
+
+    def platform(self) -> PlatformFacts | None:
+        """The managed platform the target runs on, with its facts (read once)."""
+        if self._platform is None:
+            with self._doing("detecting the hosting platform") as conn:
+                self._platform = (detect_platform(conn),)
+        return self._platform[0]
+
+    def create_roles(self, roles: list[RoleDefinition], memberships: list[Membership]) -> None:
+        """Create ``roles`` (with their settings) and ``memberships`` in one transaction: all or
+        none. Raises DatabaseError (e.g. insufficient privilege) having created nothing."""
+        statements = _role_statements(roles, memberships)
+        with self._doing("creating roles") as conn, conn.transaction():
             for statement in statements:
                 conn.execute(statement)
-            conn.commit()
-        except psycopg.Error as exc:
-            with contextlib.suppress(psycopg.Error):
-                conn.rollback()
-            raise translate(exc, target, "creating roles") from exc
 
+    def drop_roles(self, names: Iterable[str]) -> list[str]:
+        """Best effort: drop roles a failed restore created; returns those that remain."""
+        left: list[str] = []
+        for name in names:
+            try:
+                self._conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
+            except psycopg.Error:
+                left.append(name)
+        return left
 
-def drop_roles(target: Target, names: Iterable[str]) -> list[str]:
-    """Best effort: drop roles a failed restore created; returns those that remain."""
-    left: list[str] = []
-    try:
-        with connect(target, "dropping the roles a failed restore created") as conn:
-            for name in names:
-                try:
-                    conn.execute(sql.SQL("DROP ROLE IF EXISTS {}").format(sql.Identifier(name)))
-                except psycopg.Error:
-                    left.append(name)
-    except DatabaseError:
-        return list(names)
-    return left
-
-
-def count_rows(target: Target, tables: Iterable[str]) -> dict[str, int]:
-    """Exact ``count(*)`` of each ``schema.table``'s own rows on the target (``FROM ONLY``: an
-    inheritance parent without its children's rows, as the backup counted it); missing
-    tables: -1. Names are matched whole against the catalog, so a dot inside a schema or
-    table name is no separator."""
-    counts: dict[str, int] = {}
-    with connect(target, "counting restored rows") as conn:
-        for name in tables:
-            found = conn.execute(
-                "select n.nspname, c.relname from pg_class c"
-                " join pg_namespace n on n.oid = c.relnamespace"
-                " where c.relkind in ('r', 'p') and n.nspname || '.' || c.relname = %s"
-                " order by n.nspname = split_part(%s, '.', 1) desc limit 1",
-                (name, name),
-            ).fetchone()
-            if found is None:
-                counts[name] = -1
-                continue
-            query = sql.SQL("select count(*) from only {}").format(
-                qualified(str(found[0]), str(found[1]))
-            )
-            row = conn.execute(query).fetchone()
-            counts[name] = int(row[0]) if row else 0  # type: ignore[call-overload]
-    return counts
+    def count_rows(self, tables: Iterable[str]) -> dict[str, int]:
+        """Exact ``count(*)`` of each ``schema.table``'s own rows on the target (``FROM ONLY``:
+        an inheritance parent without its children's rows, as the backup counted it); missing
+        tables: -1. Names are matched whole against the catalog, so a dot inside a schema or
+        table name is no separator."""
+        counts: dict[str, int] = {}
+        with self._doing("counting restored rows") as conn:
+            for name in tables:
+                found = conn.execute(
+                    "select n.nspname, c.relname from pg_class c"
+                    " join pg_namespace n on n.oid = c.relnamespace"
+                    " where c.relkind in ('r', 'p') and n.nspname || '.' || c.relname = %s"
+                    " order by n.nspname = split_part(%s, '.', 1) desc limit 1",
+                    (name, name),
+                ).fetchone()
+                if found is None:
+                    counts[name] = -1
+                    continue
+                query = sql.SQL("select count(*) from only {}").format(
+                    qualified(str(found[0]), str(found[1]))
+                )
+                row = conn.execute(query).fetchone()
+                counts[name] = int(row[0]) if row else 0  # type: ignore[call-overload]
+        return counts
 
 
 @contextlib.contextmanager
-def restore_lock(target: Target) -> Iterator[None]:
-    """Hold a session advisory lock on the target for the whole restore, so two restores into
-    one database cannot interleave (RefusedError, exit 5); closing the session releases it.
-    Also the first connection: an unreachable target fails here, with a hint."""
+def open_session(target: Target) -> Iterator[TargetSession]:
+    """The restore's session: one connection, held for the whole restore with a session
+    advisory lock on the target, so two restores into one database cannot interleave
+    (RefusedError, exit 5); closing it releases the lock. An unreachable target fails here,
+    with a hint."""
     with contextlib.ExitStack() as stack:
         try:
             conn = stack.enter_context(connect(target, "the restore"))
@@ -316,4 +333,4 @@ def restore_lock(target: Target) -> Iterator[None]:
                 f"(PostgreSQL advisory lock {key})",
                 hint="wait for it to finish; the lock is released when it exits",
             )
-        yield
+        yield TargetSession(target, conn)

@@ -9,30 +9,25 @@ import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from drtool import __version__
 from drtool.catalog.manifest import Manifest
 from drtool.catalog.restore_records import RestoreRecord, write_restore_record
-from drtool.crypto.keys import Identity
 from drtool.errors import DatabaseError, DrtoolError, IntegrityError, OperationError
 from drtool.ids import new_id
 from drtool.log import get_logger, redact
-from drtool.pg.conn import Target
 from drtool.pg.process import pgpass_env
 from drtool.pg.restore_run import (
-    RestoreOptions,
-    Selection,
+    Reload,
     list_file,
     psql_tool,
     reload_data,
     restore_file,
     restore_stream,
 )
-from drtool.pg.restore_script import ScriptFilter, restore_through_psql
-from drtool.pg.target import count_rows, create_roles, drop_roles, restore_lock
-from drtool.pipeline.store import load
+from drtool.pg.restore_script import restore_through_psql
+from drtool.pg.target import TargetSession, open_session
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
 from drtool.services.restore_auth import (
@@ -42,8 +37,8 @@ from drtool.services.restore_auth import (
     dump_tool,
     resolve_backup,
 )
+from drtool.services.restore_job import RestoreJob
 from drtool.services.restore_plan import (
-    PlanDetails,
     RestorePlan,
     RestoreRequest,
     RolePlan,
@@ -104,11 +99,11 @@ def _check_counts(manifest: Manifest, plan: RestorePlan, counts: dict[str, int])
     )
 
 
-def _create_roles(target: Target, roles: RolePlan, where: str) -> list[str]:
+def _create_roles(session: TargetSession, roles: RolePlan, where: str) -> list[str]:
     if not roles.create:
         return []
     try:
-        create_roles(target, roles.create, roles.memberships)
+        session.create_roles(roles.create, roles.memberships)
     except DatabaseError as exc:
         raise OperationError(
             f"could not create the roles the backup needs on {where} "
@@ -136,52 +131,29 @@ def _timed(chunks: Iterator[bytes], seconds: list[float]) -> Iterator[bytes]:
         close_quietly(chunks)
 
 
-def _pg_restore(
-    ctx: Context,
-    req: RestoreRequest,
-    selection: Selection,
-    auth: Authenticated,
-    identities: list[Identity],
-    target: Target,
-    plan: RestorePlan,
-    details: PlanDetails,
-    stages: dict[str, float],
-) -> bool:
+def _pg_restore(ctx: Context, job: RestoreJob, stages: dict[str, float]) -> bool:
     """Run the restore itself; returns whether pg_restore read the whole dump."""
-    tool = dump_tool(auth.manifest)
-    options = RestoreOptions(
-        selection,
-        clean=req.force and not req.data_only,
-        no_owner=req.no_owner,
-        no_privileges=req.no_privileges,
-        jobs=plan.jobs,
-        disable_triggers=plan.disable_triggers,
-        use_list=details.list_file,
-    )
-    progress = ctx.progress("restore", auth.dump.plain_size)
+    plan, target, tool = job.plan, job.target, job.tool
+    options = job.options()
+    progress = ctx.progress("restore", job.auth.dump.plain_size)
     base_env = {**os.environ, "PGAPPNAME": APPLICATION_NAME}
     with pgpass_env(target.password, base_env) as env:
         t0 = time.monotonic()
         if plan.mode == "script":
             pulled = [0.0]
-            stream = _timed(load(ctx.storage, auth.dump, identities, progress=progress), pulled)
-            script_filter = ScriptFilter(
-                role_map=details.role_map,
-                drop_session_authorization=details.drop_session_authorization,
-                stage=frozenset(details.staged),
-                insert_order=details.staged,
-                keep_existing=details.keep_existing_rows,
-            )
+            stream = _timed(job.auth.chunks(progress), pulled)
             psql = psql_tool(tool.major)
             psql_argv = [str(psql.path), "--no-psqlrc", "--quiet", "--no-password"]
             psql_argv += ["--set=ON_ERROR_STOP=1", f"--dbname={target.conninfo}", "--file=-"]
-            restore_through_psql(options.script_argv(tool), psql_argv, env, stream, script_filter)
+            restore_through_psql(
+                options.script_argv(tool), psql_argv, env, stream, job.script_filter()
+            )
             stages["fetch_decrypt"] = pulled[0]
             stages["restore"] = time.monotonic() - t0 - pulled[0]
             return True
         if plan.mode == "stream":
             pulled = [0.0]
-            stream = _timed(load(ctx.storage, auth.dump, identities, progress=progress), pulled)
+            stream = _timed(job.auth.chunks(progress), pulled)
             complete = restore_stream(options.argv(tool, target.conninfo), env, stream)
             # The stream overlaps pg_restore: fetch_decrypt is the time spent pulling chunks,
             # restore the rest of the wall time (waiting for pg_restore and the server).
@@ -190,46 +162,35 @@ def _pg_restore(
             return complete
         configured = ctx.config.restore.spool_dir
         directory = spool_dir(ctx.config.resolve(configured) if configured else None)
-        with spooled(ctx.storage, auth.dump, identities, directory, progress) as path:
+        auth = job.auth
+        with spooled(ctx.storage, auth.dump, auth.identities, directory, progress) as path:
             stages["fetch_decrypt"] = time.monotonic() - t0
             t1 = time.monotonic()
             if plan.truncate:
                 pairs = [(t.partition(".")[0], t.partition(".")[2]) for t in plan.truncate]
                 psql = psql_tool(tool.major)
-                reload_data(
-                    tool, psql, target.conninfo, env, path, selection, pairs, plan.disable_triggers
+                reload = Reload(
+                    tool, psql, target.conninfo, options.selection, pairs, plan.disable_triggers
                 )
+                reload_data(reload, env, path)
             else:
                 restore_file(options.argv(tool, target.conninfo, path), env)
             stages["restore"] = time.monotonic() - t1
         return True
 
 
-def _execute(
-    ctx: Context,
-    req: RestoreRequest,
-    selection: Selection,
-    auth: Authenticated,
-    identities: list[Identity],
-    target: Target,
-    plan: RestorePlan,
-    details: PlanDetails,
-    started: float,
-    started_at: datetime,
-) -> RestoreResult:
-    roles = details.roles
-    manifest = auth.manifest
-    record_id = new_id(ctx.clock())
-    stages: dict[str, float] = {"prepare": time.monotonic() - started}
-    base = {
+def _record_base(job: RestoreJob, record_id: str) -> dict[str, object]:
+    """The restore record's fields known before the run."""
+    req, plan = job.request, job.plan
+    return {
         "id": record_id,
-        "backup_id": manifest.id,
+        "backup_id": job.manifest.id,
         "target": plan.target,
-        "started_at": started_at,
+        "started_at": job.started_at,
         "mode": plan.mode,
         "jobs": plan.jobs,
         "selection": {
-            "tables": [f"{s}.{t}" for s, t in selection.tables],
+            "tables": [f"{s}.{t}" for s, t in job.selection.tables],
             "schema_only": req.schema_only,
             "data_only": req.data_only,
         },
@@ -240,6 +201,15 @@ def _execute(
         "platform": plan.platform,
         "tool_version": __version__,
     }
+
+
+def _execute(ctx: Context, job: RestoreJob, session: TargetSession) -> RestoreResult:
+    """Carry out ``job``'s plan: roles, pg_restore, exact counts, the restore record."""
+    req, plan, manifest = job.request, job.plan, job.manifest
+    roles = job.details.roles
+    record_id = new_id(ctx.clock())
+    stages: dict[str, float] = {"prepare": time.monotonic() - job.started}
+    base = _record_base(job, record_id)
     created: list[str] = []
     restored = False
     log.info(
@@ -251,24 +221,24 @@ def _execute(
         len(roles.create),
     )
     try:
-        created = _create_roles(target, roles, plan.target)
-        complete = _pg_restore(ctx, req, selection, auth, identities, target, plan, details, stages)
+        created = _create_roles(session, roles, plan.target)
+        complete = _pg_restore(ctx, job, stages)
         restored = True
         t0 = time.monotonic()
-        counts = count_rows(target, list(plan.tables))
+        counts = session.count_rows(list(plan.tables))
         stages["count"] = time.monotonic() - t0
         if not req.schema_only:
             _check_counts(manifest, plan, counts)
     except BaseException as exc:
-        left = created if restored else drop_roles(target, created) if created else []
+        left = created if restored else session.drop_roles(created) if created else []
         if left and not restored:
             log.warning("roles created for the failed restore remain: %s", ", ".join(left))
         message = redact(exc.message if isinstance(exc, DrtoolError) else type(exc).__name__)
         failed = {"ok": False, "error": message, "roles_created": left, "stages": stages}
-        seconds = time.monotonic() - started
+        seconds = time.monotonic() - job.started
         _write_record(ctx, RestoreRecord.model_validate({**base, **failed, "seconds": seconds}))
         raise
-    seconds = round(time.monotonic() - started, 3)
+    seconds = round(time.monotonic() - job.started, 3)
     stages = {k: round(v, 3) for k, v in stages.items()}
     done = {
         "ok": True,
@@ -295,11 +265,7 @@ def _execute(
 
 
 def _to_file(
-    ctx: Context,
-    req: RestoreRequest,
-    auth: Authenticated,
-    identities: list[Identity],
-    started: float,
+    ctx: Context, req: RestoreRequest, auth: Authenticated, started: float
 ) -> RestoreResult:
     """The verified plain custom-format dump, for a manual pg_restore."""
     assert req.to_file is not None
@@ -322,7 +288,7 @@ def _to_file(
         t0 = time.monotonic()
         progress = ctx.progress("restore", auth.dump.plain_size)
         part = write_spool(
-            ctx.storage, auth.dump, identities, dest.parent, progress, prefix=f".{dest.name}."
+            ctx.storage, auth.dump, auth.identities, dest.parent, progress, prefix=f".{dest.name}."
         )
         try:
             stages["fetch_decrypt"] = round(time.monotonic() - t0, 3)
@@ -345,21 +311,27 @@ def _to_file(
 
 def run_restore(ctx: Context, req: RestoreRequest) -> RestoreResult:
     """``restore ID|latest``: nothing reaches the target before the backup is authenticated,
-    and every refusal happens before the first change (docs/format.md, "Restore integrity")."""
+    and every refusal happens before the first change (docs/format.md, "Restore integrity").
+
+    Into a database: one session to the target (``open_session``: the restore's lock, the
+    target's facts, every check of the plan, then roles and counts), the plan decided once
+    (``plan_database``), then executed as one ``RestoreJob``."""
     started = time.monotonic()
     started_at = ctx.clock()
-    selection = check_request(req)
+    check_request(req)
     identities = configured_identities(ctx.config)
     auth = authenticate(ctx, resolve_backup(ctx, req.ref), identities)
     if req.to_file is not None:
-        return _to_file(ctx, req, auth, identities, started)
+        return _to_file(ctx, req, auth, started)
     assert req.to_dsn is not None
     target = parse_to(req.to_dsn)
-    with restore_lock(target), tempfile.TemporaryDirectory(prefix="drtool-restore-") as work:
-        plan, details = plan_database(ctx, req, selection, auth, identities, target, Path(work))
+    with (
+        open_session(target) as session,
+        tempfile.TemporaryDirectory(prefix="drtool-restore-") as work,
+    ):
+        plan, details = plan_database(req, auth, session, Path(work))
         if req.dry_run:
             seconds = round(time.monotonic() - started, 3)
             return RestoreResult(auth.manifest.id, plan.target, seconds, {}, {}, True, plan)
-        return _execute(
-            ctx, req, selection, auth, identities, target, plan, details, started, started_at
-        )
+        job = RestoreJob(req, auth, target, plan, details, started, started_at)
+        return _execute(ctx, job, session)

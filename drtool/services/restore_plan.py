@@ -7,7 +7,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from drtool.catalog.manifest import Manifest
-from drtool.crypto.keys import Identity
 from drtool.errors import (
     OperationError,
     RefusedError,
@@ -22,18 +21,10 @@ from drtool.pg.dump_sql import (
     schema_facts,
 )
 from drtool.pg.platform import PlatformFacts
-from drtool.pg.platform import detect as detect_platform
 from drtool.pg.process import pgpass_env
 from drtool.pg.restore import Toc
 from drtool.pg.restore_run import RestoreOptions, Selection, read_schema_script, read_toc
-from drtool.pg.target import (
-    TargetState,
-    inspect_target,
-    require_major,
-    table_states,
-)
-from drtool.pipeline.store import load
-from drtool.services.context import Context
+from drtool.pg.target import TargetSession, TargetState, require_major
 from drtool.services.restore_auth import Authenticated, backup_major, dump_tool
 from drtool.services.restore_toc import (
     Obstacle,
@@ -67,6 +58,11 @@ class RestoreRequest:
     # drtool's own throwaway cluster (a drill): every role the backup needs is created,
     # superuser ones included, NOLOGIN, bare where the globals lack them.
     scratch_owned: bool = False
+
+    def selection(self) -> Selection:
+        """The part of the dump to restore (``--table``, ``--schema-only``, ``--data-only``)."""
+        pairs = tuple(dict.fromkeys(parse_table(t) for t in self.tables))
+        return Selection(pairs, self.schema_only, self.data_only)
 
 
 @dataclass(frozen=True)
@@ -216,8 +212,7 @@ def check_request(req: RestoreRequest) -> Selection:
         if not req.to_file.parent.is_dir():
             raise UsageError(f"{req.to_file.parent} is not a directory")
     parse_role_map(req.role_map)
-    pairs = tuple(dict.fromkeys(parse_table(t) for t in req.tables))
-    return Selection(pairs, req.schema_only, req.data_only)
+    return req.selection()
 
 
 def parse_role_map(items: tuple[str, ...]) -> dict[str, str]:
@@ -278,12 +273,12 @@ def selected_tables(
 
 
 def check_contents(
-    state: TargetState, target: Target, req: RestoreRequest, tables: list[str]
+    state: TargetState, session: TargetSession, req: RestoreRequest, tables: list[str]
 ) -> tuple[list[str], list[str]]:
     """Refuse (exit 5) to overwrite user tables without --force; for --data-only the tables must
     exist and be empty. Returns (tables replaced, tables to truncate)."""
     if req.data_only:
-        states = table_states(target, tables)
+        states = session.table_states(tables)
         missing = [t for t, s in states.items() if s is None]
         if missing:
             raise RefusedError(
@@ -395,19 +390,15 @@ def check_ownership(
             )
 
 
-def read_script(
-    ctx: Context, auth: Authenticated, identities: list[Identity], args: list[str]
-) -> str:
+def read_script(auth: Authenticated, args: list[str]) -> str:
     """The schema script the restore would run, from the start of the authenticated dump."""
     with pgpass_env(None) as env:
-        return read_schema_script(
-            dump_tool(auth.manifest), env, load(ctx.storage, auth.dump, identities), args
-        )
+        return read_schema_script(dump_tool(auth.manifest), env, auth.chunks(), args)
 
 
-def read_dump_toc(ctx: Context, auth: Authenticated, identities: list[Identity]) -> Toc:
+def read_dump_toc(auth: Authenticated) -> Toc:
     with pgpass_env(None) as env:
-        return read_toc(dump_tool(auth.manifest), env, load(ctx.storage, auth.dump, identities))
+        return read_toc(dump_tool(auth.manifest), env, auth.chunks())
 
 
 @dataclass(frozen=True)
@@ -427,13 +418,13 @@ class PlanDetails:
 
 
 def _platform_versions(
-    manifest: Manifest, target: Target, plan: TocPlan, obstacles: list[Obstacle]
+    manifest: Manifest, session: TargetSession, plan: TocPlan, obstacles: list[Obstacle]
 ) -> list[str]:
     """The project's platform against the backup's: a column the backup has rows for that the
     project's table lacks is an obstacle; other version differences are warnings."""
     extra = manifest.model_extra or {}
     source = PlatformFacts.from_manifest(extra.get("platform"), extra.get("platform_details"))
-    here = detect_platform(target)
+    here = session.platform()
     if source is None or here is None:
         return []
     warnings = [
@@ -459,13 +450,13 @@ def _platform_versions(
 
 
 def _platform_rows(
-    target: Target, plan: TocPlan, req: RestoreRequest, obstacles: list[Obstacle]
+    session: TargetSession, plan: TocPlan, req: RestoreRequest, obstacles: list[Obstacle]
 ) -> list[str]:
     """A fresh project's platform tables must exist; rows already there are kept only with
     --force (ON CONFLICT DO NOTHING). Returns the tables that already hold rows."""
     if not plan.staged:
         return []
-    states = table_states(target, plan.staged)
+    states = session.table_states(plan.staged)
     missing = [t for t, s in states.items() if s is None]
     if missing:
         obstacles.append(
@@ -487,23 +478,19 @@ def _platform_rows(
 
 
 def plan_database(
-    ctx: Context,
-    req: RestoreRequest,
-    selection: Selection,
-    auth: Authenticated,
-    identities: list[Identity],
-    target: Target,
-    workdir: Path,
+    req: RestoreRequest, auth: Authenticated, session: TargetSession, workdir: Path
 ) -> tuple[RestorePlan, PlanDetails]:
-    """Every check a restore into a database makes before its first change; every obstacle
-    found is reported at once (ObstaclesError), for --dry-run and the real run alike."""
+    """Every check a restore into a database makes before its first change, answered by the
+    restore's one ``session`` (no other connection); every obstacle found is reported at once
+    (ObstaclesError), for --dry-run and the real run alike. ``workdir`` keeps the list file."""
     manifest = auth.manifest
-    state = inspect_target(target)
+    selection = req.selection()
+    state = session.state
     major = backup_major(manifest)
     if major is not None:
         require_major(state, major)
     mapping = parse_role_map(req.role_map)
-    toc = read_dump_toc(ctx, auth, identities)
+    toc = read_dump_toc(auth)
     tables = selected_tables(manifest, selection, toc)
     excluded = (manifest.model_extra or {}).get("excluded_table_data") or {}
     if req.data_only:
@@ -514,7 +501,7 @@ def plan_database(
         # "Non-empty" means the application's schemas have tables.
         app_tables = [t for t in state.user_tables if not into.manages(t.partition(".")[0])]
         state = replace(state, user_tables=app_tables)
-    replaced, truncate = check_contents(state, target, req, list(tables))
+    replaced, truncate = check_contents(state, session, req, list(tables))
     absent = sorted({s for s, _ in selection.tables} - state.schemas)
     if absent:
         raise OperationError(
@@ -541,7 +528,7 @@ def plan_database(
     content = RestoreOptions(
         selection, no_owner=req.no_owner, no_privileges=req.no_privileges, use_list=list_file
     )
-    script = read_script(ctx, auth, identities, _script_args(content))
+    script = read_script(auth, _script_args(content))
     facts = schema_facts(script).mapped(mapping)
     roles = plan_roles(auth, state, facts, req, obstacles)
     check_ownership(state, facts, req, obstacles)
@@ -555,8 +542,8 @@ def plan_database(
             if not into.manages(t.partition(".")[0]) or t in toc_plan.staged
         }
     if into is not None and not req.schema_only:
-        at_least = _platform_rows(target, toc_plan, req, obstacles)
-        version_notes = _platform_versions(manifest, target, toc_plan, obstacles)
+        at_least = _platform_rows(session, toc_plan, req, obstacles)
+        version_notes = _platform_versions(manifest, session, toc_plan, obstacles)
     extensions = [] if req.data_only or req.tables else facts.extensions
     to_create = [e for e in extensions if e not in state.installed_extensions]
     if obstacles:
