@@ -27,7 +27,6 @@ from drtool.errors import DrtoolError, IntegrityError, RefusedError
 from drtool.ids import new_id
 from drtool.log import get_logger, redact
 from drtool.pg.procs import exit_on_sigterm
-from drtool.pg.scratch import dsn_with_password
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
 from drtool.services.rehearse_report import TREND_DRILLS, check_report_path, write_report
@@ -47,7 +46,7 @@ from drtool.services.rehearse_validate import (
     table_counts,
     worst_gap,
 )
-from drtool.services.restore import RestoreRequest, RestoreResult, run_restore
+from drtool.services.restore import RestoreResult, restore_scratch
 from drtool.services.restore_auth import backup_major, resolve_backup
 
 log = get_logger("rehearse")
@@ -174,12 +173,7 @@ def rehearse(ctx: Context, req: RehearseRequest) -> RehearseResult:
 
 
 def _restore_and_validate(ctx: Context, manifest: Manifest, scratch: Scratch, run: _Run) -> None:
-    request = RestoreRequest(
-        ref=manifest.id,
-        to_dsn=dsn_with_password(scratch.target),
-        scratch_owned=scratch.kind == EPHEMERAL,
-    )
-    restored = run_restore(ctx, request)
+    restored = restore_scratch(ctx, manifest.id, scratch.target, scratch.kind == EPHEMERAL)
     ctx.check_abort()  # the restore's counting moves no data: a timeout during it stops here
     run.restored = restored
     stages = restored.stages

@@ -17,6 +17,7 @@ from drtool.catalog.restore_records import RestoreRecord, write_restore_record
 from drtool.errors import DatabaseError, DrtoolError, IntegrityError, OperationError
 from drtool.ids import new_id
 from drtool.log import get_logger, redact
+from drtool.pg.conn import Target
 from drtool.pg.process import pgpass_env
 from drtool.pg.restore_run import (
     Reload,
@@ -27,6 +28,7 @@ from drtool.pg.restore_run import (
     restore_stream,
 )
 from drtool.pg.restore_script import restore_through_psql
+from drtool.pg.scratch import dsn_with_password
 from drtool.pg.target import TargetSession, open_session
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
@@ -53,7 +55,7 @@ APPLICATION_NAME = "drtool-restore"
 
 log = get_logger("restore")
 
-__all__ = ["RestoreRequest", "RestoreResult", "run_restore"]
+__all__ = ["RestoreRequest", "RestoreResult", "restore_scratch", "run_restore"]
 
 
 @dataclass(frozen=True)
@@ -335,3 +337,11 @@ def run_restore(ctx: Context, req: RestoreRequest) -> RestoreResult:
             return RestoreResult(auth.manifest.id, plan.target, seconds, {}, {}, True, plan)
         job = RestoreJob(req, auth, target, plan, details, started, started_at)
         return _execute(ctx, job, session)
+
+
+def restore_scratch(ctx: Context, backup_id: str, scratch: Target, owned: bool) -> RestoreResult:
+    """Restore a backup whole into a scratch database (a drill's, or restore-user's
+    ``--from-backup``), through the same session, plan and job as ``restore --to``;
+    ``owned``: drtool's own throwaway cluster (every role the backup needs is created)."""
+    request = RestoreRequest(ref=backup_id, to_dsn=dsn_with_password(scratch), scratch_owned=owned)
+    return run_restore(ctx, request)

@@ -14,7 +14,6 @@ from drtool.errors import IntegrityError, UsageError
 from drtool.ids import new_id
 from drtool.log import get_logger
 from drtool.pg.conn import Target
-from drtool.pg.scratch import dsn_with_password
 from drtool.pg.snapshot import advisory_lock
 from drtool.pg.userdata import Column, UserTable
 from drtool.pg.userdata_copy import user_snapshot
@@ -32,7 +31,7 @@ from drtool.services.context import Context
 from drtool.services.export import ROWS_OBJECT, check_user, discover_tables
 from drtool.services.keys import configured_identities
 from drtool.services.rehearse_scratch import open_scratch, scratch_spec
-from drtool.services.restore import RestoreRequest, run_restore
+from drtool.services.restore import restore_scratch
 from drtool.services.restore_auth import backup_major, check_seal, resolve_backup
 from drtool.services.restore_plan import parse_to
 from drtool.storage.base import close_quietly
@@ -169,14 +168,7 @@ def _from_backup(ctx: Context, req: RestoreUserRequest, target: Target) -> _Done
         log.info(
             "restoring backup %s into %s to read one user's rows", manifest.id, scratch.description
         )
-        run_restore(
-            ctx,
-            RestoreRequest(
-                ref=manifest.id,
-                to_dsn=dsn_with_password(scratch.target),
-                scratch_owned=scratch.kind == "ephemeral",
-            ),
-        )
+        restore_scratch(ctx, manifest.id, scratch.target, scratch.kind == "ephemeral")
         with user_snapshot(
             scratch.target,
             "reading the user's rows from the scratch database",
