@@ -9,7 +9,6 @@ import click
 
 from drtool.cli.render_export import export_result, export_users_result, restore_user_result
 from drtool.cli.state import common_options, get_state
-from drtool.errors import EXIT_FAILED, EXIT_OK
 from drtool.services.export import export_user
 from drtool.services.job_calls import export_users_job
 from drtool.services.restore_user import RestoreUserRequest, restore_user
@@ -53,7 +52,7 @@ def export_users_cmd(all_users: bool, changed_since: str | None) -> int:
     state = get_state()
     result = export_users_job(state.context(), all_users=all_users, changed_since=changed_since)
     export_users_result(result, state.json)
-    return EXIT_FAILED if result.failed else EXIT_OK
+    return result.exit_code
 
 
 @click.command("restore-user")

@@ -9,7 +9,6 @@ import click
 
 from drtool.cli.render_rehearse import rehearse_result
 from drtool.cli.state import common_options, get_state
-from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
 from drtool.services.job_calls import rehearse_job
 from drtool.services.rehearse import RehearseRequest
 
@@ -51,4 +50,4 @@ def rehearse_cmd(ref: str, scratch: str | None, report: Path | None, keep: bool)
     request = RehearseRequest(ref=ref, scratch=scratch, report=report, keep=keep)
     result = rehearse_job(ctx, request)
     rehearse_result(result, state.json)
-    return EXIT_OK if result.passed else EXIT_OBJECTIVE
+    return result.exit_code

@@ -7,7 +7,6 @@ import click
 
 from drtool.cli.render_status import status_result
 from drtool.cli.state import common_options, get_state
-from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
 from drtool.services.status import check_status
 
 
@@ -24,4 +23,4 @@ def status_cmd() -> int:
     state = get_state()
     result = check_status(state.context())
     status_result(result, state.json)
-    return EXIT_OK if result.ok else EXIT_OBJECTIVE
+    return result.exit_code

@@ -6,7 +6,6 @@ import click
 
 from drtool.cli.render_verify import verify_result
 from drtool.cli.state import common_options, get_state
-from drtool.errors import EXIT_INTEGRITY, EXIT_OK
 from drtool.services.job_calls import verify_job
 
 
@@ -29,4 +28,4 @@ def verify_cmd(item_id: str | None, all_items: bool, deep: bool) -> int:
     ctx = state.context()
     result = verify_job(ctx, item_id, all_items=all_items, deep=deep)
     verify_result(result, state.json)
-    return EXIT_OK if result.ok else EXIT_INTEGRITY
+    return result.exit_code

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from drtool.config import parse_duration
-from drtool.errors import EXIT_FAILED, EXIT_INTEGRITY, EXIT_OBJECTIVE, EXIT_OK, UsageError
+from drtool.errors import UsageError
 from drtool.services.archive import ArchiveRequest
 from drtool.services.context import Context
 from drtool.services.export_users import check_selection
@@ -20,6 +20,7 @@ from drtool.services.job_calls import (
     rehearse_job,
     verify_job,
 )
+from drtool.services.jobs import Outcome
 from drtool.services.rehearse import RehearseRequest
 from drtool.services.status import check_status
 
@@ -67,6 +68,10 @@ class RunOutcome:
     exit_code: int
     item_id: str | None = None
     summary: str | None = None
+
+
+def _outcome(result: Outcome) -> RunOutcome:
+    return RunOutcome(result.exit_code, result.item_id(), result.summary())
 
 
 def parse_command(argv: list[str]) -> Invocation:
@@ -142,21 +147,18 @@ def _archive(ctx: Context, inv: Invocation) -> RunOutcome:
         max_duration=parse_duration(max_duration) if max_duration else None,
         vacuum="--vacuum" in inv.flags,
     )
-    result = archive_job(ctx, request)
-    return RunOutcome(EXIT_OK, None, result.summary())
+    return _outcome(archive_job(ctx, request))
 
 
 def _backup(ctx: Context, inv: Invocation) -> RunOutcome:
     label = inv.option("--label")
-    result = backup_job(ctx, label)
-    return RunOutcome(EXIT_OK, result.item_id())
+    return _outcome(backup_job(ctx, label))
 
 
 def _verify(ctx: Context, inv: Invocation) -> RunOutcome:
     ref = inv.positionals[0] if inv.positionals else None
-    result = verify_job(ctx, ref, all_items="--all" in inv.flags, deep="--deep" in inv.flags)
-    return RunOutcome(
-        EXIT_OK if result.ok else EXIT_INTEGRITY, result.single_id(), result.summary()
+    return _outcome(
+        verify_job(ctx, ref, all_items="--all" in inv.flags, deep="--deep" in inv.flags)
     )
 
 
@@ -168,28 +170,23 @@ def _rehearse(ctx: Context, inv: Invocation) -> RunOutcome:
         report=Path(report) if report else None,
         keep="--keep" in inv.flags,
     )
-    result = rehearse_job(ctx, request)
-    return RunOutcome(
-        EXIT_OK if result.passed else EXIT_OBJECTIVE, result.item_id(), result.summary()
-    )
+    return _outcome(rehearse_job(ctx, request))
 
 
 def _status(ctx: Context, _inv: Invocation) -> RunOutcome:
-    result = check_status(ctx)
-    return RunOutcome(EXIT_OK if result.ok else EXIT_OBJECTIVE, None, "; ".join(result.breaches))
+    return _outcome(check_status(ctx))
 
 
 def _prune(ctx: Context, inv: Invocation) -> RunOutcome:
     dry_run = "--dry-run" in inv.flags
-    prune_job(ctx, dry_run=dry_run)
-    return RunOutcome(EXIT_OK)
+    return _outcome(prune_job(ctx, dry_run=dry_run))
 
 
 def _export_users(ctx: Context, inv: Invocation) -> RunOutcome:
     result = export_users_job(
         ctx, all_users="--all" in inv.flags, changed_since=inv.option("--changed-since")
     )
-    return RunOutcome(EXIT_FAILED if result.failed else EXIT_OK, None, result.summary())
+    return _outcome(result)
 
 
 Runner = Callable[[Context, Invocation], RunOutcome]
