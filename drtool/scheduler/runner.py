@@ -25,7 +25,7 @@ from drtool.log import get_logger
 from drtool.pipeline.stages import ProgressFn
 from drtool.scheduler.files import ScheduleJob
 from drtool.scheduler.http import serve
-from drtool.scheduler.lease import Lease, read_lease
+from drtool.scheduler.lease import RENEW_EVERY_SECONDS, Lease, read_lease
 from drtool.services.context import Context, ProgressFactory
 from drtool.services.jobs import Outcome, record_abandoned_run
 from drtool.services.metrics import JOB_LABEL, collect_registry
@@ -40,7 +40,7 @@ log = get_logger("scheduler")
 
 
 class JobAborted(OperationError):
-    """Raised inside a running job's data stream to abort it (timeout or shutdown)."""
+    """Raised inside a running job's data stream to abort it (timeout, shutdown, lost lease)."""
 
 
 @dataclass
@@ -63,6 +63,7 @@ class RunOptions:
     grace_seconds: float = 60.0
     misfire_grace_seconds: float = 3600.0
     run_now: tuple[str, ...] = ()
+    lease_renew_seconds: float = RENEW_EVERY_SECONDS
 
 
 def _abortable(state: JobState) -> ProgressFactory:
@@ -168,7 +169,14 @@ class Runner:
 
     def _fire(self, name: str, reason: str) -> None:
         job, state = self.jobs[name], self.states[name]
-        lease = Lease(self.ctx, name)
+        # A lost lease (taken over after it expired, or not renewable for its whole TTL)
+        # means the run is no longer exclusive: it is aborted like a timeout.
+        lease = Lease(
+            self.ctx,
+            name,
+            renew_every_seconds=self.options.lease_renew_seconds,
+            on_lost=lambda why: self.abort(name, f"lease lost: {why}"),
+        )
         try:
             held = lease.acquire()
         except DrtoolError as exc:
