@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -17,6 +18,8 @@ from drtool.cli.commands_status import status_cmd
 from drtool.cli.commands_verify import verify_cmd
 from drtool.cli.state import common_options, get_state
 from drtool.services import catalog_view, keys, setup
+from drtool.services.backup import BackupResult
+from drtool.services.context import Context
 from drtool.services.job_calls import backup_job
 
 KINDS = click.Choice(["backup", "export", "archive", "drill"])
@@ -68,15 +71,20 @@ def keys_recipient(identity: Path) -> None:
     render.key_result(keys.recipient_of(identity), get_state().json)
 
 
+def backup_call(label: str | None) -> Callable[[Context], BackupResult]:
+    """The call `backup` makes with its parsed options (also a schedule's `backup ...`)."""
+    return lambda ctx: backup_job(ctx, label)
+
+
 @click.command("backup")
 @click.option("--label", default=None, help="Free text recorded in the manifest.")
 @common_options
-def backup_cmd(label: str | None) -> None:
+def backup_cmd(label: str | None) -> int:
     """Full logical backup of the configured database; prints the new backup id last."""
     state = get_state()
-    ctx = state.context()
-    result = backup_job(ctx, label)
+    result = backup_call(label)(state.context())
     render.backup_result(result, state.json)
+    return result.exit_code
 
 
 @click.command("list")

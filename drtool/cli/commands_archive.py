@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
 
@@ -14,9 +15,10 @@ from drtool.cli.render_archive import (
 )
 from drtool.cli.state import common_options, get_state
 from drtool.config import parse_duration
-from drtool.services.archive import ArchiveRequest
+from drtool.services.archive import ArchiveRequest, ArchiveRunResult
 from drtool.services.archive_restore import parse_time, restore_archive
 from drtool.services.archive_view import list_archive
+from drtool.services.context import Context
 from drtool.services.job_calls import archive_job
 
 
@@ -35,6 +37,28 @@ class DurationType(click.ParamType[timedelta, Any]):
 
 
 DURATION = DurationType()
+
+
+def archive_run_call(
+    policy: str | None,
+    dry_run: bool,
+    batch_size: int | None,
+    max_rows: int | None,
+    sleep: timedelta,
+    max_duration: timedelta | None,
+    vacuum: bool,
+) -> Callable[[Context], ArchiveRunResult]:
+    """The call `archive run` makes with its parsed options (also a schedule's)."""
+    request = ArchiveRequest(
+        policy=policy,
+        dry_run=dry_run,
+        batch_size=batch_size,
+        max_rows=max_rows,
+        sleep_seconds=sleep.total_seconds(),
+        max_duration=max_duration,
+        vacuum=vacuum,
+    )
+    return lambda ctx: archive_job(ctx, request)
 
 
 @click.group("archive")
@@ -85,23 +109,17 @@ def archive_run_cmd(
     sleep: timedelta,
     max_duration: timedelta | None,
     vacuum: bool,
-) -> None:
+) -> int:
     """Archive-then-delete (or purge) the rows each policy matches, in primary-key order.
 
     Each batch is stored encrypted and read back before its rows are deleted, in a short
     transaction that deletes exactly the archived rows or nothing. A run that was killed is
     reconciled by the next one (runbooks/archive.md)."""
     state = get_state()
-    request = ArchiveRequest(
-        policy=policy,
-        dry_run=dry_run,
-        batch_size=batch_size,
-        max_rows=max_rows,
-        sleep_seconds=sleep.total_seconds(),
-        max_duration=max_duration,
-        vacuum=vacuum,
-    )
-    archive_run_result(archive_job(state.context(), request), state.json)
+    call = archive_run_call(policy, dry_run, batch_size, max_rows, sleep, max_duration, vacuum)
+    result = call(state.context())
+    archive_run_result(result, state.json)
+    return result.exit_code
 
 
 @archive_group.command("list")

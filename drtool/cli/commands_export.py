@@ -3,14 +3,16 @@ over services.export, services.export_users and services.restore_user."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from drtool.cli.render_export import export_result, export_users_result, restore_user_result
 from drtool.cli.state import common_options, get_state
-from drtool.errors import EXIT_FAILED, EXIT_OK
+from drtool.services.context import Context
 from drtool.services.export import export_user
+from drtool.services.export_users import ExportUsersResult, check_selection
 from drtool.services.job_calls import export_users_job
 from drtool.services.restore_user import RestoreUserRequest, restore_user
 
@@ -35,6 +37,15 @@ def export_user_cmd(user_id: str, out: Path | None) -> None:
     export_result(export_user(state.context(), user_id, out), state.json)
 
 
+def export_users_call(
+    all_users: bool, changed_since: str | None
+) -> Callable[[Context], ExportUsersResult]:
+    """The call `export-users` makes with its parsed options (also a schedule's); the
+    selection is checked here, before anything runs (a schedule file: when it is loaded)."""
+    check_selection(all_users, changed_since)
+    return lambda ctx: export_users_job(ctx, all_users=all_users, changed_since=changed_since)
+
+
 @click.command("export-users")
 @click.option("--all", "all_users", is_flag=True, help="Every user in exports.users_table.")
 @click.option(
@@ -51,9 +62,9 @@ def export_users_cmd(all_users: bool, changed_since: str | None) -> int:
     Each user is exported in its own snapshot and committed on its own; a failed user does
     not stop the others. Exits 1 if any user failed, naming them."""
     state = get_state()
-    result = export_users_job(state.context(), all_users=all_users, changed_since=changed_since)
+    result = export_users_call(all_users, changed_since)(state.context())
     export_users_result(result, state.json)
-    return EXIT_FAILED if result.failed else EXIT_OK
+    return result.exit_code
 
 
 @click.command("restore-user")

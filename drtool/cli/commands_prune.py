@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from drtool.cli.render_prune import prune_result
 from drtool.cli.state import common_options, get_state
+from drtool.services.context import Context
 from drtool.services.job_calls import prune_job
+from drtool.services.prune import PruneResult
+
+
+def prune_call(dry_run: bool) -> Callable[[Context], PruneResult]:
+    """The call `prune` makes with its parsed options (also a schedule's `prune ...`)."""
+    return lambda ctx: prune_job(ctx, dry_run=dry_run)
 
 
 @click.command("prune")
 @click.option("--dry-run", is_flag=True, help="List what would be removed and why; delete nothing.")
 @common_options
-def prune_cmd(dry_run: bool) -> None:
+def prune_cmd(dry_run: bool) -> int:
     """Apply retention to backups and exports; clean up abandoned uploads and partial items.
 
     Keeps what retention.keep_last/daily/weekly/monthly/yearly select, and always the newest
@@ -20,6 +29,6 @@ def prune_cmd(dry_run: bool) -> None:
     Exports older than retention.exports_max_age go (each user's newest stays). Leftovers of
     killed runs go once older than retention.abandoned_after. Never touches drill records."""
     state = get_state()
-    ctx = state.context()
-    result = prune_job(ctx, dry_run=dry_run)
+    result = prune_call(dry_run)(state.context())
     prune_result(result, state.json)
+    return result.exit_code

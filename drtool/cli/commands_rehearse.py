@@ -3,15 +3,24 @@ a check or an objective (an integrity failure raises: exit 3)."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import click
 
 from drtool.cli.render_rehearse import rehearse_result
 from drtool.cli.state import common_options, get_state
-from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
+from drtool.services.context import Context
 from drtool.services.job_calls import rehearse_job
-from drtool.services.rehearse import RehearseRequest
+from drtool.services.rehearse import RehearseRequest, RehearseResult
+
+
+def rehearse_call(
+    ref: str, scratch: str | None, report: Path | None, keep: bool
+) -> Callable[[Context], RehearseResult]:
+    """The call `rehearse` makes with its parsed options (also a schedule's `rehearse ...`)."""
+    request = RehearseRequest(ref=ref, scratch=scratch, report=report, keep=keep)
+    return lambda ctx: rehearse_job(ctx, request)
 
 
 @click.command("rehearse")
@@ -47,8 +56,6 @@ def rehearse_cmd(ref: str, scratch: str | None, report: Path | None, keep: bool)
     drill is recorded in drills/<id>.json. Exits 4 naming each failed check or breached
     objective, 3 if the backup failed integrity."""
     state = get_state()
-    ctx = state.context()
-    request = RehearseRequest(ref=ref, scratch=scratch, report=report, keep=keep)
-    result = rehearse_job(ctx, request)
+    result = rehearse_call(ref, scratch, report, keep)(state.context())
     rehearse_result(result, state.json)
-    return EXIT_OK if result.passed else EXIT_OBJECTIVE
+    return result.exit_code

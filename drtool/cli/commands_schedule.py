@@ -21,6 +21,14 @@ def _api() -> Any:
     return api
 
 
+def _parser() -> Any:
+    # The schedule files' commands are parsed by this CLI's command tree (imported here: it
+    # imports this module's group through drtool.cli.main).
+    from drtool.cli.schedule_line import parse_schedule_command
+
+    return parse_schedule_command
+
+
 def _duration(_ctx: click.Context, _param: click.Parameter, value: str) -> timedelta:
     try:
         return parse_duration(value)
@@ -69,6 +77,7 @@ def schedule_run(run_now: tuple[str, ...], grace: timedelta, misfire_grace: time
     state = get_state()
     _api().run_scheduler(
         state.config(),
+        _parser(),
         grace_seconds=grace.total_seconds(),
         misfire_grace_seconds=misfire_grace.total_seconds(),
         run_now=run_now,
@@ -81,7 +90,7 @@ def schedule_run(run_now: tuple[str, ...], grace: timedelta, misfire_grace: time
 def schedule_list(count: int) -> None:
     """Every job (disabled ones marked) with its next fire times in its own time zone."""
     state = get_state()
-    schedule_listing(_api().list_schedules(state.config(), count), state.json)
+    schedule_listing(_api().list_schedules(state.config(), _parser(), count), state.json)
 
 
 @schedule_group.command("check")
@@ -90,4 +99,4 @@ def schedule_check() -> None:
     """Validate the schedule files: cron, command, arguments, keys, time zone, durations.
     Exits 2 naming the file and key of every problem."""
     state = get_state()
-    schedule_listing(_api().check_schedules(state.config()), state.json, check=True)
+    schedule_listing(_api().check_schedules(state.config(), _parser()), state.json, check=True)

@@ -3,12 +3,19 @@ breached."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from drtool.cli.render_status import status_result
 from drtool.cli.state import common_options, get_state
-from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
-from drtool.services.status import check_status
+from drtool.services.context import Context
+from drtool.services.status import StatusResult, check_status
+
+
+def status_call() -> Callable[[Context], StatusResult]:
+    """The call `status` makes (also a schedule's `status`)."""
+    return check_status
 
 
 @click.command("status")
@@ -22,6 +29,6 @@ def status_cmd() -> int:
     objectives.rto, or it is older than objectives.drill_max_age (if set). Also writes
     metrics.textfile when configured."""
     state = get_state()
-    result = check_status(state.context())
+    result = status_call()(state.context())
     status_result(result, state.json)
-    return EXIT_OK if result.ok else EXIT_OBJECTIVE
+    return result.exit_code

@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from drtool.cli.render_verify import verify_result
 from drtool.cli.state import common_options, get_state
-from drtool.errors import EXIT_INTEGRITY, EXIT_OK
+from drtool.services.context import Context
 from drtool.services.job_calls import verify_job
+from drtool.services.verify import VerifyResult
+
+
+def verify_call(
+    item_id: str | None, all_items: bool, deep: bool
+) -> Callable[[Context], VerifyResult]:
+    """The call `verify` makes with its parsed options (also a schedule's `verify ...`)."""
+    return lambda ctx: verify_job(ctx, item_id, all_items=all_items, deep=deep)
 
 
 @click.command("verify")
@@ -26,7 +36,6 @@ def verify_cmd(item_id: str | None, all_items: bool, deep: bool) -> int:
     Without an argument, the latest backup. Exits 3 if any item failed; every problem found
     is reported and a verification record is stored for each item."""
     state = get_state()
-    ctx = state.context()
-    result = verify_job(ctx, item_id, all_items=all_items, deep=deep)
+    result = verify_call(item_id, all_items, deep)(state.context())
     verify_result(result, state.json)
-    return EXIT_OK if result.ok else EXIT_INTEGRITY
+    return result.exit_code

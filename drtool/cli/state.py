@@ -52,8 +52,17 @@ def get_state() -> State:
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# Set in ``click.Context.meta`` while a schedule file's command line is parsed.
+SCHEDULE_LINE = "drtool.schedule_line"
+
+
 def _set_flag(name: str) -> Callable[[click.Context, click.Parameter, bool], None]:
     def callback(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+        if value and ctx.meta.get(SCHEDULE_LINE):
+            raise click.BadParameter(
+                "has no effect in a schedule: the scheduler logs each run itself "
+                "(schedule run --log-format json)"
+            )
         if value:
             state = ctx.find_object(State) or ctx.ensure_object(State)
             setattr(state, name, True)

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from drtool.config import Config
+from drtool.scheduler.commands import CommandParser
 from drtool.scheduler.files import ScheduleJob, load_schedules, schedule_dir
 from drtool.scheduler.runner import Runner, RunOptions
 from drtool.services.context import build_context
@@ -38,7 +39,7 @@ def _entry(job: ScheduleJob, now: datetime, count: int) -> ScheduleEntry:
         name=job.name,
         file=job.file.name,
         cron=job.cron,
-        command=" ".join(job.invocation.argv),
+        command=" ".join(job.call.argv),
         timezone=job.timezone,
         enabled=job.enabled,
         jitter_seconds=job.jitter_seconds,
@@ -49,22 +50,26 @@ def _entry(job: ScheduleJob, now: datetime, count: int) -> ScheduleEntry:
     )
 
 
-def list_schedules(config: Config, count: int = 3, now: datetime | None = None) -> ScheduleListing:
+def list_schedules(
+    config: Config, parse: CommandParser, count: int = 3, now: datetime | None = None
+) -> ScheduleListing:
     """Every job with its next ``count`` fire times in its own time zone (none if disabled).
-    Invalid files raise ConfigError (exit 2) listing every problem."""
+    Invalid files raise ConfigError (exit 2) listing every problem; commands are parsed with
+    ``parse`` (the CLI's)."""
     directory = schedule_dir(config)
     at = now or datetime.now(UTC)
-    jobs = load_schedules(directory)
+    jobs = load_schedules(directory, parse)
     return ScheduleListing(str(directory), [_entry(job, at, count) for job in jobs])
 
 
-def check_schedules(config: Config) -> ScheduleListing:
+def check_schedules(config: Config, parse: CommandParser) -> ScheduleListing:
     """Validate the schedule files: the same as list, with the next fire time only."""
-    return list_schedules(config, count=1)
+    return list_schedules(config, parse, count=1)
 
 
 def run_scheduler(
     config: Config,
+    parse: CommandParser,
     *,
     grace_seconds: float,
     misfire_grace_seconds: float,
@@ -72,7 +77,7 @@ def run_scheduler(
 ) -> None:
     """Block until SIGTERM/SIGINT, running the jobs; returns after the running job finished or
     was aborted."""
-    jobs = load_schedules(schedule_dir(config))
+    jobs = load_schedules(schedule_dir(config), parse)
     ctx = build_context(config)
     options = RunOptions(
         grace_seconds=grace_seconds,

@@ -1,5 +1,6 @@
 """Schedule files (``schedule.dir/*.yaml``, one job each) parsed and validated into frozen
-``ScheduleJob`` values; every problem is collected with its file and key."""
+``ScheduleJob`` values; every problem is collected with its file and key. A ``command:`` is
+parsed by the parser passed in (the CLI's command tree), so a bad one is reported at load."""
 
 from __future__ import annotations
 
@@ -14,8 +15,8 @@ import yaml
 
 from drtool.catalog.runs import JOB_NAME
 from drtool.config import Config, load_yaml, parse_duration
-from drtool.errors import ConfigError
-from drtool.scheduler.commands import Invocation, parse_command
+from drtool.errors import ConfigError, UsageError
+from drtool.scheduler.commands import CommandParser, JobCall
 from drtool.scheduler.cron import CronTrigger, parse_cron
 
 KEYS = frozenset({"name", "cron", "command", "timezone", "jitter", "timeout", "enabled"})
@@ -26,7 +27,7 @@ class ScheduleJob:
     name: str
     file: Path
     cron: str
-    invocation: Invocation
+    call: JobCall
     timezone: str = "UTC"
     jitter_seconds: int | None = None
     timeout_seconds: float | None = None
@@ -66,7 +67,9 @@ def _where(path: Path, base: Path) -> str:
         return str(path)
 
 
-def _parse_one(path: Path, where: str, problems: list[tuple[str, str]]) -> ScheduleJob | None:
+def _parse_one(
+    path: Path, where: str, parse: CommandParser, problems: list[tuple[str, str]]
+) -> ScheduleJob | None:
     def problem(key: str, message: str) -> None:
         problems.append((f"{where}: {key}", message))
 
@@ -111,7 +114,7 @@ def _parse_one(path: Path, where: str, problems: list[tuple[str, str]]) -> Sched
     if not isinstance(enabled, bool):
         problem("enabled", "expected true or false")
     command = doc.get("command")
-    invocation: Invocation | None = None
+    call: JobCall | None = None
     if isinstance(command, str):
         try:
             argv = shlex.split(command)
@@ -125,17 +128,17 @@ def _parse_one(path: Path, where: str, problems: list[tuple[str, str]]) -> Sched
         problem("command", "required: drtool arguments as a string or a list of strings")
     if argv:
         try:
-            invocation = parse_command(argv)
-        except ValueError as exc:
-            problem("command", str(exc))
-    if len(problems) > count or invocation is None or not isinstance(cron, str):
+            call = parse(argv)
+        except UsageError as exc:
+            problem("command", f"job {name}: `{shlex.join(argv)}`: {exc.message}")
+    if len(problems) > count or call is None or not isinstance(cron, str):
         return None
     jitter = durations["jitter"]
     return ScheduleJob(
         name=str(name),
         file=path,
         cron=cron,
-        invocation=invocation,
+        call=call,
         timezone=str(timezone),
         jitter_seconds=int(jitter) if jitter else None,
         timeout_seconds=durations["timeout"] or None,
@@ -143,8 +146,9 @@ def _parse_one(path: Path, where: str, problems: list[tuple[str, str]]) -> Sched
     )
 
 
-def load_schedules(directory: Path) -> list[ScheduleJob]:
-    """Every ``*.yaml`` job in ``directory``, by name; ConfigError lists every problem."""
+def load_schedules(directory: Path, parse: CommandParser) -> list[ScheduleJob]:
+    """Every ``*.yaml`` job in ``directory``, by name, its command parsed with ``parse``;
+    ConfigError (exit 2) lists every problem."""
     problems: list[tuple[str, str]] = []
     if not directory.is_dir():
         raise ConfigError(
@@ -154,7 +158,7 @@ def load_schedules(directory: Path) -> list[ScheduleJob]:
     seen: dict[str, str] = {}
     for path in sorted(directory.glob("*.yaml")):
         where = _where(path, directory.parent)
-        job = _parse_one(path, where, problems)
+        job = _parse_one(path, where, parse, problems)
         if job is None:
             continue
         if job.name in seen:

@@ -16,6 +16,7 @@ import os
 import socket
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -91,18 +92,29 @@ def _parse_lease(data: bytes, key: str) -> LeaseState:
 class Lease:
     """Held while one run of ``job`` runs; renewed on a thread; released after the run."""
 
-    def __init__(self, ctx: Context, job: str) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        job: str,
+        *,
+        renew_every_seconds: float = RENEW_EVERY_SECONDS,
+        on_lost: Callable[[str], None] | None = None,
+    ) -> None:
         self.ctx = ctx
         self.job = job
+        self.renew_every_seconds = renew_every_seconds
+        self.on_lost = on_lost
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.started_at: datetime | None = None
         self._etag: str | None = None  # of our last write while we hold the lease
         self._generation = 0
         self._stop = threading.Event()
         self._renewer: threading.Thread | None = None
-        # Set when a renewal finds the lease taken over (it had expired): the run is no
-        # longer exclusive, and whoever runs it may abort it.
+        # Set when a renewal finds the lease taken over (it had expired), or when renewals
+        # failed for the lease's whole TTL (another scheduler may take it): the run is no
+        # longer exclusive. ``on_lost`` is called with why (the runner aborts the run).
         self.lost = threading.Event()
+        self._renewed_at: datetime | None = None
 
     def _doc(self, expires_at: datetime | None, holder: str | None) -> bytes:
         self._generation += 1
@@ -149,6 +161,7 @@ class Lease:
             winner = read_lease(self.ctx, self.job).holder
             self.started_at = None
             return f"{winner or 'another scheduler'} (won the race for the lease)"
+        self._renewed_at = now
         self._renewer = threading.Thread(target=self._renew, daemon=True, name=f"lease-{self.job}")
         self._renewer.start()
         return None
@@ -157,26 +170,40 @@ class Lease:
         """Extend the lease; False (and the lease is no longer ours) if it was taken over."""
         if self._etag is None:
             return False
-        etag = self._write_if(self._doc(self.ctx.clock() + LEASE_TTL, self.holder), self._etag)
+        now = self.ctx.clock()
+        etag = self._write_if(self._doc(now + LEASE_TTL, self.holder), self._etag)
         if etag is None:
             self._etag = None
-            self.lost.set()
-            log.warning(
-                "lost the lease of %s: it expired and %s holds it now",
-                self.job,
-                read_lease(self.ctx, self.job).holder or "another scheduler",
-            )
+            try:
+                holder = read_lease(self.ctx, self.job).holder
+            except DrtoolError:
+                holder = None
+            self._lose(f"it expired and {holder or 'another scheduler'} holds it now")
             return False
-        self._etag = etag
+        self._etag, self._renewed_at = etag, now
         return True
 
+    def _lose(self, why: str) -> None:
+        self.lost.set()
+        log.warning("lost the lease of %s: %s", self.job, why)
+        if self.on_lost is not None:
+            self.on_lost(why)
+
     def _renew(self) -> None:
-        while not self._stop.wait(RENEW_EVERY_SECONDS):
+        while not self._stop.wait(self.renew_every_seconds):
             try:
                 if not self.renew():
                     return
             except DrtoolError as exc:
                 log.warning("could not renew the lease of %s: %s", self.job, exc.message)
+                renewed = self._renewed_at
+                if renewed is not None and self.ctx.clock() - renewed >= LEASE_TTL:
+                    # Past its expiry another scheduler may take it at any moment.
+                    self._lose(
+                        f"no renewal succeeded for {LEASE_TTL.total_seconds():.0f}s "
+                        f"(its time to live): {exc.message}"
+                    )
+                    return
 
     def release(self) -> None:
         """Free the lease (keeping ``last_started_at``) unless someone else holds it now."""

@@ -9,6 +9,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import FrameType
@@ -22,12 +23,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from drtool.errors import EXIT_FAILED, DrtoolError, OperationError, RefusedError, UsageError
 from drtool.log import get_logger
 from drtool.pipeline.stages import ProgressFn
-from drtool.scheduler.commands import RunOutcome, run_invocation
 from drtool.scheduler.files import ScheduleJob
 from drtool.scheduler.http import serve
-from drtool.scheduler.lease import Lease, read_lease
+from drtool.scheduler.lease import RENEW_EVERY_SECONDS, Lease, read_lease
 from drtool.services.context import Context, ProgressFactory
-from drtool.services.jobs import record_abandoned_run
+from drtool.services.jobs import Outcome, record_abandoned_run
 from drtool.services.metrics import JOB_LABEL, collect_registry
 
 ABORT_WAIT_SECONDS = 30.0
@@ -40,7 +40,7 @@ log = get_logger("scheduler")
 
 
 class JobAborted(OperationError):
-    """Raised inside a running job's data stream to abort it (timeout or shutdown)."""
+    """Raised inside a running job's data stream to abort it (timeout, shutdown, lost lease)."""
 
 
 @dataclass
@@ -63,6 +63,7 @@ class RunOptions:
     grace_seconds: float = 60.0
     misfire_grace_seconds: float = 3600.0
     run_now: tuple[str, ...] = ()
+    lease_renew_seconds: float = RENEW_EVERY_SECONDS
 
 
 def _abortable(state: JobState) -> ProgressFactory:
@@ -76,6 +77,15 @@ def _abortable(state: JobState) -> ProgressFactory:
         return update
 
     return factory
+
+
+def _safely(describe: Callable[[], str | None]) -> str | None:
+    """A result's description that fails must not turn a finished run into a failed one."""
+    try:
+        return describe()
+    except Exception as exc:
+        log.warning("could not describe the job's result: %s: %s", type(exc).__name__, exc)
+        return None
 
 
 class Runner:
@@ -159,7 +169,14 @@ class Runner:
 
     def _fire(self, name: str, reason: str) -> None:
         job, state = self.jobs[name], self.states[name]
-        lease = Lease(self.ctx, name)
+        # A lost lease (taken over after it expired, or not renewable for its whole TTL)
+        # means the run is no longer exclusive: it is aborted like a timeout.
+        lease = Lease(
+            self.ctx,
+            name,
+            renew_every_seconds=self.options.lease_renew_seconds,
+            on_lost=lambda why: self.abort(name, f"lease lost: {why}"),
+        )
         try:
             held = lease.acquire()
         except DrtoolError as exc:
@@ -187,11 +204,11 @@ class Runner:
             self.ctx.config, self.ctx.storage, self.ctx.clock, _abortable(state), state.check
         )
         started = state.started = time.monotonic()
-        outcome: RunOutcome | None = None
+        outcome: Outcome | None = None
         error: str | None = None
         code: int = EXIT_FAILED
         try:
-            outcome = run_invocation(run_ctx, job.invocation)
+            outcome = job.call.run(run_ctx)
             code = outcome.exit_code
         except DrtoolError as exc:
             error, code = exc.message, exc.exit_code
@@ -209,9 +226,10 @@ class Runner:
             self._skip(name, error or "refused", seconds)
             return
         ok = code == 0
+        item_id = _safely(outcome.item_id) if outcome is not None else None
         if not ok and error is None and outcome is not None:
-            error = outcome.summary or f"exit {code}"
-        self._finish(name, reason, ok, seconds, outcome.item_id if outcome else None, code, error)
+            error = _safely(outcome.summary) or f"exit {code}"
+        self._finish(name, reason, ok, seconds, item_id, code, error)
 
     def _finish(
         self,
@@ -381,7 +399,7 @@ class Runner:
             "the scheduler exited without it; its item is uncommitted"
         )
         self._finish(name, "abort", False, seconds, None, EXIT_FAILED, error)
-        job = self.jobs[name].invocation.command
+        job = self.jobs[name].call.command
         if job in RECORDED_COMMANDS:
             record_abandoned_run(self.ctx, job, seconds, error)
 

@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from drtool.catalog.archive_records import read_journal
 from drtool.config import ArchivalPolicy
 from drtool.crypto.keys import Recipient
-from drtool.errors import UsageError
+from drtool.errors import EXIT_OK, UsageError
 from drtool.log import get_logger
 from drtool.pg.archive_session import ArchiveSession, Limits, open_archive_session
 from drtool.pg.archive_table import TableInfo, require_columns
@@ -67,6 +67,11 @@ class PolicyRun:
 class ArchiveRunResult:
     policies: list[PolicyRun]
     dry_run: bool
+
+    exit_code = EXIT_OK  # a policy that failed raises
+
+    def item_id(self) -> str | None:
+        return None
 
     def summary(self) -> str:
         return "; ".join(

@@ -16,7 +16,7 @@ from drtool.catalog.catalog import backup_prefix, object_key
 from drtool.catalog.manifest import Manifest, ObjectEntry
 from drtool.crypto.age import Encryption
 from drtool.crypto.keys import Recipient
-from drtool.errors import DrtoolError, SubprocessError, UsageError
+from drtool.errors import EXIT_OK, DrtoolError, SubprocessError, UsageError
 from drtool.ids import new_id
 from drtool.log import get_logger
 from drtool.pg.dependencies import Dependency, dependency_warnings, find_dependencies
@@ -40,8 +40,13 @@ log = get_logger("backup")
 class BackupResult:
     manifest: Manifest
 
+    exit_code = EXIT_OK  # a backup that did not complete raises
+
     def item_id(self) -> str:
         return self.manifest.id
+
+    def summary(self) -> str | None:
+        return None
 
     @property
     def warnings(self) -> list[str]:

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from drtool.config import parse_duration
-from drtool.errors import DrtoolError, UsageError
+from drtool.errors import EXIT_FAILED, EXIT_OK, DrtoolError, UsageError
 from drtool.log import get_logger
 from drtool.pg.snapshot import advisory_lock
 from drtool.pg.userdata import Discovery, NotExported
@@ -48,8 +48,13 @@ class ExportUsersResult:
     def ok(self) -> bool:
         return not self.failed
 
-    def is_failure(self) -> bool:
-        return bool(self.failed)
+    @property
+    def exit_code(self) -> int:
+        """Partial failures are data in the result; any of them makes the run a failure."""
+        return EXIT_FAILED if self.failed else EXIT_OK
+
+    def item_id(self) -> str | None:
+        return None
 
     def stats(self) -> dict[str, float]:
         return {"users_exported": self.exported, "users_failed": len(self.failed)}

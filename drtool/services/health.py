@@ -11,6 +11,7 @@ from drtool.catalog.drills import latest_drill
 from drtool.catalog.records import latest_verification
 from drtool.catalog.runs import JobRun, list_runs
 from drtool.config import ObjectivesConfig, format_duration
+from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
 from drtool.ids import id_time, is_valid_id
 from drtool.services.context import Context
 
@@ -83,6 +84,16 @@ class StatusResult:
     breaches: list[str]
     breached: list[str]  # objective names (OBJECTIVE_NAMES) in breach
     jobs: list[JobRun]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_OBJECTIVE
+
+    def item_id(self) -> str | None:
+        return None
+
+    def summary(self) -> str | None:
+        return "; ".join(self.breaches) or None
 
 
 def format_age(seconds: float) -> str:

@@ -1,10 +1,9 @@
 """Each scheduled job as one call: the service function run through ``run_job`` with its
 result hooks. The CLI commands and the scheduler call these, so both record, measure and
-notify a run the same way."""
+notify a run the same way; each result type says its own exit code (services/jobs.Outcome)."""
 
 from __future__ import annotations
 
-from drtool.errors import EXIT_INTEGRITY, EXIT_OBJECTIVE
 from drtool.services.archive import ArchiveRequest, ArchiveRunResult, run_archive
 from drtool.services.backup import BackupResult, run_backup
 from drtool.services.context import Context
@@ -16,9 +15,7 @@ from drtool.services.verify import VerifyResult, verify
 
 
 def backup_job(ctx: Context, label: str | None) -> BackupResult:
-    return run_job(
-        ctx, "backup", lambda: run_backup(ctx, label=label), item_id_of=BackupResult.item_id
-    )
+    return run_job(ctx, "backup", lambda: run_backup(ctx, label=label))
 
 
 def verify_job(ctx: Context, ref: str | None, *, all_items: bool, deep: bool) -> VerifyResult:
@@ -26,11 +23,7 @@ def verify_job(ctx: Context, ref: str | None, *, all_items: bool, deep: bool) ->
         ctx,
         "verify",
         lambda: verify(ctx, ref, all_items=all_items, deep=deep),
-        item_id_of=VerifyResult.single_id,
-        failed_of=VerifyResult.failed,
-        failed_exit_code=EXIT_INTEGRITY,
         stats_of=VerifyResult.stats,
-        summary_of=VerifyResult.summary,
     )
 
 
@@ -39,11 +32,7 @@ def rehearse_job(ctx: Context, request: RehearseRequest) -> RehearseResult:
         ctx,
         "rehearse",
         lambda: rehearse(ctx, request),
-        item_id_of=RehearseResult.item_id,
-        failed_of=RehearseResult.failed,
-        failed_exit_code=EXIT_OBJECTIVE,
         stats_of=RehearseResult.stats,
-        summary_of=RehearseResult.summary,
         events=("drill",),
     )
 
@@ -61,9 +50,7 @@ def export_users_job(
         ctx,
         "export-users",
         lambda: export_users(ctx, all_users=all_users, changed_since=changed_since),
-        failed_of=ExportUsersResult.is_failure,
         stats_of=ExportUsersResult.stats,
-        summary_of=ExportUsersResult.summary,
     )
 
 

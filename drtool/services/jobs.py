@@ -8,17 +8,32 @@ import socket
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from drtool.catalog.runs import check_job, record_run
-from drtool.errors import EXIT_FAILED, DrtoolError, RefusedError, UsageError
+from drtool.errors import EXIT_FAILED, EXIT_OK, DrtoolError, RefusedError, UsageError
 from drtool.log import get_logger
 from drtool.services.context import Context
 from drtool.services.health import StatusResult, gather_status
 from drtool.services.metrics import publish_metrics
 from drtool.services.notify import Notice, notify_all
 
+
+class Outcome(Protocol):
+    """What a job's result says about the run, in one place per result type: its exit code
+    (SPEC "Exit codes"; 0 for a success), the item it produced or checked, and one line for
+    notifications and logs. The CLI exits with it; run records and the scheduler record it."""
+
+    @property
+    def exit_code(self) -> int: ...
+
+    def item_id(self) -> str | None: ...
+
+    def summary(self) -> str | None: ...
+
+
 T = TypeVar("T")
+R = TypeVar("R", bound=Outcome)
 
 # After these jobs, breached objectives are notified (event `breach`); `status` never notifies.
 BREACH_CHECK_JOBS = frozenset({"backup", "verify", "rehearse"})
@@ -54,25 +69,21 @@ def _safely(hook: Callable[[T], Any] | None, result: T, default: Any) -> Any:
 def run_job(
     ctx: Context,
     job: str,
-    fn: Callable[[], T],
+    fn: Callable[[], R],
     *,
-    item_id_of: Callable[[T], str | None] | None = None,
-    failed_of: Callable[[T], bool] | None = None,
-    failed_exit_code: int = EXIT_FAILED,
-    stats_of: Callable[[T], Mapping[str, float]] | None = None,
-    summary_of: Callable[[T], str] | None = None,
+    stats_of: Callable[[R], Mapping[str, float]] | None = None,
     events: Sequence[str] = (),
-) -> T:
+) -> R:
     """Run ``fn`` as job ``job`` and return its result (a DrtoolError it raises is re-raised).
 
     A UsageError (exit 2) or RefusedError (exit 5) is re-raised without recording, measuring
     or notifying anything: the job did not run.
 
-    - ``item_id_of``: the item the run produced or checked (recorded, reported);
-    - ``failed_of``: True if the returned result is a failure (e.g. verify found problems):
-      recorded as a failure with ``failed_exit_code``, notified as `failure`, still returned;
+    The result's ``exit_code`` decides the outcome: non-zero (e.g. verify found problems) is
+    recorded as a failure with that code, notified as `failure`, and the result still
+    returned. Its ``item_id()`` and ``summary()`` are recorded and reported.
+
     - ``stats_of``: numbers about the run, kept in the record (verify: items_verified/failed);
-    - ``summary_of``: one line for notifications (a drill: verdict and RTO);
     - ``events``: extra events sent whatever the outcome, also when ``fn`` raised (rehearse:
       ``("drill",)``).
     """
@@ -100,15 +111,15 @@ def run_job(
         _report(ctx, JobOutcome(job, False, seconds, error=error, exit_code=code), events)
         raise
     seconds = time.monotonic() - started
-    failed = bool(_safely(failed_of, result, False))
-    summary = _safely(summary_of, result, None)
+    code = result.exit_code
+    summary = _safely(lambda r: r.summary(), result, None)
     outcome = JobOutcome(
         job=job,
-        ok=not failed,
+        ok=code == EXIT_OK,
         seconds=seconds,
-        item_id=_safely(item_id_of, result, None),
-        error=(summary or f"{job} finished with a failed result") if failed else None,
-        exit_code=failed_exit_code if failed else None,
+        item_id=_safely(lambda r: r.item_id(), result, None),
+        error=(summary or f"{job} finished with a failed result") if code != EXIT_OK else None,
+        exit_code=code if code != EXIT_OK else None,
         summary=summary,
         stats=_safely(stats_of, result, {}),
     )

@@ -11,7 +11,7 @@ from drtool.catalog.catalog import KIND_PREFIX, MANIFEST_NAME
 from drtool.catalog.manifest import Manifest
 from drtool.catalog.records import VERIFICATIONS_PREFIX, last_verifications
 from drtool.catalog.restore_records import RESTORES_PREFIX
-from drtool.errors import NotFoundInStorage
+from drtool.errors import EXIT_OK, NotFoundInStorage
 from drtool.log import get_logger
 from drtool.services.context import Context
 from drtool.services.retention import (
@@ -53,6 +53,14 @@ class PruneResult:
     abandoned_removed: int
     dry_run: bool
     abandoned: list[AbandonedEntry] = field(default_factory=list)
+
+    exit_code = EXIT_OK  # what retention keeps is said in ``kept``, never a failure
+
+    def item_id(self) -> str | None:
+        return None
+
+    def summary(self) -> str | None:
+        return None
 
     def stats(self) -> dict[str, float]:
         return {

@@ -23,7 +23,7 @@ from drtool.catalog.drill_records import (
     write_drill_record,
 )
 from drtool.catalog.manifest import Manifest
-from drtool.errors import DrtoolError, IntegrityError, RefusedError
+from drtool.errors import EXIT_OBJECTIVE, EXIT_OK, DrtoolError, IntegrityError, RefusedError
 from drtool.ids import new_id
 from drtool.log import get_logger, redact
 from drtool.pg.procs import exit_on_sigterm
@@ -74,11 +74,14 @@ class RehearseResult:
     def passed(self) -> bool:
         return self.record.passed
 
+    @property
+    def exit_code(self) -> int:
+        """A completed drill that failed a check or an objective; an integrity failure
+        raises (exit 3) instead of returning."""
+        return EXIT_OK if self.passed else EXIT_OBJECTIVE
+
     def item_id(self) -> str | None:
         return self.record.backup_id
-
-    def failed(self) -> bool:
-        return not self.passed
 
     def summary(self) -> str:
         r = self.record

@@ -12,7 +12,14 @@ from drtool.catalog.catalog import MANIFEST_NAME, backup_prefix, object_key, pat
 from drtool.catalog.manifest import Manifest
 from drtool.catalog.records import Problem, VerificationRecord, write_verification
 from drtool.crypto.keys import Identity
-from drtool.errors import DrtoolError, IntegrityError, KeyMissingError, UsageError
+from drtool.errors import (
+    EXIT_INTEGRITY,
+    EXIT_OK,
+    DrtoolError,
+    IntegrityError,
+    KeyMissingError,
+    UsageError,
+)
 from drtool.ids import is_valid_id, new_id
 from drtool.log import get_logger
 from drtool.services.context import Context
@@ -49,11 +56,12 @@ class VerifyResult:
         """The full address of a stored key, to look up in the bucket or directory."""
         return f"{self.storage.rstrip('/')}/{key}" if self.storage else key
 
-    # What the job wrapper (services/jobs.py) records and reports about a run.
-    def failed(self) -> bool:
-        return not self.ok
+    # What the CLI exits with and the job wrapper (services/jobs.py) records and reports.
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_INTEGRITY
 
-    def single_id(self) -> str | None:
+    def item_id(self) -> str | None:
         return self.items[0].id if len(self.items) == 1 else None
 
     def stats(self) -> dict[str, float]:

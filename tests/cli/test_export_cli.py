@@ -38,7 +38,8 @@ def test_selection_and_source_mistakes_exit_2(file_setup: Setup) -> None:
 
 
 def test_export_users_is_a_schedulable_command() -> None:
-    from drtool.scheduler.commands import RUNNERS, parse_command
+    from drtool.cli.schedule_line import SCHEDULABLE, parse_schedule_command
 
-    assert "export-users" in RUNNERS
-    assert parse_command(["export-users", "--changed-since", "25h"]).option("--changed-since")
+    assert "export-users" in SCHEDULABLE
+    call = parse_schedule_command(["export-users", "--changed-since", "25h"])
+    assert call.params["changed_since"] == "25h"

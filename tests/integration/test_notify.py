@@ -9,8 +9,9 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 import yaml
@@ -156,6 +157,34 @@ def test_without_a_webhook_nothing_is_sent_and_nothing_fails() -> None:
     assert notify(Config(), "failure", "text", {}) is False
 
 
+@dataclass(frozen=True)
+class Drill:
+    """A result as run_job sees one (services.jobs.Outcome): its exit code says if it failed."""
+
+    verdict: str
+    id: str
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.verdict == "pass" else 4
+
+    def item_id(self) -> str | None:
+        return self.id
+
+    def summary(self) -> str | None:
+        return f"verdict {self.verdict}, RTO 42s"
+
+
+class BadHooks:
+    exit_code = 0
+
+    def item_id(self) -> str | None:
+        raise RuntimeError("hook bug")
+
+    def summary(self) -> str | None:
+        raise RuntimeError("hook bug")
+
+
 def test_job_wrapper_sends_drill_events_and_records_result_failures(
     tmp_path: Path, webhook: Webhook
 ) -> None:
@@ -166,24 +195,15 @@ def test_job_wrapper_sends_drill_events_and_records_result_failures(
         }
     )
     ctx = build_context(config)
-    verdict = {"verdict": "fail", "id": "20261126T021500.123Z-7f3a"}
-    result = run_job(
-        ctx,
-        "rehearse",
-        lambda: verdict,
-        item_id_of=lambda r: r["id"],
-        failed_of=lambda r: r["verdict"] != "pass",
-        failed_exit_code=4,
-        summary_of=lambda r: f"verdict {r['verdict']}, RTO 42s",
-        events=("drill",),
-    )
+    verdict = Drill("fail", "20261126T021500.123Z-7f3a")
+    result = run_job(ctx, "rehearse", lambda: verdict, events=("drill",))
     assert result is verdict
     by_event = {post["event"]: post for post in webhook.posts()}
     assert set(by_event) == {"failure", "drill"}
     assert by_event["drill"]["text"].endswith(": verdict fail, RTO 42s")
     run = read_run(ctx.storage, "rehearse")
     assert run is not None and not run.last_ok and run.last_failure_exit_code == 4
-    assert run.item_id == verdict["id"] and run.last_failure_error == "verdict fail, RTO 42s"
+    assert run.item_id == verdict.id and run.last_failure_error == "verdict fail, RTO 42s"
 
 
 def test_job_wrapper_reraises_errors_after_recording_them_and_survives_bad_hooks(
@@ -197,7 +217,7 @@ def test_job_wrapper_reraises_errors_after_recording_them_and_survives_bad_hooks
     )
     ctx = build_context(config)
 
-    def broken() -> None:
+    def broken() -> NoReturn:
         raise IntegrityError("backup X: object dump chunk 3 failed authentication")
 
     with pytest.raises(IntegrityError):
@@ -206,10 +226,8 @@ def test_job_wrapper_reraises_errors_after_recording_them_and_survives_bad_hooks
     assert run is not None and run.last_failure_exit_code == EXIT_INTEGRITY
     assert webhook.posts()[-1]["event"] == "failure"
 
-    def bad_hook(_: int) -> str:
-        raise RuntimeError("hook bug")
-
-    assert run_job(ctx, "verify", lambda: 7, item_id_of=bad_hook, summary_of=bad_hook) == 7
+    bad = BadHooks()
+    assert run_job(ctx, "verify", lambda: bad) is bad
     run = read_run(ctx.storage, "verify")
     assert run is not None and run.last_ok and run.last_failure_exit_code == EXIT_INTEGRITY
     assert webhook.posts()[-1]["event"] == "success"

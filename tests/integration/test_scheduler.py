@@ -378,3 +378,59 @@ def test_a_job_that_ignores_its_abort_makes_the_scheduler_exit_non_zero(
     finally:
         for name in drill_databases(pg_cluster):  # the drill left behind (its process is gone)
             pg_cluster.drop_database(name)
+
+
+def test_a_scheduled_verify_and_the_cli_exit_3_alike_on_a_corrupted_backup(
+    file_setup: Setup, sample_db: Any
+) -> None:
+    # One exit code per result (VerifyResult.exit_code), whoever runs the verification.
+    text = 'name: verify\ncron: "0 3 * * *"\ncommand: verify latest\n'
+    setup = with_schedules(file_setup, verify=text)
+    backup_id = setup.run("backup", "--label", "to-damage").stdout.strip().splitlines()[-1]
+    dump = storage_root(setup) / "backups" / backup_id / "dump.pgdump.zst.age"
+    data = dump.read_bytes()
+    middle = len(data) // 2
+    dump.write_bytes(data[:middle] + bytes([data[middle] ^ 0x01]) + data[middle + 1 :])
+
+    sched = Scheduler(setup, "--run-now", "verify")
+    try:
+        outcome = sched.wait_for(lambda e: e.get("event") == "run", timeout=120)
+    finally:
+        assert sched.stop() == 0
+    assert outcome["ok"] is False and outcome["exit_code"] == 3, sched.raw
+    assert outcome["item_id"] == backup_id
+    record = run_record(setup, "verify")
+    assert record["last_ok"] is False and record["last_failure_exit_code"] == 3
+    scheduled_at = record["last_run_at"]
+
+    cli = setup.run("verify", "latest", "--json", expect=3)
+    assert cli.json["ok"] is False
+    record = run_record(setup, "verify")
+    assert record["last_run_at"] != scheduled_at  # the CLI's run, recorded the same way
+    assert record["last_ok"] is False and record["last_failure_exit_code"] == 3
+
+
+def test_a_schedule_command_goes_through_the_cli_options_and_their_checks(
+    file_setup: Setup,
+) -> None:
+    # A flag the CLI has is accepted; one it lacks, and a value its click type rejects, are
+    # reported with click's message, naming the file and the job (exit 2).
+    good = 'cron: "0 3 * * *"\ncommand: verify latest --deep\n'
+    setup = with_schedules(file_setup, verify=good)
+    listing = setup.run("schedule", "check", "--json").json
+    assert [job["command"] for job in listing["jobs"]] == ["verify latest --deep"]
+    bad = {
+        "verify": 'cron: "0 3 * * *"\ncommand: verify latest --deeper\n',
+        "archive": 'cron: "0 4 * * *"\ncommand: archive run --batch-size 0\n',
+        "restore": 'name: put-back\ncron: "0 4 * * *"\ncommand: restore latest --to x\n',
+    }
+    setup = with_schedules(setup, **bad)
+    for run in (("schedule", "check"), ("schedule", "run")):
+        err = setup.run(*run, expect=2).stderr
+        assert "schedules/verify.yaml: command: job verify: " in err, err
+        assert "No such option '--deeper'" in err
+        assert "schedules/archive.yaml: command: job archive: " in err
+        assert "Invalid value for '--batch-size': 0 is not in the range x>=1" in err
+        assert "schedules/restore.yaml: command: job put-back: `restore latest --to x`" in err
+        assert "cannot be scheduled" in err
+        assert "Traceback" not in err

@@ -4,14 +4,14 @@ policy validation, and the scheduled `archive run` command line."""
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from drtool.cli.schedule_line import parse_schedule_command
 from drtool.config import load_config
 from drtool.errors import ConfigError, IntegrityError, UsageError
-from drtool.scheduler.commands import parse_command
 from drtool.scheduler.files import load_schedules
 from drtool.services.archive_codec import copy_header, decode_batch, encode_batch, rows_sha256
 from drtool.services.archive_restore import parse_time
@@ -101,17 +101,20 @@ def test_spec_policies_load(tmp_path: Path) -> None:
 
 
 def test_a_schedule_can_run_archive_run_with_its_options_only() -> None:
-    inv = parse_command(
+    call = parse_schedule_command(
         ["archive", "run", "--policy", "finished-jobs", "--max-duration", "30m", "--dry-run"]
     )
-    assert inv.option("--policy") == "finished-jobs" and "--dry-run" in inv.flags
-    for bad in (
-        ["archive", "restore", "--policy", "x"],
-        ["archive", "run", "--batch-size", "0"],
-        ["archive", "run", "--sleep", "soon"],
-        ["archive", "list"],
+    assert call.params["policy"] == "finished-jobs" and call.params["dry_run"] is True
+    assert call.params["max_duration"] == timedelta(minutes=30)  # converted by its click type
+    for bad, words in (
+        (["archive", "restore", "--policy", "x"], "`archive restore` cannot be scheduled"),
+        (["archive", "run", "--batch-size", "0"], "'--batch-size': 0 is not in the range"),
+        (["archive", "run", "--sleep", "soon"], "'--sleep': invalid duration 'soon'"),
+        (["archive", "list"], "`archive list` cannot be scheduled"),
+        (["archive"], "`archive` needs a command"),
     ):
-        with pytest.raises(ValueError, match="archive"):
-            parse_command(bad)
-    jobs = {job.name: job for job in load_schedules(REPO / "schedules")}
-    assert jobs["archive"].invocation.positionals == ("run",)
+        with pytest.raises(UsageError, match=words):
+            parse_schedule_command(bad)
+    jobs = {job.name: job for job in load_schedules(REPO / "schedules", parse_schedule_command)}
+    assert jobs["archive"].call.command == "archive"
+    assert jobs["archive"].call.argv[:2] == ("archive", "run")

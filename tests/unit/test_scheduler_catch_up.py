@@ -6,15 +6,18 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from drtool.cli.schedule_line import parse_schedule_command
 from drtool.config import Config, StorageConfig
-from drtool.scheduler.commands import parse_command
 from drtool.scheduler.files import ScheduleJob
 from drtool.scheduler.lease import Lease, read_lease
 from drtool.scheduler.runner import Runner, RunOptions
 from drtool.services.context import Context, build_context
 
 NIGHTLY = ScheduleJob(
-    name="backup", file=Path("backup.yaml"), cron="0 2 * * *", invocation=parse_command(["backup"])
+    name="backup",
+    file=Path("backup.yaml"),
+    cron="0 2 * * *",
+    call=parse_schedule_command(["backup"]),
 )
 
 
