@@ -63,6 +63,9 @@ class JournalEntry(BaseModel):
     rows_digest: str | None = None
     deleted: int = 0
     batches: int = 0
+    # Purge runs: what the purge record repeats (the database and the policy's condition).
+    database: str | None = None
+    where: dict[str, list[Any]] = Field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return (json.dumps(self.model_dump(mode="json"), sort_keys=True) + "\n").encode()

@@ -19,7 +19,7 @@ from drtool.catalog.archive_records import (
     write_void,
 )
 from drtool.catalog.catalog import object_key
-from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.catalog.manifest import ArchiveManifest, ObjectEntry
 from drtool.config import ArchivalPolicy
 from drtool.crypto.age import Encryption
 from drtool.crypto.keys import Recipient
@@ -69,10 +69,9 @@ def batch_manifest(
     batch: RowBatch,
     obj: StoredObject,
     recipients: list[Recipient],
-) -> Manifest:
-    return Manifest(
+) -> ArchiveManifest:
+    return ArchiveManifest(
         id=entry.id,
-        kind="archive",
         created_at=entry.created_at,
         finished_at=ctx.clock(),
         tool_version=__version__,
@@ -93,7 +92,7 @@ def batch_manifest(
         time_min=batch.time_min.isoformat() if batch.time_min else None,
         time_max=batch.time_max.isoformat() if batch.time_max else None,
         rows=len(batch.lines),
-        rows_sha256=entry.rows_sha256,
+        rows_sha256=entry.rows_sha256 or "",
         rows_digest=batch.digest,
         encoding="postgresql-copy-text",
         copy_settings=dict(COPY_SETTINGS),

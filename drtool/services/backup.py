@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from drtool import __version__
 from drtool.catalog.catalog import backup_prefix, object_key
-from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.catalog.manifest import BackupManifest, ObjectEntry
 from drtool.crypto.age import Encryption
 from drtool.crypto.keys import Recipient
 from drtool.errors import DrtoolError, SubprocessError, UsageError
@@ -38,14 +38,14 @@ log = get_logger("backup")
 
 @dataclass(frozen=True)
 class BackupResult:
-    manifest: Manifest
+    manifest: BackupManifest
 
     def item_id(self) -> str:
         return self.manifest.id
 
     @property
     def warnings(self) -> list[str]:
-        return list((self.manifest.model_extra or {}).get("warnings") or [])
+        return list(self.manifest.warnings)
 
 
 def _check_label(label: str | None) -> str | None:
@@ -227,9 +227,8 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
                 [ObjectEntry.of(globals_obj)] if globals_obj else []
             )
             timings["total"] = time.monotonic() - t0
-            manifest = Manifest(
+            manifest = BackupManifest(
                 id=item_id,
-                kind="backup",
                 created_at=started_at,
                 snapshot_at=snap.taken_at,
                 finished_at=ctx.clock(),

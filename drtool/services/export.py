@@ -12,7 +12,7 @@ from pathlib import Path
 
 from drtool import __version__
 from drtool.catalog.catalog import export_prefix, object_key
-from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.catalog.manifest import ExportManifest, ObjectEntry
 from drtool.crypto.age import Encryption
 from drtool.crypto.keys import Recipient
 from drtool.errors import DrtoolError, UsageError
@@ -45,7 +45,7 @@ class ExportResult:
     platform: str | None = None
     out: Path | None = None
     redacted: list[str] = field(default_factory=list)
-    manifest: Manifest | None = None
+    manifest: ExportManifest | None = None
     seconds: float = 0.0
 
 
@@ -107,7 +107,7 @@ def store_export(
     discovery: Discovery,
     user_id: str,
     recipients: list[Recipient],
-) -> Manifest:
+) -> ExportManifest:
     """Stream the user's rows into one encrypted object, then commit the sealed manifest."""
     cfg = ctx.config
     started_at = ctx.clock()
@@ -129,9 +129,8 @@ def store_export(
             encryption=encryption,
         )
         users = discovery.users_table
-        manifest = Manifest(
+        manifest = ExportManifest(
             id=item_id,
-            kind="export",
             created_at=started_at,
             snapshot_at=snap.taken_at,
             finished_at=ctx.clock(),
