@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+from drtool.catalog.documents import read_record, readable
 from drtool.catalog.manifest import Kind, Manifest, parse_manifest
-from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
+from drtool.errors import IntegrityError, UsageError
 from drtool.ids import is_valid_id
 from drtool.log import get_logger
 from drtool.storage.base import Storage, check_key
@@ -53,6 +54,11 @@ def check_location(manifest: Manifest, key: str) -> Manifest:
     return manifest
 
 
+def read_manifest(data: bytes, key: str) -> Manifest:
+    """The manifest stored at ``key``, which must be in its own item's folder."""
+    return check_location(parse_manifest(data, key), key)
+
+
 @dataclass(frozen=True)
 class Listing:
     """Complete items newest first, and the manifests that could not be read."""
@@ -93,15 +99,13 @@ class Catalog:
         for each in kinds:
             if each not in KIND_PREFIX:
                 continue
-            for key in self._manifest_keys(each):
-                try:
-                    manifest = parse_manifest(self.storage.get_bytes(key), key)
-                    items.append(check_location(manifest, key))
-                except NotFoundInStorage:
-                    continue
-                except (IntegrityError, UsageError) as exc:
-                    log.warning("skipping %s: %s", key, exc.message)
-                    unreadable.append((key, exc.message))
+            keys = self._manifest_keys(each)
+            items += readable(
+                self.storage,
+                keys,
+                read_manifest,
+                on_unreadable=lambda key, message: unreadable.append((key, message)),
+            )
         items.sort(key=lambda m: m.id, reverse=True)
         return Listing(items, unreadable)
 
@@ -114,10 +118,9 @@ class Catalog:
             )
         if kind == "backup":
             key = object_key(backup_prefix(item_id), MANIFEST_NAME)
-            try:
-                return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
-            except NotFoundInStorage:
-                pass
+            found = read_record(self.storage, key, read_manifest)
+            if found is not None:
+                return found
         elif kind in ("export", "archive"):
             found = self._manifest_by_id(kind, item_id)
             if found is not None:
@@ -137,10 +140,7 @@ class Catalog:
         suffix = f"/{item_id}/{MANIFEST_NAME}"
         for key in self._manifest_keys(kind):
             if key.endswith(suffix):
-                try:
-                    return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
-                except NotFoundInStorage:
-                    return None
+                return read_record(self.storage, key, read_manifest)
         return None
 
     def find(self, item_id: str) -> Manifest:

@@ -76,10 +76,9 @@ def validate(
                 with contextlib.suppress(ValidationError):
                     return adapter.validate_python(trimmed)
         first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise IntegrityError(
-            f"{where}: {what} is invalid ({loc}: {first['msg']})", obj=obj
-        ) from exc
+        field = ".".join(str(p) for p in first["loc"])
+        loc = f"{field}: " if field else ""  # empty when the kind itself is missing
+        raise IntegrityError(f"{where}: {what} is invalid ({loc}{first['msg']})", obj=obj) from exc
 
 
 def parse_record(
