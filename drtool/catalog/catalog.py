@@ -1,4 +1,5 @@
-"""The catalog: storage layout, commit (manifest last), listing complete items, resolving ids."""
+"""The catalog: storage layout, item writers (manifest last), listing complete items, resolving
+ids."""
 
 from __future__ import annotations
 
@@ -6,21 +7,20 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from drtool.catalog.documents import read_record, readable
-from drtool.catalog.manifest import Kind, Manifest, parse_manifest
+from drtool.catalog.manifest import MANIFEST_FILE, Kind, Manifest, parse_manifest
+from drtool.catalog.writer import ItemWriter
+from drtool.catalog.writer import object_key as object_key  # part of the layout; re-exported
 from drtool.errors import IntegrityError, UsageError
 from drtool.ids import is_valid_id
-from drtool.log import get_logger
 from drtool.storage.base import Storage, check_key
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = MANIFEST_FILE
 KIND_PREFIX: dict[str, str] = {
     "backup": "backups/",
     "export": "exports/",
     "drill": "drills/",
     "archive": "archive/",  # archived batches and purge records (archive/<policy>/...)
 }
-
-log = get_logger("catalog")
 
 
 def backup_prefix(item_id: str) -> str:
@@ -30,10 +30,6 @@ def backup_prefix(item_id: str) -> str:
 def export_prefix(user_id: str, item_id: str) -> str:
     """``exports/<user_id>/<id>/``; a user id that is not a safe key segment is a UsageError."""
     return check_key(f"exports/{user_id}/{item_id}") + "/"
-
-
-def object_key(prefix: str, name: str) -> str:
-    return check_key(prefix + name)
 
 
 def path_id(manifest_key: str) -> str:
@@ -73,19 +69,10 @@ class Catalog:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    def commit(self, manifest: Manifest, prefix: str) -> str:
-        """Write the manifest after checking every object it lists is stored with its size."""
-        for entry in manifest.objects:
-            info = self.storage.stat(entry.key)
-            if info.size != entry.size:
-                raise IntegrityError(
-                    f"{manifest.kind} {manifest.id}: object {entry.name} is {info.size} bytes in "
-                    f"storage, {entry.size} were written",
-                    obj=entry.name,
-                )
-        key = object_key(prefix, MANIFEST_NAME)
-        self.storage.put_bytes(key, manifest.to_json())
-        return key
+    def writer(self, kind: Kind, item_id: str, prefix: str) -> ItemWriter:
+        """Write item ``item_id`` under ``prefix``: objects, then the sealed manifest last;
+        a failure removes what was stored (``ItemWriter``)."""
+        return ItemWriter(self.storage, kind, item_id, prefix)
 
     def _manifest_keys(self, kind: str) -> Iterator[str]:
         for info in self.storage.list(KIND_PREFIX[kind]):

@@ -45,7 +45,8 @@ def commit_purge_record(ctx: Context, entry: JournalEntry, *, interrupted: bool)
         interrupted=interrupted,
     )
     if not ctx.storage.exists(object_key(entry.prefix, MANIFEST_NAME)):
-        ctx.catalog.commit(manifest, entry.prefix)
+        with ctx.catalog.writer("purge", entry.id, entry.prefix) as record:
+            record.commit(manifest, seal=None)  # no objects, nothing to seal with
     return manifest
 
 
