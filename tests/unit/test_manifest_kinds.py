@@ -70,6 +70,25 @@ def test_an_export_manifest_sealed_before_the_split_parses_typed_and_its_seal_ve
     assert manifest.sealed(key, "rows").to_json() == data
 
 
+def test_archive_and_purge_manifests_written_before_the_split_parse_typed() -> None:
+    data, _doc = golden("archive")
+    batch = parse_manifest(data, "golden archive batch")
+    assert isinstance(batch, ArchiveManifest)
+    assert (batch.policy, batch.table, batch.rows) == ("events", "public.events", 4)
+    assert batch.where == {"state": ["done"], "tenant": [0, 1]}
+    assert batch.pk_first == ["4"] and batch.copy_settings["timezone"] == "UTC"
+    key = seal_key("archive", "rows.copy.zst.age")
+    assert batch.seal_valid(key)
+    assert batch.to_json() == data
+    assert batch.sealed(key, "rows").to_json() == data
+    data, _doc = golden("purge")
+    purge = parse_manifest(data, "golden purge record")
+    assert isinstance(purge, PurgeManifest)
+    assert (purge.deleted, purge.batches, purge.interrupted) == (5, 1, False)
+    assert purge.seal is None
+    assert purge.to_json() == data
+
+
 def test_a_field_from_a_newer_minor_writer_is_kept_and_the_seal_still_verifies() -> None:
     _data, doc = golden("backup")
     key = seal_key("backup", "dump.pgdump.zst.age")
