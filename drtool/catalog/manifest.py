@@ -63,7 +63,9 @@ class ObjectEntry(BaseModel):
 
 class Seal(BaseModel):
     """``{"algorithm", "object", "mac"}``: HMAC of the canonical document under the seal key
-    of the object it names (docs/format.md, "The manifest seal")."""
+    of the object it names (docs/format.md, "The manifest seal"). Each part may be missing:
+    a damaged seal still parses, so the item is found and refused as tampered (exit 3), not
+    skipped as unreadable."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
