@@ -112,7 +112,7 @@ class ItemWriter:
         """Seal ``manifest`` with the seal key of object ``seal`` (None: an item without
         objects, such as a purge record, is not sealed) and write it, last. Every listed object
         must be one this writer stored, with the size and digest it wrote, and in storage with
-        that size."""
+        that size; every stored object must be listed."""
         what = f"{self.kind} {self.id}"
         if manifest.id != self.id or manifest.kind != self.kind:
             raise ValueError(f"{what}: the manifest is for {manifest.kind} {manifest.id}")
@@ -124,6 +124,9 @@ class ItemWriter:
                     f"(size {entry.size}, key {entry.key})",
                     obj=entry.name,
                 )
+        unlisted = set(self._stored) - {entry.name for entry in manifest.objects}
+        if unlisted:
+            raise ValueError(f"{what}: stored objects missing from the manifest: {unlisted}")
         if seal is not None:
             if seal not in self._seal_keys:
                 raise ValueError(f"{what}: no stored object {seal!r} to seal the manifest with")

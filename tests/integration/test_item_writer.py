@@ -208,3 +208,18 @@ def test_an_item_without_objects_is_committed_unsealed(storage: Storage) -> None
         )
     assert done.seal is None
     assert [info.key for info in storage.list(prefix)] == [prefix + "manifest.json"]
+
+
+def test_a_manifest_leaving_out_a_stored_object_is_refused(
+    storage: Storage, identity: Identity
+) -> None:
+    catalog = Catalog(storage)
+    item_id = new_id(NOW)
+    with (
+        pytest.raises(ValueError, match="missing from the manifest"),
+        catalog.writer("backup", item_id, backup_prefix(item_id)) as item,
+    ):
+        store_two(item, identity)
+        partial = manifest(item)
+        item.commit(partial.model_copy(update={"objects": partial.objects[:1]}), seal="dump")
+    assert leftovers(storage, item_id) == []
