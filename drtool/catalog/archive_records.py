@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from drtool.catalog.catalog import MANIFEST_NAME, check_location
-from drtool.catalog.manifest import Manifest, parse_manifest
-from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
-from drtool.log import get_logger
+from drtool.catalog.catalog import MANIFEST_NAME, read_manifest
+from drtool.catalog.documents import parse_record, read_record, readable
+from drtool.catalog.manifest import Manifest
+from drtool.errors import IntegrityError, NotFoundInStorage
 from drtool.storage.base import Storage, check_key
 
 ARCHIVE_PREFIX = "archive/"
@@ -24,8 +24,6 @@ VOID_NAME = "void.json"
 ROWS_OBJECT = "rows"
 ROWS_FILE = "rows.copy.zst.age"
 JOURNAL_FORMAT = "drtool-archive-journal"
-
-log = get_logger("catalog.archive")
 
 
 def policy_prefix(policy: str) -> str:
@@ -63,9 +61,16 @@ class JournalEntry(BaseModel):
     rows_digest: str | None = None
     deleted: int = 0
     batches: int = 0
+    # Purge runs: what the purge record repeats (the database and the policy's condition).
+    database: str | None = None
+    where: dict[str, list[Any]] = Field(default_factory=dict)
 
     def to_json(self) -> bytes:
         return (json.dumps(self.model_dump(mode="json"), sort_keys=True) + "\n").encode()
+
+
+def parse_journal(data: bytes, where: str) -> JournalEntry:
+    return parse_record(JournalEntry, data, where, "archive journal entry")
 
 
 def write_journal(storage: Storage, entry: JournalEntry) -> None:
@@ -82,14 +87,14 @@ def read_journal(storage: Storage, policy: str) -> list[JournalEntry]:
     entries: list[JournalEntry] = []
     for info in storage.list(policy_prefix(policy) + JOURNAL_DIR + "/"):
         try:
-            entries.append(JournalEntry.model_validate_json(storage.get_bytes(info.key)))
-        except NotFoundInStorage:
-            continue
-        except ValidationError as exc:
+            entry = read_record(storage, info.key, parse_journal)
+        except IntegrityError as exc:
             raise IntegrityError(
-                f"archive journal entry {info.key} is unreadable",
+                f"archive journal entry {info.key} is unreadable ({exc.message})",
                 hint="inspect it (runbooks/archive.md, 'a run was killed') before rerunning",
             ) from exc
+        if entry is not None:
+            entries.append(entry)
     entries.sort(key=lambda e: e.id)
     return entries
 
@@ -131,15 +136,8 @@ def archive_entries(storage: Storage, policy: str | None = None) -> list[Archive
         elif len(parts) == 6 and parts[5] == VOID_NAME:
             voids.add(info.key.removesuffix(VOID_NAME))
     out: list[ArchiveEntry] = []
-    for key in manifests:
+    for key, manifest in readable(storage, manifests, lambda d, k: (k, read_manifest(d, k))):
         folder = key.removesuffix(MANIFEST_NAME)
-        try:
-            manifest = check_location(parse_manifest(storage.get_bytes(key), key), key)
-        except NotFoundInStorage:
-            continue
-        except (IntegrityError, UsageError) as exc:
-            log.warning("skipping %s: %s", key, exc.message)
-            continue
         reason = _void_reason(storage, folder) if folder in voids else None
         name = folder.split("/")[1]
         out.append(ArchiveEntry(manifest, folder, name, reason, (name, manifest.id) in journal))

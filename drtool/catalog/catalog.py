@@ -1,25 +1,26 @@
-"""The catalog: storage layout, commit (manifest last), listing complete items, resolving ids."""
+"""The catalog: storage layout, item writers (manifest last), listing complete items, resolving
+ids."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from drtool.catalog.manifest import Kind, Manifest, parse_manifest
-from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
+from drtool.catalog.documents import read_record, readable
+from drtool.catalog.manifest import MANIFEST_FILE, Kind, Manifest, parse_manifest
+from drtool.catalog.writer import ItemWriter
+from drtool.catalog.writer import object_key as object_key  # part of the layout; re-exported
+from drtool.errors import IntegrityError, UsageError
 from drtool.ids import is_valid_id
-from drtool.log import get_logger
 from drtool.storage.base import Storage, check_key
 
-MANIFEST_NAME = "manifest.json"
+MANIFEST_NAME = MANIFEST_FILE
 KIND_PREFIX: dict[str, str] = {
     "backup": "backups/",
     "export": "exports/",
     "drill": "drills/",
     "archive": "archive/",  # archived batches and purge records (archive/<policy>/...)
 }
-
-log = get_logger("catalog")
 
 
 def backup_prefix(item_id: str) -> str:
@@ -29,10 +30,6 @@ def backup_prefix(item_id: str) -> str:
 def export_prefix(user_id: str, item_id: str) -> str:
     """``exports/<user_id>/<id>/``; a user id that is not a safe key segment is a UsageError."""
     return check_key(f"exports/{user_id}/{item_id}") + "/"
-
-
-def object_key(prefix: str, name: str) -> str:
-    return check_key(prefix + name)
 
 
 def path_id(manifest_key: str) -> str:
@@ -53,6 +50,11 @@ def check_location(manifest: Manifest, key: str) -> Manifest:
     return manifest
 
 
+def read_manifest(data: bytes, key: str) -> Manifest:
+    """The manifest stored at ``key``, which must be in its own item's folder."""
+    return check_location(parse_manifest(data, key), key)
+
+
 @dataclass(frozen=True)
 class Listing:
     """Complete items newest first, and the manifests that could not be read."""
@@ -67,19 +69,10 @@ class Catalog:
     def __init__(self, storage: Storage) -> None:
         self.storage = storage
 
-    def commit(self, manifest: Manifest, prefix: str) -> str:
-        """Write the manifest after checking every object it lists is stored with its size."""
-        for entry in manifest.objects:
-            info = self.storage.stat(entry.key)
-            if info.size != entry.size:
-                raise IntegrityError(
-                    f"{manifest.kind} {manifest.id}: object {entry.name} is {info.size} bytes in "
-                    f"storage, {entry.size} were written",
-                    obj=entry.name,
-                )
-        key = object_key(prefix, MANIFEST_NAME)
-        self.storage.put_bytes(key, manifest.to_json())
-        return key
+    def writer(self, kind: Kind, item_id: str, prefix: str) -> ItemWriter:
+        """Write item ``item_id`` under ``prefix``: objects, then the sealed manifest last;
+        a failure removes what was stored (``ItemWriter``)."""
+        return ItemWriter(self.storage, kind, item_id, prefix)
 
     def _manifest_keys(self, kind: str) -> Iterator[str]:
         for info in self.storage.list(KIND_PREFIX[kind]):
@@ -93,15 +86,13 @@ class Catalog:
         for each in kinds:
             if each not in KIND_PREFIX:
                 continue
-            for key in self._manifest_keys(each):
-                try:
-                    manifest = parse_manifest(self.storage.get_bytes(key), key)
-                    items.append(check_location(manifest, key))
-                except NotFoundInStorage:
-                    continue
-                except (IntegrityError, UsageError) as exc:
-                    log.warning("skipping %s: %s", key, exc.message)
-                    unreadable.append((key, exc.message))
+            keys = self._manifest_keys(each)
+            items += readable(
+                self.storage,
+                keys,
+                read_manifest,
+                on_unreadable=lambda key, message: unreadable.append((key, message)),
+            )
         items.sort(key=lambda m: m.id, reverse=True)
         return Listing(items, unreadable)
 
@@ -114,10 +105,9 @@ class Catalog:
             )
         if kind == "backup":
             key = object_key(backup_prefix(item_id), MANIFEST_NAME)
-            try:
-                return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
-            except NotFoundInStorage:
-                pass
+            found = read_record(self.storage, key, read_manifest)
+            if found is not None:
+                return found
         elif kind in ("export", "archive"):
             found = self._manifest_by_id(kind, item_id)
             if found is not None:
@@ -137,10 +127,7 @@ class Catalog:
         suffix = f"/{item_id}/{MANIFEST_NAME}"
         for key in self._manifest_keys(kind):
             if key.endswith(suffix):
-                try:
-                    return check_location(parse_manifest(self.storage.get_bytes(key), key), key)
-                except NotFoundInStorage:
-                    return None
+                return read_record(self.storage, key, read_manifest)
         return None
 
     def find(self, item_id: str) -> Manifest:

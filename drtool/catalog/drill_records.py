@@ -4,15 +4,17 @@ unknown fields and accept the minimal records older writers made (id, verdict, t
 
 from __future__ import annotations
 
-import json
+import itertools
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from drtool.catalog.documents import document_bytes, parse_record, read_record, readable
 from drtool.catalog.drills import DRILL_SUFFIX, DRILLS_PREFIX, drill_ids
-from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
-from drtool.ids import is_valid_id
+from drtool.errors import UsageError
+from drtool.ids import id_time, is_valid_id
 from drtool.log import get_logger
 from drtool.storage.base import Storage, check_key
 
@@ -76,13 +78,26 @@ class DrillRecord(BaseModel):
     server_version: str | None = None
     host: str | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _older_times(cls, data: Any) -> Any:
+        """The minimal records older writers made may lack ``created_at``: their
+        ``finished_at`` or ``at``, else the time in their id, stands in."""
+        if isinstance(data, dict) and "created_at" not in data:
+            when = data.get("finished_at") or data.get("at")
+            drill_id = data.get("id")
+            if when is None and isinstance(drill_id, str) and is_valid_id(drill_id):
+                when = id_time(drill_id)
+            if when is not None:
+                data = {**data, "created_at": when}
+        return data
+
     @property
     def passed(self) -> bool:
         return self.verdict == VERDICT_PASS
 
     def to_json(self) -> bytes:
-        doc = self.model_dump(mode="json")
-        return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
+        return document_bytes(self)
 
 
 def drill_key(drill_id: str) -> str:
@@ -98,50 +113,46 @@ def write_drill_record(storage: Storage, record: DrillRecord) -> str:
     return key
 
 
-def parse_drill_record(data: bytes, where: str, drill_id: str) -> DrillRecord:
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"{where}: drill record is not valid JSON") from exc
-    if not isinstance(doc, dict):
-        raise IntegrityError(f"{where}: drill record is not a JSON object")
-    version = doc.get("version")
-    if isinstance(version, int) and version > max(SUPPORTED_VERSIONS):
-        raise UsageError(
-            f"{where}: drill record version {version} was written by a newer drtool",
-            hint="upgrade drtool to read it",
-        )
-    doc.setdefault("id", drill_id)
-    try:
-        return DrillRecord.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise IntegrityError(f"{where}: drill record is invalid ({loc}: {first['msg']})") from exc
+def parse_drill_record(
+    data: bytes, where: str, drill_id: str, *, lenient: bool = False
+) -> DrillRecord:
+    """A stored record (its ``id`` from the key if absent); anything malformed is an
+    IntegrityError (``lenient``: unless only fields with a default are), a newer version a
+    UsageError."""
+    return parse_record(
+        DrillRecord,
+        data,
+        where,
+        "drill record",
+        supported=SUPPORTED_VERSIONS,
+        defaults={"id": drill_id},
+        lenient=lenient,
+    )
+
+
+def _parser(drill_id: str, *, lenient: bool = False) -> Callable[[bytes, str], DrillRecord]:
+    return lambda data, key: parse_drill_record(data, key, drill_id, lenient=lenient)
 
 
 def read_drill_record(storage: Storage, drill_id: str) -> DrillRecord | None:
     """The record of ``drill_id``, or None if there is none (unreadable: IntegrityError)."""
-    key = drill_key(drill_id)
-    try:
-        data = storage.get_bytes(key)
-    except NotFoundInStorage:
-        return None
-    return parse_drill_record(data, key, drill_id)
+    return read_record(storage, drill_key(drill_id), _parser(drill_id))
+
+
+def _readable(storage: Storage, *, lenient: bool = False) -> Iterator[DrillRecord]:
+    """Readable drill records, newest first, read lazily; unreadable ones logged and skipped."""
+    for drill_id in reversed(drill_ids(storage)):
+        yield from readable(storage, [drill_key(drill_id)], _parser(drill_id, lenient=lenient))
 
 
 def drill_records(storage: Storage, limit: int | None = None) -> list[DrillRecord]:
     """Readable drill records, newest first (at most ``limit``); unreadable ones are logged
     and skipped."""
-    found: list[DrillRecord] = []
-    for drill_id in reversed(drill_ids(storage)):
-        if limit is not None and len(found) >= limit:
-            break
-        try:
-            record = read_drill_record(storage, drill_id)
-        except (IntegrityError, UsageError) as exc:
-            log.warning("skipping drill record %s: %s", drill_id, exc.message)
-            continue
-        if record is not None:
-            found.append(record)
-    return found
+    return list(itertools.islice(_readable(storage), limit))
+
+
+def latest_drill(storage: Storage) -> DrillRecord | None:
+    """The newest readable drill record, or None when there is none, read leniently (a field
+    of the wrong type is left at its default: ``status`` must go on). Normally reads one
+    object; a damaged newest one falls back to the one before."""
+    return next(_readable(storage, lenient=True), None)

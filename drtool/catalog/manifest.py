@@ -5,17 +5,27 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Self, TypeAlias, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    TypeAdapter,
+    model_serializer,
+)
 
+from drtool.catalog.documents import load_document, validate
 from drtool.crypto.age import seal, seal_matches
-from drtool.errors import IntegrityError, UsageError
+from drtool.errors import IntegrityError
 from drtool.pipeline.store import StoredObject
 
 MANIFEST_FORMAT = "drtool-manifest"
 MANIFEST_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
+MANIFEST_FILE = "manifest.json"
 
 Kind = Literal["backup", "export", "archive", "drill", "verification", "purge"]
 
@@ -51,8 +61,22 @@ class ObjectEntry(BaseModel):
         )
 
 
-class Manifest(BaseModel):
-    """Common manifest fields; kind-specific facts ride along as extra fields."""
+class Seal(BaseModel):
+    """``{"algorithm", "object", "mac"}``: HMAC of the canonical document under the seal key
+    of the object it names (docs/format.md, "The manifest seal"). Each part may be missing:
+    a damaged seal still parses, so the item is found and refused as tampered (exit 3), not
+    skipped as unreadable."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    algorithm: str | None = None
+    object: str | None = None
+    mac: str | None = None
+
+
+class ManifestBase(BaseModel):
+    """The fields every kind of manifest has. Kind-specific fields are declared on the kind's
+    model; fields a newer writer adds are kept as extras (read back and sealed unchanged)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -74,8 +98,19 @@ class Manifest(BaseModel):
     encryption: dict[str, Any] = Field(default_factory=dict)
     tables: dict[str, int] = Field(default_factory=dict)
     timings: dict[str, float] = Field(default_factory=dict)
+    seal: Seal | None = None
     # The document exactly as stored, for checking the seal against the stored bytes.
     _raw: dict[str, Any] = PrivateAttr(default_factory=dict)
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """The document as written: a kind-specific field (or the seal) that was never set,
+        e.g. one an older manifest lacks, stays absent instead of appearing as its default."""
+        doc: dict[str, Any] = handler(self)
+        for name in _optional_fields(type(self)):
+            if name not in self.model_fields_set:
+                doc.pop(name, None)
+        return doc
 
     @property
     def size(self) -> int:
@@ -93,20 +128,19 @@ class Manifest(BaseModel):
         doc = self.model_dump(mode="json")
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8")
 
-    def sealed(self, key: bytes, obj: str) -> Manifest:
+    def sealed(self, key: bytes, obj: str) -> Self:
         """This manifest with a seal: HMAC-SHA256 of its canonical form under the seal key of
         object ``obj`` (derived from that object's age file key; docs/format.md)."""
         doc = self.model_dump(mode="json")
         doc.pop("seal", None)
         doc["seal"] = {"algorithm": SEAL_ALGORITHM, "object": obj, "mac": seal(canonical(doc), key)}
-        out = Manifest.model_validate(doc)
+        out = type(self).model_validate(doc)
         out._raw = json.loads(json.dumps(doc))
         return out
 
     @property
     def seal_object(self) -> str | None:
-        info = (self.model_extra or {}).get("seal")
-        return str(info.get("object")) if isinstance(info, dict) and info.get("object") else None
+        return self.seal.object if self.seal is not None and self.seal.object else None
 
     def seal_valid(self, key: bytes) -> bool:
         """True if the stored document (every field but the seal) is what was sealed."""
@@ -115,6 +149,97 @@ class Manifest(BaseModel):
             return False
         mac = info.get("mac")
         return isinstance(mac, str) and seal_matches(canonical(self._raw), key, mac)
+
+
+def _optional_fields(cls: type[ManifestBase]) -> list[str]:
+    declared = [n for n in cls.model_fields if n not in ManifestBase.model_fields]
+    return ["seal", *declared]
+
+
+class BackupManifest(ManifestBase):
+    """A full logical backup (``backups/<id>/``): objects ``dump`` and, if stored, ``globals``.
+    Every field here is absent from some older manifest, so each has a default."""
+
+    kind: Literal["backup"] = "backup"
+    server_major: int | None = None
+    source: str | None = None
+    host: str | None = None
+    excluded_schemas: list[str] = Field(default_factory=list)
+    excluded_table_data: dict[str, int] = Field(default_factory=dict)
+    globals: dict[str, str] | None = None
+    dump_format: str = "custom"
+    platform: str | None = None
+    platform_details: dict[str, Any] | None = None
+    warnings: list[str] = Field(default_factory=list)
+
+
+class ExportManifest(ManifestBase):
+    """One user's rows (``exports/<user_id>/<id>/``): object ``rows`` (docs/exports.md)."""
+
+    kind: Literal["export"] = "export"
+    user_id: str = ""
+    users_table: str | None = None
+    user_id_column: str | None = None
+    users_id_column: str | None = None
+    encoding: str | None = None
+    table_details: list[dict[str, Any]] | None = None
+    warnings: list[str] = Field(default_factory=list)
+    not_exported: list[dict[str, Any]] = Field(default_factory=list)
+    platform: str | None = None
+    server_major: int | None = None
+    source: str | None = None
+    host: str | None = None
+
+
+class ArchiveManifest(ManifestBase):
+    """An archived row batch (``archive/<policy>/<yyyy>/<mm>/<id>/``): object ``rows``."""
+
+    kind: Literal["archive"] = "archive"
+    policy: str
+    table: str
+    columns: list[str]
+    pk: list[str]
+    time_column: str
+    cutoff: str
+    where: dict[str, list[Any]] = Field(default_factory=dict)
+    pk_first: list[Any] | None = None
+    pk_last: list[Any] | None = None
+    time_min: str | None = None
+    time_max: str | None = None
+    rows: int
+    rows_sha256: str
+    rows_digest: str | None = None
+    encoding: str | None = None
+    copy_settings: dict[str, str] = Field(default_factory=dict)
+
+
+class PurgeManifest(ManifestBase):
+    """A purge run's record (no objects): what a purge policy deleted."""
+
+    kind: Literal["purge"] = "purge"
+    policy: str
+    table: str
+    cutoff: str
+    where: dict[str, list[Any]] = Field(default_factory=dict)
+    deleted: int = 0
+    batches: int = 0
+    interrupted: bool = False
+
+
+# Every kind of stored manifest; ``parse_manifest`` picks the model by ``kind``.
+Manifest: TypeAlias = BackupManifest | ExportManifest | ArchiveManifest | PurgeManifest
+_MANIFEST = TypeAdapter[Manifest](Annotated[Manifest, Field(discriminator="kind")])
+M = TypeVar("M", BackupManifest, ExportManifest, ArchiveManifest, PurgeManifest)
+
+
+def expect_kind(manifest: Manifest, model: type[M]) -> M:
+    """``manifest`` as ``model`` (its kind's fields typed); another kind is an IntegrityError."""
+    if not isinstance(manifest, model):
+        wanted = model.model_fields["kind"].default
+        raise IntegrityError(
+            f"{manifest.kind} {manifest.id}: not a {wanted} manifest", obj="manifest.json"
+        )
+    return manifest
 
 
 SEAL_ALGORITHM = "hmac-sha256/age-file-key"
@@ -127,26 +252,9 @@ def canonical(doc: dict[str, Any]) -> bytes:
 
 
 def parse_manifest(data: bytes, where: str) -> Manifest:
-    """Parse and validate a stored manifest; anything malformed is an IntegrityError."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"{where}: manifest is not valid JSON", obj="manifest.json") from exc
-    if not isinstance(doc, dict):
-        raise IntegrityError(f"{where}: manifest is not a JSON object", obj="manifest.json")
-    version = doc.get("version")
-    if isinstance(version, int) and version > max(SUPPORTED_VERSIONS):
-        raise UsageError(
-            f"{where}: manifest version {version} was written by a newer drtool",
-            hint="upgrade drtool to read it",
-        )
-    try:
-        manifest = Manifest.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise IntegrityError(
-            f"{where}: manifest is invalid ({loc}: {first['msg']})", obj="manifest.json"
-        ) from exc
+    """Parse and validate a stored manifest (its model chosen by ``kind``); anything malformed
+    is an IntegrityError."""
+    doc = load_document(data, where, "manifest", supported=SUPPORTED_VERSIONS, obj=MANIFEST_FILE)
+    manifest = validate(_MANIFEST, doc, where, "manifest", obj=MANIFEST_FILE)
     manifest._raw = doc
     return manifest

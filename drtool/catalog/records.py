@@ -3,17 +3,16 @@ verify run of an item (written on success and on failure), and finding the newes
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
+from drtool.catalog.documents import document_bytes, parse_record, readable
+from drtool.errors import UsageError
 from drtool.ids import is_valid_id
-from drtool.log import get_logger
 from drtool.storage.base import Storage, check_key, ordered_map
 
 VERIFICATIONS_PREFIX = "verifications/"
@@ -23,8 +22,6 @@ SUPPORTED_VERSIONS = (1,)
 RECORD_SUFFIX = ".json"
 # Concurrent reads when `list` looks up the newest record of many items (S3 round trips).
 LOOKUP_CONCURRENCY = 8
-
-log = get_logger("records")
 
 
 @dataclass(frozen=True)
@@ -94,33 +91,15 @@ def _ref(key: str) -> RecordRef | None:
 
 def parse_verification(data: bytes, where: str) -> VerificationRecord:
     """A stored record; anything malformed is an IntegrityError, a newer version a UsageError."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"{where}: verification record is not valid JSON") from exc
-    if not isinstance(doc, dict):
-        raise IntegrityError(f"{where}: verification record is not a JSON object")
-    version = doc.get("version")
-    if isinstance(version, int) and version > max(SUPPORTED_VERSIONS):
-        raise UsageError(
-            f"{where}: verification record version {version} was written by a newer drtool",
-            hint="upgrade drtool to read it",
-        )
-    try:
-        return VerificationRecord.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise IntegrityError(
-            f"{where}: verification record is invalid ({loc}: {first['msg']})"
-        ) from exc
+    return parse_record(
+        VerificationRecord, data, where, "verification record", supported=SUPPORTED_VERSIONS
+    )
 
 
 def write_verification(storage: Storage, record: VerificationRecord) -> str:
     """Store ``record`` under ``verifications/<item_id>/<id>.json``; returns the key."""
     key = record_key(record.item_id, record.id)
-    doc = record.model_dump(mode="json")
-    storage.put_bytes(key, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    storage.put_bytes(key, document_bytes(record))
     return key
 
 
@@ -134,14 +113,8 @@ def verifications(storage: Storage, item_id: str | None = None) -> list[RecordRe
 
 def _newest_readable(storage: Storage, refs: list[RecordRef]) -> VerificationRecord | None:
     # Normally reads exactly one record; a damaged newest one falls back to the one before.
-    for ref in reversed(refs):
-        try:
-            return parse_verification(storage.get_bytes(ref.key), ref.key)
-        except NotFoundInStorage:
-            continue
-        except (IntegrityError, UsageError) as exc:
-            log.warning("skipping verification record %s: %s", ref.key, exc.message)
-    return None
+    keys = (ref.key for ref in reversed(refs))
+    return next(readable(storage, keys, parse_verification), None)
 
 
 def last_verification(storage: Storage, item_id: str) -> VerificationRecord | None:

@@ -3,23 +3,20 @@ database (success or failure) with its measured duration, for RTO reporting."""
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
+from drtool.catalog.documents import document_bytes, parse_record, readable
+from drtool.errors import UsageError
 from drtool.ids import is_valid_id
-from drtool.log import get_logger
 from drtool.storage.base import Storage, check_key
 
 RESTORES_PREFIX = "restores/"
 RECORD_FORMAT = "drtool-restore-record"
 RECORD_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
-
-log = get_logger("records")
 
 
 class RestoreRecord(BaseModel):
@@ -61,40 +58,17 @@ def record_key(backup_id: str, record_id: str) -> str:
 
 def write_restore_record(storage: Storage, record: RestoreRecord) -> str:
     key = record_key(record.backup_id, record.id)
-    doc = record.model_dump(mode="json")
-    storage.put_bytes(key, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    storage.put_bytes(key, document_bytes(record))
     return key
 
 
 def parse_restore_record(data: bytes, where: str) -> RestoreRecord:
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"{where}: restore record is not valid JSON") from exc
-    version = doc.get("version") if isinstance(doc, dict) else None
-    if isinstance(version, int) and version > max(SUPPORTED_VERSIONS):
-        raise UsageError(
-            f"{where}: restore record version {version} was written by a newer drtool",
-            hint="upgrade drtool to read it",
-        )
-    try:
-        return RestoreRecord.model_validate(doc)
-    except ValidationError as exc:
-        raise IntegrityError(f"{where}: restore record is invalid") from exc
+    return parse_record(RestoreRecord, data, where, "restore record", supported=SUPPORTED_VERSIONS)
 
 
 def restore_records(storage: Storage, backup_id: str | None = None) -> list[RestoreRecord]:
     """Readable restore records (of one backup, or all), oldest first; unreadable ones are
     logged and skipped."""
     prefix = RESTORES_PREFIX + (f"{_checked(backup_id, 'backup')}/" if backup_id else "")
-    found: list[RestoreRecord] = []
-    for info in storage.list(prefix):
-        if not info.key.endswith(".json"):
-            continue
-        try:
-            found.append(parse_restore_record(storage.get_bytes(info.key), info.key))
-        except NotFoundInStorage:
-            continue
-        except (IntegrityError, UsageError) as exc:
-            log.warning("skipping %s: %s", info.key, exc.message)
-    return sorted(found, key=lambda r: r.id)
+    keys = [info.key for info in storage.list(prefix) if info.key.endswith(".json")]
+    return sorted(readable(storage, keys, parse_restore_record), key=lambda r: r.id)

@@ -3,16 +3,16 @@ last success, the last failure), read-modify-written after every run of that job
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
-from drtool.log import get_logger, redact
+from drtool.catalog.documents import document_bytes, parse_record, readable
+from drtool.errors import IntegrityError, UsageError
+from drtool.log import redact
 from drtool.storage.base import Storage, check_key
 
 RUNS_PREFIX = "runs/"
@@ -22,8 +22,6 @@ RUN_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
 MAX_ERROR_CHARS = 500
-
-log = get_logger("runs")
 
 
 class JobRun(BaseModel):
@@ -60,42 +58,17 @@ def run_key(job: str) -> str:
 
 def parse_run(data: bytes, where: str) -> JobRun:
     """A stored record; anything malformed is an IntegrityError, a newer version a UsageError."""
-    try:
-        doc = json.loads(data.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise IntegrityError(f"{where}: job-run record is not valid JSON") from exc
-    if not isinstance(doc, dict):
-        raise IntegrityError(f"{where}: job-run record is not a JSON object")
-    version = doc.get("version")
-    if isinstance(version, int) and version > max(SUPPORTED_VERSIONS):
-        raise UsageError(
-            f"{where}: job-run record version {version} was written by a newer drtool",
-            hint="upgrade drtool to read it",
-        )
-    try:
-        return JobRun.model_validate(doc)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise IntegrityError(f"{where}: job-run record is invalid ({loc}: {first['msg']})") from exc
+    return parse_record(JobRun, data, where, "job-run record", supported=SUPPORTED_VERSIONS)
 
 
 def read_run(storage: Storage, job: str) -> JobRun | None:
     """The record of ``job``, or None if it never ran (or its record is unreadable: logged)."""
-    key = run_key(job)
-    try:
-        return parse_run(storage.get_bytes(key), key)
-    except NotFoundInStorage:
-        return None
-    except (IntegrityError, UsageError) as exc:
-        log.warning("ignoring job-run record %s: %s", key, exc.message)
-        return None
+    return next(readable(storage, [run_key(job)], parse_run), None)
 
 
 def write_run(storage: Storage, run: JobRun) -> str:
     key = run_key(run.job)
-    doc = run.model_dump(mode="json")
-    storage.put_bytes(key, (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    storage.put_bytes(key, document_bytes(run))
     return key
 
 
@@ -144,26 +117,23 @@ def record_run(
     return run
 
 
+def _job_of(key: str) -> str | None:
+    name = key.removeprefix(RUNS_PREFIX)
+    if "/" in name or not name.endswith(RUN_SUFFIX):
+        return None
+    job = name.removesuffix(RUN_SUFFIX)
+    return job if JOB_NAME.match(job) else None
+
+
+def _parse_listed(data: bytes, key: str) -> JobRun:
+    """A listed record must be the record of the job its key names."""
+    run = parse_run(data, key)
+    if run.job != _job_of(key):
+        raise IntegrityError(f"{key}: the job-run record is for job {run.job!r}")
+    return run
+
+
 def list_runs(storage: Storage) -> list[JobRun]:
     """Every job's record, by job name; unreadable records are logged and left out."""
-    runs: list[JobRun] = []
-    for info in storage.list(RUNS_PREFIX):
-        name = info.key.removeprefix(RUNS_PREFIX)
-        if "/" in name or not name.endswith(RUN_SUFFIX):
-            continue
-        job = name.removesuffix(RUN_SUFFIX)
-        if not JOB_NAME.match(job):
-            continue
-        try:
-            run = parse_run(storage.get_bytes(info.key), info.key)
-        except NotFoundInStorage:
-            continue
-        except (IntegrityError, UsageError) as exc:
-            log.warning("ignoring job-run record %s: %s", info.key, exc.message)
-            continue
-        if run.job != job:
-            log.warning("ignoring job-run record %s: it is for job %r", info.key, run.job)
-            continue
-        runs.append(run)
-    runs.sort(key=lambda r: r.job)
-    return runs
+    keys = [info.key for info in storage.list(RUNS_PREFIX) if _job_of(info.key) is not None]
+    return sorted(readable(storage, keys, _parse_listed), key=lambda r: r.job)

@@ -11,7 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from drtool.catalog.manifest import Manifest
+from drtool.catalog.manifest import BackupManifest, ExportManifest, Manifest
 from drtool.errors import DrtoolError
 from drtool.log import redact
 from drtool.services.rehearse_validate import format_seconds
@@ -66,20 +66,23 @@ def when(value: datetime | None) -> str:
 
 
 def manifest_text(m: Manifest) -> str:
-    extra = m.model_extra or {}
+    backup = m if isinstance(m, BackupManifest) else None
+    export = m if isinstance(m, ExportManifest) else None
+    taken = backup or export  # the kinds read from a database snapshot
     lines = [
         f"{m.kind} {m.id}",
         f"  status:      {m.status}",
         f"  label:       {m.label or '-'}",
         f"  created:     {when(m.created_at)}",
     ]
-    if m.kind == "export":
-        lines.append(f"  user:        {extra.get('user_id')} ({extra.get('users_table')})")
+    if export is not None:
+        lines.append(f"  user:        {export.user_id} ({export.users_table})")
     if m.snapshot_at:
         lines.append(f"  snapshot:    {when(m.snapshot_at)}")
     lines.append(f"  finished:    {when(m.finished_at)}")
     if m.database:
-        lines.append(f"  database:    {m.database} ({extra.get('source', '')})")
+        source = taken.source if taken else None
+        lines.append(f"  database:    {m.database} ({source or ''})")
     if m.server_version:
         lines.append(f"  server:      PostgreSQL {m.server_version}; pg_dump {m.pg_dump_version}")
     lines.append(f"  size:        {human_size(m.size)} stored")
@@ -90,10 +93,11 @@ def manifest_text(m: Manifest) -> str:
     if m.encryption:
         recips = ", ".join(m.encryption.get("recipients", []))
         lines.append(f"  encryption:  {m.encryption.get('format')} to {recips}")
-    if "globals" in extra:
-        lines.append(f"  globals:     {extra['globals'].get('status')}")
-    if "platform" in extra:
-        lines += platform_text(extra.get("platform"), extra.get("platform_details"))
+    if backup is not None and backup.globals is not None:
+        lines.append(f"  globals:     {backup.globals.get('status')}")
+    if taken is not None and "platform" in taken.model_fields_set:
+        details = backup.platform_details if backup else None
+        lines += platform_text(taken.platform, details)
     lines.append("  objects:")
     for o in m.objects:
         lines.append(
@@ -103,11 +107,11 @@ def manifest_text(m: Manifest) -> str:
         lines.append(f"             key {o.key}")
     if m.tables:
         lines.append(f"  tables ({len(m.tables)}, exact rows in the snapshot):")
-        excluded = extra.get("excluded_table_data") or {}
+        excluded = backup.excluded_table_data if backup else {}
         for name, rows in sorted(m.tables.items()):
             note = "  (data excluded)" if name in excluded else ""
             lines.append(f"    {name:<40} {rows:>12}{note}")
-    lines += [f"  warning:     {w}" for w in extra.get("warnings") or []]
+    lines += [f"  warning:     {w}" for w in (taken.warnings if taken else [])]
     if m.timings:
         stages = ", ".join(f"{k} {v:.1f}s" for k, v in m.timings.items())
         lines.append(f"  timings:     {stages}")
@@ -190,7 +194,7 @@ def backup_result(result: Any, as_json: bool) -> None:
         return
     rows = sum(m.tables.values())
     plain = sum(o.plain_size for o in m.objects)
-    warnings = (m.model_extra or {}).get("warnings") or []
+    warnings = m.warnings if isinstance(m, BackupManifest) else []
     lines = [
         f"backup complete: {len(m.tables)} tables, {rows} rows, "
         f"{human_size(plain)} dump -> {human_size(m.size)} stored "

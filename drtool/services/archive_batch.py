@@ -18,10 +18,9 @@ from drtool.catalog.archive_records import (
     write_journal,
     write_void,
 )
-from drtool.catalog.catalog import object_key
-from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.catalog.manifest import ArchiveManifest
+from drtool.catalog.writer import ItemWriter
 from drtool.config import ArchivalPolicy
-from drtool.crypto.age import Encryption
 from drtool.crypto.keys import Recipient
 from drtool.ids import new_id
 from drtool.log import get_logger
@@ -29,7 +28,7 @@ from drtool.pg.archive_session import ArchiveSession, RowBatch
 from drtool.pg.archive_table import TableInfo
 from drtool.pg.conn import COPY_SETTINGS
 from drtool.pipeline.stages import Digest, hash_tap
-from drtool.pipeline.store import StoredObject, check_digest, store
+from drtool.pipeline.store import StoredObject, check_digest
 from drtool.services.archive_codec import copy_header, encode_batch, rows_sha256
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, encryption_field
@@ -67,17 +66,17 @@ def batch_manifest(
     info: TableInfo,
     entry: JournalEntry,
     batch: RowBatch,
-    obj: StoredObject,
+    rows_sha256: str,
+    item: ItemWriter,
     recipients: list[Recipient],
-) -> Manifest:
-    return Manifest(
+) -> ArchiveManifest:
+    return ArchiveManifest(
         id=entry.id,
-        kind="archive",
         created_at=entry.created_at,
         finished_at=ctx.clock(),
         tool_version=__version__,
         database=ctx.database().dbname,
-        objects=[ObjectEntry.of(obj)],
+        objects=item.entries(),
         compression=compression_field(ctx.config),
         encryption=encryption_field(recipients),
         tables={info.qualified: len(batch.lines)},
@@ -93,7 +92,7 @@ def batch_manifest(
         time_min=batch.time_min.isoformat() if batch.time_min else None,
         time_max=batch.time_max.isoformat() if batch.time_max else None,
         rows=len(batch.lines),
-        rows_sha256=entry.rows_sha256,
+        rows_sha256=rows_sha256,
         rows_digest=batch.digest,
         encoding="postgresql-copy-text",
         copy_settings=dict(COPY_SETTINGS),
@@ -131,23 +130,19 @@ def archive_batch(
         rows_digest=batch.digest,
     )
     write_journal(ctx.storage, entry)
-    encryption = Encryption(recipients)
-    obj = store(
-        ctx.storage,
-        object_key(prefix, ROWS_FILE),
-        ROWS_OBJECT,
-        [body],
-        recipients=recipients,
-        level=ctx.config.compression.level,
-        threads=ctx.config.compression.threads,
-        encryption=encryption,
-    )
-    del body
-    verify_stored(ctx.storage, obj)
-    manifest = batch_manifest(ctx, policy, info, entry, batch, obj, recipients).sealed(
-        encryption.seal_key, ROWS_OBJECT
-    )
-    ctx.catalog.commit(manifest, prefix)
+    with ctx.catalog.writer("archive", batch_id, prefix) as item:
+        obj = item.store(
+            ROWS_OBJECT,
+            ROWS_FILE,
+            [body],
+            recipients=recipients,
+            level=ctx.config.compression.level,
+            threads=ctx.config.compression.threads,
+        )
+        del body
+        verify_stored(ctx.storage, obj)
+        manifest = batch_manifest(ctx, policy, info, entry, batch, sha, item, recipients)
+        item.commit(manifest, seal=ROWS_OBJECT)
     outcome = session.delete_batch(batch.keys, len(batch.lines), batch.digest)
     if not outcome.committed:
         log.warning(

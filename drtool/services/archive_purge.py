@@ -12,7 +12,7 @@ from datetime import datetime
 from drtool import __version__
 from drtool.catalog.archive_records import JournalEntry, batch_prefix, clear_journal, write_journal
 from drtool.catalog.catalog import MANIFEST_NAME, object_key
-from drtool.catalog.manifest import Manifest
+from drtool.catalog.manifest import PurgeManifest
 from drtool.config import ArchivalPolicy
 from drtool.ids import new_id
 from drtool.pg.archive_session import ArchiveSession
@@ -28,26 +28,25 @@ class PurgeOutcome:
     stopped: str | None
 
 
-def commit_purge_record(ctx: Context, entry: JournalEntry, *, interrupted: bool) -> Manifest:
-    extra = dict(entry.model_extra or {})
-    manifest = Manifest(
+def commit_purge_record(ctx: Context, entry: JournalEntry, *, interrupted: bool) -> PurgeManifest:
+    manifest = PurgeManifest(
         id=entry.id,
-        kind="purge",
         created_at=entry.created_at,
         finished_at=ctx.clock(),
         tool_version=__version__,
-        database=extra.get("database"),
+        database=entry.database,
         tables={entry.table: entry.deleted},
         policy=entry.policy,
         table=entry.table,
         cutoff=entry.cutoff.isoformat(),
-        where=extra.get("where", {}),
+        where=entry.where,
         deleted=entry.deleted,
         batches=entry.batches,
         interrupted=interrupted,
     )
     if not ctx.storage.exists(object_key(entry.prefix, MANIFEST_NAME)):
-        ctx.catalog.commit(manifest, entry.prefix)
+        with ctx.catalog.writer("purge", entry.id, entry.prefix) as record:
+            record.commit(manifest, seal=None)  # no objects, nothing to seal with
     return manifest
 
 

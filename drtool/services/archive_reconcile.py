@@ -21,6 +21,7 @@ from drtool.catalog.archive_records import (
     write_void,
 )
 from drtool.catalog.catalog import MANIFEST_NAME, object_key
+from drtool.catalog.documents import read_record
 from drtool.catalog.manifest import parse_manifest
 from drtool.errors import IntegrityError, NotFoundInStorage
 from drtool.log import get_logger
@@ -50,9 +51,8 @@ def _settle_batch(ctx: Context, entry: JournalEntry, session: ArchiveSession) ->
     """(rows deleted now, 1 if voided) for one archive-batch entry."""
     storage = ctx.storage
     manifest_key = object_key(entry.prefix, MANIFEST_NAME)
-    try:
-        manifest = parse_manifest(storage.get_bytes(manifest_key), manifest_key)
-    except NotFoundInStorage:
+    manifest = read_record(storage, manifest_key, parse_manifest)
+    if manifest is None:
         _remove_folder(ctx, entry.prefix)
         log.info("archive %s: batch %s never completed; removed", entry.policy, entry.id)
         return 0, 0

@@ -8,9 +8,9 @@ import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
 
 from drtool.catalog.archive_records import ROWS_OBJECT, ArchiveEntry, archive_entries
+from drtool.catalog.manifest import ArchiveManifest, expect_kind
 from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, UsageError
 from drtool.log import get_logger
@@ -67,13 +67,13 @@ def parse_time(text: str | None, flag: str) -> datetime | None:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def _extra(entry: ArchiveEntry) -> dict[str, Any]:
-    return dict(entry.manifest.model_extra or {})
+def _batch(entry: ArchiveEntry) -> ArchiveManifest:
+    return expect_kind(entry.manifest, ArchiveManifest)
 
 
 def _overlaps(entry: ArchiveEntry, since: datetime | None, until: datetime | None) -> bool:
-    extra = _extra(entry)
-    low, high = extra.get("time_min"), extra.get("time_max")
+    batch = _batch(entry)
+    low, high = batch.time_min, batch.time_max
     if since is not None and high and datetime.fromisoformat(high) < since:
         return False
     return not (until is not None and low and datetime.fromisoformat(low) >= until)
@@ -82,7 +82,7 @@ def _overlaps(entry: ArchiveEntry, since: datetime | None, until: datetime | Non
 def verified_rows(ctx: Context, entry: ArchiveEntry, identities: list[Identity]) -> list[bytes]:
     """The batch's rows, only once everything about them has been authenticated."""
     manifest = entry.manifest
-    extra = _extra(entry)
+    batch = _batch(entry)
     what = f"archive batch {manifest.id}"
     check_seal(
         ctx,
@@ -94,10 +94,10 @@ def verified_rows(ctx: Context, entry: ArchiveEntry, identities: list[Identity])
     )
     obj = manifest.object(ROWS_OBJECT).stored()
     body = b"".join(load(ctx.storage, obj, identities))
-    schema, table = split_table(str(extra["table"]))
-    header = copy_header(schema, table, list(extra["columns"]))
+    schema, table = split_table(batch.table)
+    header = copy_header(schema, table, list(batch.columns))
     lines = decode_batch(body, header, what)
-    if len(lines) != extra.get("rows") or rows_sha256(body, header) != extra.get("rows_sha256"):
+    if len(lines) != batch.rows or rows_sha256(body, header) != batch.rows_sha256:
         raise IntegrityError(f"{what}: rows differ from the manifest's count or hash", obj="rows")
     return lines
 
@@ -129,18 +129,18 @@ def restore_archive(
         for entry in chosen:
             if entry.void_reason is not None:
                 continue
-            extra = _extra(entry)
+            batch = _batch(entry)
             lines = verified_rows(ctx, entry, identities)
             inserted = dest.insert_missing(
-                str(extra["table"]),
-                list(extra["columns"]),
-                list(extra["pk"]),
-                str(extra["time_column"]),
+                batch.table,
+                list(batch.columns),
+                list(batch.pk),
+                batch.time_column,
                 lines,
                 since,
                 until,
             )
-            done.append(BatchRestore(entry.manifest.id, str(extra["table"]), len(lines), inserted))
+            done.append(BatchRestore(batch.id, batch.table, len(lines), inserted))
             log.info(
                 "archive batch %s: %d of %d rows inserted", entry.manifest.id, inserted, len(lines)
             )

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from drtool.catalog.archive_records import archive_entries
+from drtool.catalog.manifest import ArchiveManifest, PurgeManifest
 from drtool.errors import UsageError
 from drtool.services.archive_restore import POLICY_NAME
 from drtool.services.context import Context
@@ -44,26 +44,28 @@ def list_archive(ctx: Context, policy: str | None = None) -> ArchiveListResult:
     items: list[ArchiveItem] = []
     for entry in archive_entries(ctx.storage, policy):
         m = entry.manifest
-        extra: dict[str, Any] = dict(m.model_extra or {})
-        rows = extra.get("rows") if m.kind == "archive" else extra.get("deleted")
+        if not isinstance(m, ArchiveManifest | PurgeManifest):
+            continue  # no other kind is stored under archive/
+        batch = m if isinstance(m, ArchiveManifest) else None
+        purge = m if isinstance(m, PurgeManifest) else None
         items.append(
             ArchiveItem(
                 policy=entry.policy,
                 id=m.id,
                 kind=m.kind,
                 status=entry.status,
-                table=str(extra.get("table", "")),
-                rows=int(rows or 0),
-                pk_first=extra.get("pk_first"),
-                pk_last=extra.get("pk_last"),
-                time_min=extra.get("time_min"),
-                time_max=extra.get("time_max"),
+                table=m.table,
+                rows=batch.rows if batch else purge.deleted if purge else 0,
+                pk_first=batch.pk_first if batch else None,
+                pk_last=batch.pk_last if batch else None,
+                time_min=batch.time_min if batch else None,
+                time_max=batch.time_max if batch else None,
                 bytes=m.size,
                 created_at=m.created_at,
-                cutoff=extra.get("cutoff"),
+                cutoff=m.cutoff,
                 key=entry.prefix,
                 void_reason=entry.void_reason,
-                interrupted=extra.get("interrupted") if m.kind == "purge" else None,
+                interrupted=purge.interrupted if purge else None,
             )
         )
     return ArchiveListResult(items)

@@ -3,7 +3,6 @@ globals, and the manifest written last."""
 
 from __future__ import annotations
 
-import contextlib
 import fnmatch
 import socket
 import threading
@@ -12,9 +11,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from drtool import __version__
-from drtool.catalog.catalog import backup_prefix, object_key
-from drtool.catalog.manifest import Manifest, ObjectEntry
-from drtool.crypto.age import Encryption
+from drtool.catalog.catalog import backup_prefix
+from drtool.catalog.manifest import BackupManifest
+from drtool.catalog.writer import ItemWriter
 from drtool.crypto.keys import Recipient
 from drtool.errors import EXIT_OK, DrtoolError, SubprocessError, UsageError
 from drtool.ids import new_id
@@ -23,7 +22,6 @@ from drtool.pg.dependencies import Dependency, dependency_warnings, find_depende
 from drtool.pg.dump import dump_globals, dump_stream, dump_tool, dumpall_tool
 from drtool.pg.platform import PlatformFacts, detect
 from drtool.pg.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
-from drtool.pipeline.store import StoredObject, store
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
 
@@ -38,7 +36,7 @@ log = get_logger("backup")
 
 @dataclass(frozen=True)
 class BackupResult:
-    manifest: Manifest
+    manifest: BackupManifest
 
     exit_code = EXIT_OK  # a backup that did not complete raises
 
@@ -50,7 +48,7 @@ class BackupResult:
 
     @property
     def warnings(self) -> list[str]:
-        return list((self.manifest.model_extra or {}).get("warnings") or [])
+        return list(self.manifest.warnings)
 
 
 def _check_label(label: str | None) -> str | None:
@@ -135,33 +133,25 @@ class _Counter:
 
 
 def _store_globals(
-    ctx: Context, prefix: str, server_major: int, recipients: list[Recipient]
-) -> tuple[StoredObject | None, dict[str, str]]:
+    ctx: Context, item: ItemWriter, server_major: int, recipients: list[Recipient]
+) -> dict[str, str]:
     """Roles and tablespaces; managed services may forbid it, which is recorded, not fatal."""
     target = ctx.database()
     if not ctx.config.backup.globals:
-        return None, {"status": "disabled"}
+        return {"status": "disabled"}
     try:
         data = dump_globals(dumpall_tool(server_major), target)
     except SubprocessError as exc:
         log.warning("globals not stored (recorded in the manifest): %s", exc.message)
-        return None, {"status": "unavailable", "reason": exc.message[-500:]}
-    obj = store(
-        ctx.storage,
-        object_key(prefix, GLOBALS_FILE),
+        return {"status": "unavailable", "reason": exc.message[-500:]}
+    item.store(
         GLOBALS_OBJECT,
+        GLOBALS_FILE,
         [data],
         recipients=recipients,
         level=ctx.config.compression.level,
     )
-    return obj, {"status": "stored"}
-
-
-def _cleanup(ctx: Context, prefix: str) -> None:
-    """Best effort: remove what a failed backup stored (prune removes anything left)."""
-    with contextlib.suppress(DrtoolError):
-        for info in list(ctx.storage.list(prefix)):
-            ctx.storage.delete(info.key)
+    return {"status": "stored"}
 
 
 def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
@@ -172,96 +162,85 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
     target = ctx.database()
     started_at = ctx.clock()
     item_id = new_id(started_at)
-    prefix = backup_prefix(item_id)
     timings: dict[str, float] = {}
     t0 = time.monotonic()
-    with advisory_lock(target, f"drtool:backup:{ctx.storage.description}"):
-        try:
-            with open_snapshot(
-                target, cfg.backup.exclude_schemas, cfg.database.lock_wait_timeout
-            ) as snap:
-                tool = dump_tool(snap.server_major)
-                excluded_data = [
-                    t for t in snap.tables if _matches(t, cfg.backup.exclude_table_data)
-                ]
-                inspection = _inspect(
-                    snap, cfg.backup.exclude_schemas, [t.qualified for t in excluded_data]
-                )
-                timings["snapshot"] = time.monotonic() - t0
-                counter = _Counter(snap, snap.tables)
-                dump_encryption = Encryption(recipients)
-                log.info(
-                    "backup %s of %s: pg_dump %s, server %s, %d tables",
-                    item_id,
-                    target.describe(),
-                    tool.version,
-                    snap.server_version,
-                    len(snap.tables),
-                )
-                dump = store(
-                    ctx.storage,
-                    object_key(prefix, DUMP_FILE),
-                    DUMP_OBJECT,
-                    dump_stream(
-                        tool,
-                        target,
-                        snapshot_id=snap.snapshot_id,
-                        lock_wait=cfg.database.lock_wait_timeout,
-                        exclude_schemas=cfg.backup.exclude_schemas,
-                        exclude_table_data=cfg.backup.exclude_table_data,
-                    ),
-                    recipients=recipients,
-                    level=cfg.compression.level,
-                    threads=cfg.compression.threads,
-                    progress=ctx.progress("dump", None),
-                    encryption=dump_encryption,
-                )
-                timings["dump"] = dump.seconds
-                counts = counter.result()
-                timings["count_rows"] = counter.seconds
-            t1 = time.monotonic()
-            globals_obj, globals_info = _store_globals(ctx, prefix, snap.server_major, recipients)
-            timings["globals"] = time.monotonic() - t1
-            excluded_rows = {t.qualified: counts.get(t.qualified, 0) for t in excluded_data}
-            warnings = inspection.warnings(counts)
-            for text in warnings:
-                log.warning("backup %s: %s", item_id, text)
-            platform = inspection.platform
-            tables = {name: (0 if name in excluded_rows else n) for name, n in counts.items()}
-            objects = [ObjectEntry.of(dump)] + (
-                [ObjectEntry.of(globals_obj)] if globals_obj else []
+    with (
+        advisory_lock(target, f"drtool:backup:{ctx.storage.description}"),
+        ctx.catalog.writer("backup", item_id, backup_prefix(item_id)) as item,
+    ):
+        with open_snapshot(
+            target, cfg.backup.exclude_schemas, cfg.database.lock_wait_timeout
+        ) as snap:
+            tool = dump_tool(snap.server_major)
+            excluded_data = [t for t in snap.tables if _matches(t, cfg.backup.exclude_table_data)]
+            inspection = _inspect(
+                snap, cfg.backup.exclude_schemas, [t.qualified for t in excluded_data]
             )
-            timings["total"] = time.monotonic() - t0
-            manifest = Manifest(
-                id=item_id,
-                kind="backup",
-                created_at=started_at,
-                snapshot_at=snap.taken_at,
-                finished_at=ctx.clock(),
-                label=label,
-                tool_version=__version__,
-                server_version=snap.server_version,
-                pg_dump_version=tool.version,
-                database=snap.database,
-                objects=objects,
-                compression=compression_field(cfg),
-                encryption=encryption_field(recipients),
-                tables=tables,
-                timings={k: round(v, 3) for k, v in timings.items()},
-                server_major=snap.server_major,
-                source=target.describe(),
-                host=socket.gethostname(),
-                excluded_schemas=list(cfg.backup.exclude_schemas),
-                excluded_table_data=excluded_rows,
-                globals=globals_info,
-                dump_format="custom",
-                platform=platform.name if platform else None,
-                platform_details=platform.details() if platform else None,
-                warnings=warnings,
-            ).sealed(dump_encryption.seal_key, DUMP_OBJECT)
-            ctx.catalog.commit(manifest, prefix)
-        except BaseException:
-            _cleanup(ctx, prefix)
-            raise
+            timings["snapshot"] = time.monotonic() - t0
+            counter = _Counter(snap, snap.tables)
+            log.info(
+                "backup %s of %s: pg_dump %s, server %s, %d tables",
+                item_id,
+                target.describe(),
+                tool.version,
+                snap.server_version,
+                len(snap.tables),
+            )
+            dump = item.store(
+                DUMP_OBJECT,
+                DUMP_FILE,
+                dump_stream(
+                    tool,
+                    target,
+                    snapshot_id=snap.snapshot_id,
+                    lock_wait=cfg.database.lock_wait_timeout,
+                    exclude_schemas=cfg.backup.exclude_schemas,
+                    exclude_table_data=cfg.backup.exclude_table_data,
+                ),
+                recipients=recipients,
+                level=cfg.compression.level,
+                threads=cfg.compression.threads,
+                progress=ctx.progress("dump", None),
+            )
+            timings["dump"] = dump.seconds
+            counts = counter.result()
+            timings["count_rows"] = counter.seconds
+        t1 = time.monotonic()
+        globals_info = _store_globals(ctx, item, snap.server_major, recipients)
+        timings["globals"] = time.monotonic() - t1
+        excluded_rows = {t.qualified: counts.get(t.qualified, 0) for t in excluded_data}
+        warnings = inspection.warnings(counts)
+        for text in warnings:
+            log.warning("backup %s: %s", item_id, text)
+        platform = inspection.platform
+        tables = {name: (0 if name in excluded_rows else n) for name, n in counts.items()}
+        timings["total"] = time.monotonic() - t0
+        manifest = BackupManifest(
+            id=item_id,
+            created_at=started_at,
+            snapshot_at=snap.taken_at,
+            finished_at=ctx.clock(),
+            label=label,
+            tool_version=__version__,
+            server_version=snap.server_version,
+            pg_dump_version=tool.version,
+            database=snap.database,
+            objects=item.entries(),
+            compression=compression_field(cfg),
+            encryption=encryption_field(recipients),
+            tables=tables,
+            timings={k: round(v, 3) for k, v in timings.items()},
+            server_major=snap.server_major,
+            source=target.describe(),
+            host=socket.gethostname(),
+            excluded_schemas=list(cfg.backup.exclude_schemas),
+            excluded_table_data=excluded_rows,
+            globals=globals_info,
+            dump_format="custom",
+            platform=platform.name if platform else None,
+            platform_details=platform.details() if platform else None,
+            warnings=warnings,
+        )
+        manifest = item.commit(manifest, seal=DUMP_OBJECT)
     log.info("backup %s complete: %d bytes stored", item_id, manifest.size)
     return BackupResult(manifest)

@@ -4,23 +4,20 @@ last), or written with ``--out`` as a plain zip archive for the data subject."""
 
 from __future__ import annotations
 
-import contextlib
 import socket
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from drtool import __version__
-from drtool.catalog.catalog import export_prefix, object_key
-from drtool.catalog.manifest import Manifest, ObjectEntry
-from drtool.crypto.age import Encryption
+from drtool.catalog.catalog import export_prefix
+from drtool.catalog.manifest import ExportManifest
 from drtool.crypto.keys import Recipient
-from drtool.errors import DrtoolError, UsageError
+from drtool.errors import UsageError
 from drtool.ids import new_id
 from drtool.log import get_logger
 from drtool.pg.userdata import Discovery, NotExported, UserTable, discover
 from drtool.pg.userdata_copy import TableStats, UserSnapshot, user_snapshot
-from drtool.pipeline.store import store
 from drtool.services.context import Context
 from drtool.services.export_zip import check_out_path, write_zip
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
@@ -45,7 +42,7 @@ class ExportResult:
     platform: str | None = None
     out: Path | None = None
     redacted: list[str] = field(default_factory=list)
-    manifest: Manifest | None = None
+    manifest: ExportManifest | None = None
     seconds: float = 0.0
 
 
@@ -107,38 +104,33 @@ def store_export(
     discovery: Discovery,
     user_id: str,
     recipients: list[Recipient],
-) -> Manifest:
+) -> ExportManifest:
     """Stream the user's rows into one encrypted object, then commit the sealed manifest."""
     cfg = ctx.config
     started_at = ctx.clock()
     t0 = time.monotonic()
     item_id = new_id(started_at)
-    prefix = export_prefix(user_id, item_id)
     stats: dict[str, TableStats] = {}
-    encryption = Encryption(recipients)
-    try:
-        obj = store(
-            ctx.storage,
-            object_key(prefix, ROWS_FILE),
+    with ctx.catalog.writer("export", item_id, export_prefix(user_id, item_id)) as item:
+        obj = item.store(
             ROWS_OBJECT,
+            ROWS_FILE,
             snap.sections(discovery.tables, user_id, stats),
             recipients=recipients,
             level=cfg.compression.level,
             threads=cfg.compression.threads,
             progress=ctx.progress("export", None),
-            encryption=encryption,
         )
         users = discovery.users_table
-        manifest = Manifest(
+        manifest = ExportManifest(
             id=item_id,
-            kind="export",
             created_at=started_at,
             snapshot_at=snap.taken_at,
             finished_at=ctx.clock(),
             tool_version=__version__,
             server_version=snap.server_version,
             database=snap.database,
-            objects=[ObjectEntry.of(obj)],
+            objects=item.entries(),
             compression=compression_field(cfg),
             encryption=encryption_field(recipients),
             tables={name: s.rows for name, s in stats.items()},
@@ -155,14 +147,8 @@ def store_export(
             server_major=snap.server_major,
             source=snap.target.describe(),
             host=socket.gethostname(),
-        ).sealed(encryption.seal_key, ROWS_OBJECT)
-        ctx.catalog.commit(manifest, prefix)
-    except BaseException:
-        with contextlib.suppress(DrtoolError):
-            for info in list(ctx.storage.list(prefix)):
-                ctx.storage.delete(info.key)
-        raise
-    return manifest
+        )
+        return item.commit(manifest, seal=ROWS_OBJECT)
 
 
 def export_user(ctx: Context, user_id: str, out: Path | None = None) -> ExportResult:

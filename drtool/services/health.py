@@ -5,14 +5,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
 
-from drtool.catalog.drills import latest_drill
+from drtool.catalog.drill_records import DrillRecord, latest_drill
 from drtool.catalog.records import latest_verification
 from drtool.catalog.runs import JobRun, list_runs
 from drtool.config import ObjectivesConfig, format_duration
 from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
-from drtool.ids import id_time, is_valid_id
 from drtool.services.context import Context
 
 # Objective names, as in the `drtool_objective_breached{objective=...}` metric.
@@ -125,38 +123,17 @@ def _seconds(now: datetime, then: datetime) -> float:
     return round((now - _aware(then)).total_seconds(), 3)
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, int | float):
+def _last_drill(record: DrillRecord | None, now: datetime) -> LastDrill | None:
+    if record is None:
         return None
-    return float(value)
-
-
-def _drill_time(doc: dict[str, Any]) -> datetime | None:
-    for field in ("created_at", "finished_at", "at"):
-        value = doc.get(field)
-        if isinstance(value, str):
-            try:
-                return _aware(datetime.fromisoformat(value))
-            except ValueError:
-                continue
-    drill_id = doc.get("id")
-    return id_time(drill_id) if isinstance(drill_id, str) and is_valid_id(drill_id) else None
-
-
-def _last_drill(doc: dict[str, Any] | None, now: datetime) -> LastDrill | None:
-    if doc is None:
-        return None
-    at = _drill_time(doc)
-    if at is None:
-        return None
-    verdict, backup_id = doc.get("verdict"), doc.get("backup_id")
+    at = _aware(record.created_at)
     return LastDrill(
-        id=str(doc.get("id")),
+        id=record.id,
         at=at,
-        verdict=verdict if isinstance(verdict, str) else None,
-        rto_seconds=_number(doc.get("rto_seconds")),
-        rpo_seconds=_number(doc.get("rpo_seconds")),
-        backup_id=backup_id if isinstance(backup_id, str) else None,
+        verdict=record.verdict,
+        rto_seconds=record.rto_seconds,
+        rpo_seconds=record.rpo_seconds,
+        backup_id=record.backup_id,
         age_seconds=_seconds(now, at),
     )
 

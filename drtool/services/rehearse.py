@@ -22,7 +22,7 @@ from drtool.catalog.drill_records import (
     drill_records,
     write_drill_record,
 )
-from drtool.catalog.manifest import Manifest
+from drtool.catalog.manifest import BackupManifest, Manifest
 from drtool.errors import EXIT_OBJECTIVE, EXIT_OK, DrtoolError, IntegrityError, RefusedError
 from drtool.ids import new_id
 from drtool.log import get_logger, redact
@@ -217,7 +217,6 @@ def _record(
     scratch = run.scratch
     restored = run.restored
     dump = next((o for o in manifest.objects if o.name == "dump"), None)
-    extra = manifest.model_extra or {}
     return DrillRecord(
         id=drill_id,
         backup_id=manifest.id,
@@ -241,7 +240,7 @@ def _record(
             "created_at": manifest.created_at.isoformat(),
             "snapshot_at": snapshot_time(manifest).isoformat(),
             "database": manifest.database,
-            "source": extra.get("source"),
+            "source": manifest.source if isinstance(manifest, BackupManifest) else None,
             "server_version": manifest.server_version,
             "pg_dump_version": manifest.pg_dump_version,
             "size": manifest.size,

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from drtool.catalog.catalog import backup_prefix
-from drtool.catalog.manifest import Manifest
+from drtool.catalog.manifest import BackupManifest, Manifest
 from drtool.crypto.age import open_seal_key
 from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
@@ -45,7 +45,7 @@ def resolve_backup(ctx: Context, ref: str) -> Manifest:
         raise IntegrityError(
             f"backup {ref}: its manifest names another item ({manifest.id})", obj="manifest.json"
         )
-    if (manifest.model_extra or {}).get("dump_format", "custom") != "custom":
+    if isinstance(manifest, BackupManifest) and manifest.dump_format != "custom":
         raise UsageError(f"backup {manifest.id}: not a custom-format dump")
     return manifest
 
@@ -84,8 +84,7 @@ def authenticate(ctx: Context, manifest: Manifest, identities: list[Identity]) -
 
 
 def backup_major(manifest: Manifest) -> int | None:
-    value = (manifest.model_extra or {}).get("server_major")
-    return int(value) if isinstance(value, int) else None
+    return manifest.server_major if isinstance(manifest, BackupManifest) else None
 
 
 def dump_tool(manifest: Manifest) -> Tool:

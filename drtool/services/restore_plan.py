@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from drtool.catalog.manifest import Manifest
+from drtool.catalog.manifest import BackupManifest, Manifest
 from drtool.errors import (
     OperationError,
     RefusedError,
@@ -422,8 +422,10 @@ def _platform_versions(
 ) -> list[str]:
     """The project's platform against the backup's: a column the backup has rows for that the
     project's table lacks is an obstacle; other version differences are warnings."""
-    extra = manifest.model_extra or {}
-    source = PlatformFacts.from_manifest(extra.get("platform"), extra.get("platform_details"))
+    backup = manifest if isinstance(manifest, BackupManifest) else None
+    source = PlatformFacts.from_manifest(
+        backup.platform if backup else None, backup.platform_details if backup else None
+    )
     here = session.platform()
     if source is None or here is None:
         return []
@@ -492,10 +494,11 @@ def plan_database(
     mapping = parse_role_map(req.role_map)
     toc = read_dump_toc(auth)
     tables = selected_tables(manifest, selection, toc)
-    excluded = (manifest.model_extra or {}).get("excluded_table_data") or {}
+    backup = manifest if isinstance(manifest, BackupManifest) else None
+    excluded = backup.excluded_table_data if backup else {}
     if req.data_only:
         tables = {t: n for t, n in tables.items() if t not in excluded}
-    source = backup_platform((manifest.model_extra or {}).get("platform"), toc)
+    source = backup_platform(backup.platform if backup else None, toc)
     into = target_platform(state, source)
     if into is not None:
         # "Non-empty" means the application's schemas have tables.

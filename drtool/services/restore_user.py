@@ -8,7 +8,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from drtool.catalog.manifest import Manifest
+from drtool.catalog.manifest import ExportManifest, Manifest
 from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, UsageError
 from drtool.ids import new_id
@@ -74,7 +74,7 @@ def _check(req: RestoreUserRequest) -> None:
 
 def export_tables(manifest: Manifest) -> tuple[list[UserTable], list[SectionCheck]]:
     """The tables of a stored export in stream order, with each section's recorded check."""
-    details = (manifest.model_extra or {}).get("table_details")
+    details = manifest.table_details if isinstance(manifest, ExportManifest) else None
     if not isinstance(details, list):
         raise IntegrityError(f"export {manifest.id}: the manifest lists no tables", obj="manifest")
     tables, checks = [], []
@@ -135,7 +135,7 @@ def _finish(job: UserRestore, dry_run: bool, source_id: str, user_id: str) -> _D
 def _from_export(ctx: Context, req: RestoreUserRequest, target: Target) -> _Done:
     assert req.from_export is not None
     manifest = ctx.catalog.get(req.from_export, "export")
-    user_id = str((manifest.model_extra or {}).get("user_id", ""))
+    user_id = manifest.user_id if isinstance(manifest, ExportManifest) else ""
     if user_id.lower() != req.user_id.strip().lower():
         raise UsageError(
             f"export {manifest.id} holds the rows of user {user_id}, not {req.user_id}",

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol, TypeVar, runtime_checkable
 
-from drtool.errors import UsageError
+from drtool.errors import NotFoundInStorage, UsageError
 
 # ~1 MiB: large enough for throughput, small enough that many streams fit in memory.
 READ_CHUNK_BYTES = 1024 * 1024
@@ -83,6 +83,27 @@ class Storage(Protocol):
     def pending_uploads(self, prefix: str) -> Iterator[PendingUpload]: ...
 
     def abort_upload(self, upload: PendingUpload) -> None: ...
+
+
+class DerivedReads:
+    """``exists`` and ``get_bytes`` written once, in terms of a backend's ``stat`` and ``get``:
+    every backend (and wrapper) inherits them, so they cannot drift apart."""
+
+    def stat(self, key: str) -> ObjectInfo:
+        raise NotImplementedError
+
+    def get(self, key: str) -> Iterator[bytes]:
+        raise NotImplementedError
+
+    def get_bytes(self, key: str) -> bytes:
+        return b"".join(self.get(key))
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.stat(key)
+        except NotFoundInStorage:
+            return False
+        return True
 
 
 def _invalid(what: str, value: str, why: str) -> UsageError:

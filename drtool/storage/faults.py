@@ -6,10 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 
 from drtool.errors import StorageError
-from drtool.storage.base import ObjectInfo, PendingUpload, Storage, close_quietly
+from drtool.storage.base import DerivedReads, ObjectInfo, PendingUpload, Storage, close_quietly
 
 
-class FaultyStorage:
+class FaultyStorage(DerivedReads):
     """Delegates to ``inner``; ``fail_*_after_bytes`` cut streams, ``corrupt_get`` maps each
     chunk that ``get`` yields (e.g. flip a bit, drop bytes)."""
 
@@ -72,14 +72,8 @@ class FaultyStorage:
             stream = self._cut(stream, self.fail_get_after_bytes, f"get {key}")
         return stream
 
-    def get_bytes(self, key: str) -> bytes:
-        return b"".join(self.get(key))
-
     def stat(self, key: str) -> ObjectInfo:
         return self.inner.stat(key)
-
-    def exists(self, key: str) -> bool:
-        return self.inner.exists(key)
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         return self.inner.list(prefix)

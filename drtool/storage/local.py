@@ -18,6 +18,7 @@ from typing import BinaryIO
 from drtool.errors import NotFoundInStorage, StorageError, UsageError
 from drtool.storage.base import (
     READ_CHUNK_BYTES,
+    DerivedReads,
     ObjectInfo,
     PendingUpload,
     check_key,
@@ -52,7 +53,7 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-class LocalStorage:
+class LocalStorage(DerivedReads):
     """A directory tree; object keys are relative paths under ``root``."""
 
     def __init__(self, root: Path) -> None:
@@ -243,9 +244,6 @@ class LocalStorage:
                     return
                 yield chunk
 
-    def get_bytes(self, key: str) -> bytes:
-        return b"".join(self.get(key))
-
     def get_tagged(self, key: str) -> tuple[bytes, str]:
         # Objects are replaced by rename: one read sees one whole version.
         data = self.get_bytes(key)
@@ -262,13 +260,6 @@ class LocalStorage:
         if not path.is_file():
             raise NotFoundInStorage(f"{self.description}: no object {key}")
         return ObjectInfo(key=key, size=st.st_size, modified=_utc(st.st_mtime))
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.stat(key)
-        except NotFoundInStorage:
-            return False
-        return True
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         check_prefix(prefix)

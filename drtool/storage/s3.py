@@ -26,6 +26,7 @@ from drtool.config import StorageConfig
 from drtool.errors import NotFoundInStorage, StorageError, UsageError
 from drtool.storage.base import (
     READ_CHUNK_BYTES,
+    DerivedReads,
     ObjectInfo,
     PendingUpload,
     check_key,
@@ -106,7 +107,7 @@ def _md5(data: bytes | bytearray) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode()
 
 
-class S3Storage:
+class S3Storage(DerivedReads):
     """Objects under ``s3://bucket/prefix``; the prefix is invisible to callers."""
 
     def __init__(self, cfg: StorageConfig, client: S3Client | None = None) -> None:
@@ -378,9 +379,6 @@ class S3Storage:
                 return data
         raise StorageError(f"{self._where(key)}: bytes {span[0]}-{span[1]} came back short")
 
-    def get_bytes(self, key: str) -> bytes:
-        return b"".join(self.get(key))
-
     def get_tagged(self, key: str) -> tuple[bytes, str]:
         full = self._full(key)
         response = self._call("read", key, self.client.get_object, Key=full)
@@ -396,13 +394,6 @@ class S3Storage:
             modified=head["LastModified"].astimezone(UTC),
             locked_until=locked.astimezone(UTC) if locked is not None else None,
         )
-
-    def exists(self, key: str) -> bool:
-        try:
-            self.stat(key)
-        except NotFoundInStorage:
-            return False
-        return True
 
     def list(self, prefix: str) -> Iterator[ObjectInfo]:
         items = self._listing(self.client.get_paginator("list_objects_v2"), "Contents", prefix)

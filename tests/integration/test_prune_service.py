@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from drtool.catalog.manifest import Manifest
+from drtool.catalog.manifest import ExportManifest
 from drtool.config import Config
 from drtool.ids import new_id
 from drtool.services.context import build_context
@@ -32,8 +32,8 @@ def put_export(storage: Storage, user_id: str, at: datetime) -> str:
     item_id = new_id(at)
     folder = f"exports/{user_id}/{item_id}/"
     storage.put_bytes(folder + "data.zst.age", b"rows")
-    manifest = Manifest(
-        id=item_id, kind="export", created_at=at, finished_at=at, tool_version="test"
+    manifest = ExportManifest(
+        id=item_id, user_id=user_id, created_at=at, finished_at=at, tool_version="test"
     )
     storage.put_bytes(folder + "manifest.json", manifest.to_json())
     return item_id

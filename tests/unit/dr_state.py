@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from drtool.catalog.manifest import Manifest, ObjectEntry
+from drtool.catalog.manifest import BackupManifest, ObjectEntry
 from drtool.catalog.records import Problem, VerificationRecord, write_verification
 from drtool.config import Config, StorageConfig
 from drtool.ids import new_id
@@ -58,9 +58,8 @@ def make_context(tmp: Path, clock: Clock, **sections: Any) -> Context:
 def put_backup(ctx: Context, snapshot_at: datetime, size: int = 4096) -> str:
     item_id = new_id(snapshot_at)
     key = f"backups/{item_id}/dump.pgdump.zst.age"
-    manifest = Manifest(
+    manifest = BackupManifest(
         id=item_id,
-        kind="backup",
         created_at=snapshot_at,
         snapshot_at=snapshot_at,
         finished_at=snapshot_at + timedelta(seconds=30),

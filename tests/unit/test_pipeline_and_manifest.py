@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drtool.catalog.manifest import Manifest, ObjectEntry, parse_manifest
+from drtool.catalog.manifest import BackupManifest, ObjectEntry, parse_manifest
 from drtool.config import StorageConfig
 from drtool.crypto.keys import generate_identity
 from drtool.errors import IntegrityError, UsageError
@@ -78,9 +78,8 @@ def manifest_doc() -> dict[str, object]:
         plain_sha256="b" * 64,
     )
     now = datetime(2026, 11, 26, tzinfo=UTC)
-    m = Manifest(
+    m = BackupManifest(
         id="20261126T000000.000Z-abcd",
-        kind="backup",
         created_at=now,
         finished_at=now,
         tool_version="0.1.0",
@@ -95,7 +94,8 @@ def test_manifest_round_trips_with_extra_fields() -> None:
     doc = manifest_doc()
     m = parse_manifest(json.dumps(doc).encode(), "m")
     assert m.tables == {"public.t": 3}
-    assert (m.model_extra or {})["globals"] == {"status": "stored"}
+    assert isinstance(m, BackupManifest)
+    assert m.globals == {"status": "stored"}
     assert json.loads(m.to_json()) == doc
 
 
@@ -132,7 +132,7 @@ def test_manifest_seal_binds_the_manifest_to_the_dump_file_key() -> None:
     identity = generate_identity()
     enc = Encryption([identity.recipient()])
     stored = b"".join(enc.stream([b"dump bytes"]))
-    base = Manifest.model_validate(manifest_doc())
+    base = BackupManifest.model_validate(manifest_doc())
     sealed = base.sealed(enc.seal_key, "dump")
     key = open_seal_key([stored[:50], stored[50:]], [identity])
     assert key == enc.seal_key

@@ -17,7 +17,7 @@ from drtool.catalog.drill_records import (
     read_drill_record,
     write_drill_record,
 )
-from drtool.catalog.manifest import Manifest
+from drtool.catalog.manifest import BackupManifest
 from drtool.config import ObjectivesConfig
 from drtool.errors import UsageError
 from drtool.ids import new_id
@@ -28,10 +28,9 @@ from drtool.storage.local import LocalStorage
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-def manifest(snapshot: datetime) -> Manifest:
-    return Manifest(
+def manifest(snapshot: datetime) -> BackupManifest:
+    return BackupManifest(
         id=new_id(snapshot),
-        kind="backup",
         created_at=snapshot,
         finished_at=snapshot,
         snapshot_at=snapshot,

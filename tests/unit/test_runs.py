@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from drtool.catalog.drills import drill_ids, latest_drill
+from drtool.catalog.drill_records import latest_drill
+from drtool.catalog.drills import drill_ids
 from drtool.catalog.runs import (
     MAX_ERROR_CHARS,
     list_runs,
@@ -18,7 +19,7 @@ from drtool.catalog.runs import (
     run_key,
 )
 from drtool.errors import UsageError
-from drtool.ids import new_id
+from drtool.ids import id_time, new_id
 from drtool.log import REDACTOR
 from drtool.storage.local import LocalStorage
 
@@ -105,7 +106,9 @@ def test_latest_drill_tolerates_a_missing_prefix_and_falls_back_past_a_damaged_r
     storage.put_bytes("drills/not-an-id.json", b"{}")
     storage.put_bytes(f"drills/{newer}/report.json", b"{}")
     assert drill_ids(storage) == [older, newer]
-    assert latest_drill(storage) == {"id": older, "verdict": "pass"}
+    found = latest_drill(storage)
+    assert found is not None and (found.id, found.verdict) == (older, "pass")
+    assert found.created_at == id_time(older)  # a minimal older record: its id's time
     storage.put_bytes(f"drills/{newer}.json", json.dumps({"id": newer, "verdict": "fail"}).encode())
     found = latest_drill(storage)
-    assert found is not None and (found["id"], found["verdict"]) == (newer, "fail")
+    assert found is not None and (found.id, found.verdict) == (newer, "fail")
