@@ -12,11 +12,13 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from drtool.catalog.documents import document_bytes, parse_record, read_record, readable
-from drtool.catalog.drills import DRILL_SUFFIX, DRILLS_PREFIX, drill_ids
 from drtool.errors import UsageError
 from drtool.ids import id_time, is_valid_id
 from drtool.log import get_logger
 from drtool.storage.base import Storage, check_key
+
+DRILLS_PREFIX = "drills/"
+DRILL_SUFFIX = ".json"
 
 RECORD_FORMAT = "drtool-drill"
 RECORD_VERSION = 1
@@ -156,3 +158,18 @@ def latest_drill(storage: Storage) -> DrillRecord | None:
     of the wrong type is left at its default: ``status`` must go on). Normally reads one
     object; a damaged newest one falls back to the one before."""
     return next(_readable(storage, lenient=True), None)
+
+
+
+def drill_ids(storage: Storage) -> list[str]:
+    """Ids of every stored drill record, oldest first (ids sort by time); nothing is read."""
+    ids: list[str] = []
+    for info in storage.list(DRILLS_PREFIX):
+        name = info.key.removeprefix(DRILLS_PREFIX)
+        if "/" in name or not name.endswith(DRILL_SUFFIX):
+            continue
+        drill_id = name.removesuffix(DRILL_SUFFIX)
+        if is_valid_id(drill_id):
+            ids.append(drill_id)
+    ids.sort()
+    return ids

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from drtool.catalog.drill_records import latest_drill
-from drtool.catalog.drills import drill_ids
+from drtool.catalog.drill_records import drill_ids
 from drtool.catalog.runs import (
     MAX_ERROR_CHARS,
     list_runs,
