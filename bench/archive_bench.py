@@ -29,7 +29,7 @@ import yaml
 from bench.backup_bench import dir_size, run_timed, save_results
 from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.crypto.keys import generate_identity, write_identity_file
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 
 ROOT = Path(__file__).resolve().parents[1]
 OLD = "occurred_at < %s"

@@ -25,8 +25,8 @@ import yaml
 
 from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.crypto.keys import generate_identity, write_identity_file
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.tools import find_tool
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.tools.find import find_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -24,9 +24,9 @@ from typing import Any
 
 from bench.backup_bench import drtool_config, run_timed, save_results
 from bench.sample_db import SUPABASE_ADMIN, supabase_sample
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import TABLES
-from drtool.pg.tools import find_tool
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.sample.load import TABLES
+from drtool.pg.tools.find import find_tool
 
 ROOT = Path(__file__).resolve().parents[1]
 DRTOOL = [sys.executable, "-m", "drtool"]

@@ -32,10 +32,10 @@ from psycopg import sql
 from bench.backup_bench import drtool_backup, save_results
 from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.crypto.keys import generate_identity, write_identity_file
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import TABLES
-from drtool.pg.tools import find_tool
-from drtool.services.rehearse_scratch import DRILL_SETTINGS
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.sample.load import TABLES
+from drtool.pg.tools.find import find_tool
+from drtool.services.rehearse.scratch import DRILL_SETTINGS
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET_RATIO = 1.3

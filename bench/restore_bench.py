@@ -24,9 +24,9 @@ from bench.backup_bench import drtool_backup, save_results, start_moto
 from bench.sample_db import SUPABASE_ADMIN, supabase_sample
 from drtool.config import StorageConfig
 from drtool.crypto.keys import generate_identity, write_identity_file
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.supabase_layer import install_supabase_platform
-from drtool.pg.tools import find_tool
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.sample.supabase_layer import install_supabase_platform
+from drtool.pg.tools.find import find_tool
 from drtool.storage import open_storage
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -4,9 +4,9 @@ cluster whose bootstrap superuser is ``supabase_admin``, reached as the non-supe
 
 from __future__ import annotations
 
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import SampleInfo, load_sample
-from drtool.pg.supabase_layer import APP_ROLE, SUPABASE_ADMIN, install_supabase_platform
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.sample.load import SampleInfo, load_sample
+from drtool.pg.sample.supabase_layer import APP_ROLE, SUPABASE_ADMIN, install_supabase_platform
 
 __all__ = ["SUPABASE_ADMIN", "supabase_sample"]
 

@@ -2,7 +2,7 @@
 the platform manages, the application roles that grants must keep working for, and the
 platform tables whose rows are the application's (Supabase's ``auth.users``).
 
-Nothing here runs SQL: ``pg/platform.py`` detects a platform with these facts, backups record
+Nothing here runs SQL: ``pg/platform/detect.py`` detects a platform with these facts, backups record
 it in the manifest (``platform``), and restores plan around it. A new platform is a new entry
 in ``PLATFORMS``, not new code.
 """

@@ -13,8 +13,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from drtool.catalog.catalog import MANIFEST_NAME, read_manifest
-from drtool.catalog.documents import parse_record, read_record, readable
 from drtool.catalog.manifest import Manifest
+from drtool.catalog.records.document import parse_record, read_record, readable
 from drtool.errors import IntegrityError, NotFoundInStorage
 from drtool.storage.base import Storage, check_key
 
@@ -42,7 +42,7 @@ def journal_key(policy: str, item_id: str) -> str:
 class JournalEntry(BaseModel):
     """An archive batch or purge run in flight. ``keys`` are the batch's primary keys as text
     (the rows to look for on reconciliation); ``rows_sha256`` the canonical hash of its COPY
-    lines, ``rows_digest`` the server-side digest of its rows (pg/archive_session.py)."""
+    lines, ``rows_digest`` the server-side digest of its rows (pg/archive/session.py)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 

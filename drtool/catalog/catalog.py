@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from drtool.catalog.documents import read_record, readable
 from drtool.catalog.manifest import MANIFEST_FILE, Kind, Manifest, parse_manifest
+from drtool.catalog.records.document import read_record, readable
 from drtool.catalog.writer import ItemWriter
 from drtool.catalog.writer import object_key as object_key  # part of the layout; re-exported
 from drtool.errors import IntegrityError, UsageError

@@ -17,7 +17,7 @@ from pydantic import (
     model_serializer,
 )
 
-from drtool.catalog.documents import load_document, validate
+from drtool.catalog.records.document import load_document, validate
 from drtool.crypto.age import seal, seal_matches
 from drtool.errors import IntegrityError
 from drtool.pipeline.store import StoredObject

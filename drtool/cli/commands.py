@@ -20,7 +20,7 @@ from drtool.cli.state import common_options, get_state
 from drtool.services import catalog_view, keys, setup
 from drtool.services.backup import BackupResult
 from drtool.services.context import Context
-from drtool.services.job_calls import backup_job
+from drtool.services.jobs.calls import backup_job
 
 KINDS = click.Choice(["backup", "export", "archive", "drill"])
 

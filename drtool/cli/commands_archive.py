@@ -15,11 +15,11 @@ from drtool.cli.render_archive import (
 )
 from drtool.cli.state import common_options, get_state
 from drtool.config import parse_duration
-from drtool.services.archive import ArchiveRequest, ArchiveRunResult
-from drtool.services.archive_restore import parse_time, restore_archive
-from drtool.services.archive_view import list_archive
+from drtool.services.archive.restore import parse_time, restore_archive
+from drtool.services.archive.run import ArchiveRequest, ArchiveRunResult
+from drtool.services.archive.view import list_archive
 from drtool.services.context import Context
-from drtool.services.job_calls import archive_job
+from drtool.services.jobs.calls import archive_job
 
 
 class DurationType(click.ParamType[timedelta, Any]):

@@ -11,10 +11,10 @@ import click
 from drtool.cli.render_export import export_result, export_users_result, restore_user_result
 from drtool.cli.state import common_options, get_state
 from drtool.services.context import Context
-from drtool.services.export import export_user
-from drtool.services.export_users import ExportUsersResult, check_selection
-from drtool.services.job_calls import export_users_job
-from drtool.services.restore_user import RestoreUserRequest, restore_user
+from drtool.services.jobs.calls import export_users_job
+from drtool.services.userdata.export import export_user
+from drtool.services.userdata.export_users import ExportUsersResult, check_selection
+from drtool.services.userdata.restore_user import RestoreUserRequest, restore_user
 
 
 @click.command("export-user")

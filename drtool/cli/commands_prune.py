@@ -9,8 +9,8 @@ import click
 from drtool.cli.render_prune import prune_result
 from drtool.cli.state import common_options, get_state
 from drtool.services.context import Context
-from drtool.services.job_calls import prune_job
-from drtool.services.prune import PruneResult
+from drtool.services.jobs.calls import prune_job
+from drtool.services.retention.prune import PruneResult
 
 
 def prune_call(dry_run: bool) -> Callable[[Context], PruneResult]:

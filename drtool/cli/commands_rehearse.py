@@ -11,8 +11,8 @@ import click
 from drtool.cli.render_rehearse import rehearse_result
 from drtool.cli.state import common_options, get_state
 from drtool.services.context import Context
-from drtool.services.job_calls import rehearse_job
-from drtool.services.rehearse import RehearseRequest, RehearseResult
+from drtool.services.jobs.calls import rehearse_job
+from drtool.services.rehearse.run import RehearseRequest, RehearseResult
 
 
 def rehearse_call(

@@ -8,7 +8,7 @@ import click
 
 from drtool.cli.render_restore import restore_result
 from drtool.cli.state import common_options, get_state
-from drtool.services.restore import RestoreRequest, run_restore
+from drtool.services.restore.run import RestoreRequest, run_restore
 
 
 @click.command("restore")

@@ -10,7 +10,7 @@ import click
 from drtool.cli.render_status import status_result
 from drtool.cli.state import common_options, get_state
 from drtool.services.context import Context
-from drtool.services.status import StatusResult, check_status
+from drtool.services.jobs.status import StatusResult, check_status
 
 
 def status_call() -> Callable[[Context], StatusResult]:

@@ -9,8 +9,8 @@ import click
 from drtool.cli.render_verify import verify_result
 from drtool.cli.state import common_options, get_state
 from drtool.services.context import Context
-from drtool.services.job_calls import verify_job
-from drtool.services.verify import VerifyResult
+from drtool.services.jobs.calls import verify_job
+from drtool.services.verify.run import VerifyResult
 
 
 def verify_call(

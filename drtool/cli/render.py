@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from drtool.catalog.manifest import BackupManifest, ExportManifest, Manifest
 from drtool.errors import DrtoolError
 from drtool.log import redact
-from drtool.services.rehearse_validate import format_seconds
+from drtool.services.rehearse.validate import format_seconds
 
 
 def to_jsonable(value: Any) -> Any:

@@ -4,9 +4,9 @@ restore counts; or their JSON documents."""
 from __future__ import annotations
 
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable, when
-from drtool.services.archive import ArchiveRunResult, PolicyRun
-from drtool.services.archive_restore import ArchiveRestoreResult
-from drtool.services.archive_view import ArchiveListResult
+from drtool.services.archive.restore import ArchiveRestoreResult
+from drtool.services.archive.run import ArchiveRunResult, PolicyRun
+from drtool.services.archive.view import ArchiveListResult
 
 
 def _policy_line(p: PolicyRun) -> str:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable
-from drtool.services.export import ExportResult
-from drtool.services.export_users import ExportUsersResult
-from drtool.services.restore_user import RestoreUserResult
+from drtool.services.userdata.export import ExportResult
+from drtool.services.userdata.export_users import ExportUsersResult
+from drtool.services.userdata.restore_user import RestoreUserResult
 
 
 def export_result(result: ExportResult, as_json: bool) -> None:

@@ -4,7 +4,7 @@ leftovers cleaned; or the JSON document."""
 from __future__ import annotations
 
 from drtool.cli.render import emit, emit_json, to_jsonable
-from drtool.services.prune import PruneResult
+from drtool.services.retention.prune import PruneResult
 
 
 def prune_lines(result: PruneResult) -> list[str]:

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from drtool.catalog.drill_records import DrillRecord
+from drtool.catalog.records.drills import DrillRecord
 from drtool.cli.render import emit, emit_json, to_jsonable, when
-from drtool.services.rehearse import RehearseResult
-from drtool.services.rehearse_validate import format_seconds
+from drtool.services.rehearse.run import RehearseResult
+from drtool.services.rehearse.validate import format_seconds
 
 
 def _s(value: float | None) -> str:

@@ -4,8 +4,8 @@ document (``id``, ``target``, ``seconds``, ``tables`` and the plan)."""
 from __future__ import annotations
 
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable
-from drtool.services.restore import RestoreResult
-from drtool.services.restore_plan import RestorePlan
+from drtool.services.restore.plan import RestorePlan
+from drtool.services.restore.run import RestoreResult
 
 SHOWN = 10
 

@@ -4,7 +4,7 @@ last failure; or the JSON document."""
 from __future__ import annotations
 
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable, when
-from drtool.services.health import StatusResult, format_age, format_elapsed
+from drtool.services.jobs.health import StatusResult, format_age, format_elapsed
 
 
 def status_lines(result: StatusResult) -> list[str]:

@@ -5,7 +5,7 @@ the JSON document (each problem's ``key``: the storage key under the prefix)."""
 from __future__ import annotations
 
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable
-from drtool.services.verify import VerifyResult
+from drtool.services.verify.run import VerifyResult
 
 
 def verify_result(result: VerifyResult, as_json: bool) -> None:

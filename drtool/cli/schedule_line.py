@@ -22,7 +22,7 @@ from drtool.cli.state import SCHEDULE_LINE
 from drtool.errors import UsageError
 from drtool.scheduler.commands import JobCall
 from drtool.services.context import Context
-from drtool.services.jobs import Outcome
+from drtool.services.jobs.job import Outcome
 
 # The commands a schedule may run (by command path), and the call each makes with the
 # parameters its click command parsed.

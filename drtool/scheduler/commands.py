@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from drtool.services.context import Context
-from drtool.services.jobs import Outcome
+from drtool.services.jobs.job import Outcome
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 
-from drtool.catalog.runs import JOB_NAME
+from drtool.catalog.records.runs import JOB_NAME
 from drtool.config import Config, load_yaml, parse_duration
 from drtool.errors import ConfigError, UsageError
 from drtool.scheduler.commands import CommandParser, JobCall

@@ -27,11 +27,11 @@ from drtool.scheduler.files import ScheduleJob
 from drtool.scheduler.http import serve
 from drtool.scheduler.lease import RENEW_EVERY_SECONDS, Lease, read_lease
 from drtool.services.context import Context, ProgressFactory
-from drtool.services.jobs import Outcome, record_abandoned_run
-from drtool.services.metrics import JOB_LABEL, collect_registry
+from drtool.services.jobs.job import Outcome, record_abandoned_run
+from drtool.services.jobs.metrics import JOB_LABEL, collect_registry
 
 ABORT_WAIT_SECONDS = 30.0
-# The commands whose runs are recorded in runs/<command>.json (run through services/jobs.py).
+# The commands whose runs are recorded in runs/<command>.json (run through services/jobs/job.py).
 RECORDED_COMMANDS = frozenset({"backup", "verify", "rehearse", "prune", "export-users", "archive"})
 STATE_CACHE_SECONDS = 10.0
 MAX_CATCH_UP_STEPS = 10_000

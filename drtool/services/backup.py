@@ -18,10 +18,10 @@ from drtool.crypto.keys import Recipient
 from drtool.errors import EXIT_OK, DrtoolError, SubprocessError, UsageError
 from drtool.ids import new_id
 from drtool.log import get_logger
-from drtool.pg.dependencies import Dependency, dependency_warnings, find_dependencies
-from drtool.pg.dump import dump_globals, dump_stream, dump_tool, dumpall_tool
-from drtool.pg.platform import PlatformFacts, detect
-from drtool.pg.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
+from drtool.pg.dump.dependencies import Dependency, dependency_warnings, find_dependencies
+from drtool.pg.dump.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
+from drtool.pg.dump.stream import dump_globals, dump_stream, dump_tool, dumpall_tool
+from drtool.pg.platform.detect import PlatformFacts, detect
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
 

@@ -7,9 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from drtool.catalog.drill_records import DrillRecord, drill_records, read_drill_record
 from drtool.catalog.manifest import Kind, Manifest
-from drtool.catalog.records import VerificationRecord, last_verification, last_verifications
+from drtool.catalog.records.drills import DrillRecord, drill_records, read_drill_record
+from drtool.catalog.records.verifications import (
+    VerificationRecord,
+    last_verification,
+    last_verifications,
+)
 from drtool.errors import UsageError
 from drtool.ids import is_valid_id
 from drtool.services.context import Context

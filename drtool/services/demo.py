@@ -11,20 +11,20 @@ from pathlib import Path
 
 import yaml
 
-from drtool.catalog.drill_records import DrillRecord
+from drtool.catalog.records.drills import DrillRecord
 from drtool.config import Config
 from drtool.log import get_logger
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import load_sample
-from drtool.pg.supabase_layer import APP_ROLE, SUPABASE_ADMIN, install_supabase_platform
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.sample.load import load_sample
+from drtool.pg.sample.supabase_layer import APP_ROLE, SUPABASE_ADMIN, install_supabase_platform
 from drtool.services.backup import run_backup
 from drtool.services.catalog_view import list_items
 from drtool.services.context import Context, build_context
+from drtool.services.jobs.status import StatusResult, check_status
 from drtool.services.keys import generate_key
-from drtool.services.rehearse import RehearseRequest, rehearse
-from drtool.services.rehearse_validate import format_seconds
-from drtool.services.status import StatusResult, check_status
-from drtool.services.verify import verify
+from drtool.services.rehearse.run import RehearseRequest, rehearse
+from drtool.services.rehearse.validate import format_seconds
+from drtool.services.verify.run import verify
 
 log = get_logger("demo")
 DEMO_DB = "omnicrm"

@@ -12,7 +12,7 @@ import psycopg
 from psycopg import sql
 
 from drtool.config import StorageConfig
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from tests.fixtures.cli import Setup, make_setup
 
 SAMPLE_USER_TABLES = (

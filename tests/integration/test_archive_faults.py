@@ -20,9 +20,9 @@ import pytest
 from drtool.catalog.archive_records import ROWS_FILE, archive_entries, journal_key
 from drtool.config import Config, StorageConfig, load_config
 from drtool.errors import DrtoolError, StorageError
-from drtool.pg.snapshot import lock_key
-from drtool.services.archive import ArchiveRequest, lock_name, run_archive
-from drtool.services.archive_restore import verified_rows
+from drtool.pg.dump.snapshot import lock_key
+from drtool.services.archive.restore import verified_rows
+from drtool.services.archive.run import ArchiveRequest, lock_name, run_archive
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
 from drtool.storage import open_storage

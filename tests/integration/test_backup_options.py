@@ -9,7 +9,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from drtool.pg.tools import find_tool
+from drtool.pg.tools.find import find_tool
 from tests.fixtures.cli import Setup
 
 

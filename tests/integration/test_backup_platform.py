@@ -13,10 +13,10 @@ from pathlib import Path
 import pytest
 
 from drtool.config import StorageConfig
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from drtool.pg.conn import Target, parse_target
-from drtool.pg.platform import detect
-from drtool.pg.snapshot import open_snapshot
+from drtool.pg.dump.snapshot import open_snapshot
+from drtool.pg.platform.detect import detect
 from drtool.platforms import SUPABASE
 from tests.fixtures.cli import make_setup
 from tests.fixtures.pg import TEST_PASSWORD, require_initdb

@@ -19,8 +19,8 @@ import psycopg
 import pytest
 
 from drtool.errors import DatabaseError, OperationError
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.tools import BINDIR_ENV, find_tool
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.tools.find import BINDIR_ENV, find_tool
 from tests.fixtures.pg import TEST_PASSWORD, require_initdb
 
 
@@ -149,7 +149,7 @@ def test_sigterm_to_the_owning_process_removes_the_cluster(base_dir: Path) -> No
         f"""
         import sys, time
         from pathlib import Path
-        from drtool.pg.cluster import EphemeralCluster
+        from drtool.pg.cluster.ephemeral import EphemeralCluster
         cluster = EphemeralCluster(base_dir=Path({str(base_dir)!r})).start()
         pid = (cluster.data_dir / "postmaster.pid").read_text().split()[0]
         print(pid, flush=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from drtool.config import StorageConfig
-from drtool.pg.snapshot import lock_key
+from drtool.pg.dump.snapshot import lock_key
 from drtool.storage import open_storage
 from tests.fixtures.cli import Setup
 from tests.integration.export_helpers import people_setup

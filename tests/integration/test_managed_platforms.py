@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from drtool.platforms import PLATFORMS, SUPABASE, Platform
 from tests.fixtures.cli import Setup, make_setup
 from tests.fixtures.pg import TEST_PASSWORD, require_initdb

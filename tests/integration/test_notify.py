@@ -16,13 +16,13 @@ from typing import Any, NoReturn
 import pytest
 import yaml
 
-from drtool.catalog.runs import read_run
+from drtool.catalog.records.runs import read_run
 from drtool.config import Config
 from drtool.crypto.keys import generate_identity
 from drtool.errors import EXIT_INTEGRITY, IntegrityError
 from drtool.services.context import build_context
-from drtool.services.jobs import run_job
-from drtool.services.notify import ATTEMPTS, Notice, notify, notify_all
+from drtool.services.jobs.job import run_job
+from drtool.services.jobs.notify import ATTEMPTS, Notice, notify, notify_all
 from tests.fixtures.cli import Setup
 from tests.fixtures.webhook import Webhook, closed_port_url
 

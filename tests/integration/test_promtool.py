@@ -105,7 +105,7 @@ def test_the_scheduler_metrics_pass_promtool(tmp_path: Path) -> None:
         code, text = sched.get("/metrics")
         assert code == 200
         promtool_check(text)
-        # The state metrics (services/metrics.py); the scheduler's own counters: below.
+        # The state metrics (services/jobs/metrics.py); the scheduler's own counters: below.
         assert target_labels(text, only="drtool_job_last_") == set()
         found = samples(text)
         assert found[("drtool_job_last_run_ok", (("drtool_job", "backup"),))] == 0.0

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from drtool.catalog.records import VerificationRecord, write_verification
+from drtool.catalog.records.verifications import VerificationRecord, write_verification
 from drtool.config import Config
 from drtool.ids import new_id
 from drtool.storage import open_storage

@@ -10,7 +10,7 @@ from drtool.catalog.manifest import ExportManifest
 from drtool.config import Config
 from drtool.ids import new_id
 from drtool.services.context import build_context
-from drtool.services.prune import run_prune
+from drtool.services.retention.prune import run_prune
 from drtool.storage.base import Storage
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from drtool.crypto.age import ENCRYPTED_CHUNK_SIZE
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from drtool.pg.conn import parse_target
 from drtool.pg.scratch import server_identity
 from tests.fixtures.cli import DRTOOL, Setup

@@ -14,10 +14,10 @@ import pytest
 
 from drtool.crypto.keys import parse_identity_file
 from drtool.errors import UsageError
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from drtool.pg.conn import parse_target
-from drtool.pg.target import inspect_target, require_major
-from drtool.services.restore_spool import write_spool
+from drtool.pg.restore.target import inspect_target, require_major
+from drtool.services.restore.spool import write_spool
 from drtool.storage import open_storage
 from tests.fixtures.cli import Setup
 from tests.fixtures.pg import TEST_PASSWORD, require_initdb

@@ -15,7 +15,7 @@ from drtool.crypto.age import ENCRYPTED_CHUNK_SIZE
 from drtool.crypto.keys import generate_identity, write_identity_file
 from drtool.errors import IntegrityError
 from drtool.services.context import Context, build_context
-from drtool.services.restore import RestoreRequest, run_restore
+from drtool.services.restore.run import RestoreRequest, run_restore
 from drtool.storage.faults import FaultyStorage
 from tests.fixtures.cli import Setup
 from tests.fixtures.pg import TEST_PASSWORD

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from drtool.config import StorageConfig
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from tests.fixtures.cli import Setup, make_setup
 from tests.fixtures.pg import TEST_PASSWORD
 from tests.integration.restore_support import (

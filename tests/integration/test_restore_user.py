@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from drtool.config import StorageConfig
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from tests.fixtures.cli import Setup, make_setup
 from tests.integration.export_helpers import copy_database, delete_user_rows, fingerprint
 

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 
 from drtool.errors import UsageError
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.tools import find_tool
-from drtool.services.restore_plan import parse_table
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.tools.find import find_tool
+from drtool.services.restore.request import parse_table
 from tests.fixtures.cli import Setup
 from tests.fixtures.pg import Database
 from tests.fixtures.zoo import LO_OIDS, base_tables, describe_objects, fresh_database

@@ -14,8 +14,8 @@ from psycopg import sql
 from psycopg.rows import TupleRow
 
 from drtool.errors import DatabaseError
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import ROLES, TABLES, SampleInfo, load_sample, plan_rows
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.sample.load import ROLES, TABLES, SampleInfo, load_sample, plan_rows
 from tests.fixtures.pg import Database
 
 AS_OF = datetime(2026, 3, 1, tzinfo=UTC)

@@ -16,9 +16,9 @@ import pytest
 from psycopg import sql
 
 from drtool.errors import DatabaseError, UsageError
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.sample import TABLES, SampleInfo, load_sample
-from drtool.pg.supabase_layer import APP_ROLE, install_supabase_platform
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.sample.load import TABLES, SampleInfo, load_sample
+from drtool.pg.sample.supabase_layer import APP_ROLE, install_supabase_platform
 from tests.fixtures.pg import TEST_PASSWORD, Database
 
 AS_OF = datetime(2026, 3, 1, tzinfo=UTC)

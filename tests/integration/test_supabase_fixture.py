@@ -14,8 +14,8 @@ from typing import Any
 import psycopg
 import pytest
 
-from drtool.pg.cluster import EphemeralCluster
-from drtool.pg.supabase_layer import APP_ROLE, SUPABASE_ADMIN, install_supabase_platform
+from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.sample.supabase_layer import APP_ROLE, SUPABASE_ADMIN, install_supabase_platform
 from tests.fixtures.pg import TEST_PASSWORD, Database
 from tests.fixtures.supabase import SUPABASE_USERS, connect_app, supabase_user_ids
 

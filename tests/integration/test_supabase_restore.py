@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from drtool.config import StorageConfig
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from tests.fixtures.cli import Setup, make_setup
 from tests.fixtures.pg import TEST_PASSWORD, require_initdb
 from tests.integration.restore_support import backup, checksums, connect, scalar, user_tables

@@ -23,7 +23,7 @@ import pytest
 from psycopg import sql
 
 from drtool.config import StorageConfig, load_config
-from drtool.pg.cluster import EphemeralCluster
+from drtool.pg.cluster.ephemeral import EphemeralCluster
 from drtool.pipeline.store import load
 from drtool.services.context import build_context
 from drtool.services.keys import configured_identities

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from drtool.catalog.manifest import BackupManifest, ObjectEntry
-from drtool.catalog.records import Problem, VerificationRecord, write_verification
+from drtool.catalog.records.verifications import Problem, VerificationRecord, write_verification
 from drtool.config import Config, StorageConfig
 from drtool.ids import new_id
 from drtool.services.context import Context

@@ -13,8 +13,8 @@ from drtool.cli.schedule_line import parse_schedule_command
 from drtool.config import load_config
 from drtool.errors import ConfigError, IntegrityError, UsageError
 from drtool.scheduler.files import load_schedules
-from drtool.services.archive_codec import copy_header, decode_batch, encode_batch, rows_sha256
-from drtool.services.archive_restore import parse_time
+from drtool.services.archive.codec import copy_header, decode_batch, encode_batch, rows_sha256
+from drtool.services.archive.restore import parse_time
 
 REPO = Path(__file__).resolve().parents[2]
 LINES = [b"1\tx\\ty\t\\N", b"2\tnew\\nline\t{a,b}", b"3\t\xc3\xa9\t42"]

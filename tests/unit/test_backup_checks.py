@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from drtool.pg.dependencies import (
+from drtool.pg.dump.dependencies import (
     EXTENSION,
     FOREIGN_KEY,
     FOREIGN_KEY_DATA,
@@ -16,7 +16,7 @@ from drtool.pg.dependencies import (
     dependency_warnings,
     schema_pattern_regex,
 )
-from drtool.pg.platform import PlatformFacts
+from drtool.pg.platform.detect import PlatformFacts
 from drtool.platforms import SUPABASE
 
 

@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 
 from drtool.catalog.archive_records import parse_journal
-from drtool.catalog.documents import parse_record, read_record, readable
-from drtool.catalog.drill_records import parse_drill_record
 from drtool.catalog.manifest import parse_manifest
-from drtool.catalog.records import parse_verification
-from drtool.catalog.restore_records import parse_restore_record
-from drtool.catalog.runs import parse_run
+from drtool.catalog.records.document import parse_record, read_record, readable
+from drtool.catalog.records.drills import parse_drill_record
+from drtool.catalog.records.restores import parse_restore_record
+from drtool.catalog.records.runs import parse_run
+from drtool.catalog.records.verifications import parse_verification
 from drtool.errors import IntegrityError, UsageError
 from drtool.ids import new_id
 from drtool.storage.local import LocalStorage

@@ -6,9 +6,9 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from drtool.pg.dump_sql import parse_globals, schema_facts
-from drtool.pg.restore import condense_errors
-from drtool.pg.restore_run import Selection
+from drtool.pg.dump.sql_text import parse_globals, schema_facts
+from drtool.pg.restore.pg_restore import condense_errors
+from drtool.pg.restore.run import Selection
 
 SCHEMA = """\
 --

@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from drtool.errors import IntegrityError
-from drtool.pg.userdata import Column, UserTable, topological
-from drtool.pg.userdata_copy import END_OF_DATA, copy_header
-from drtool.pg.userdata_stream import SectionCheck, split_sections
+from drtool.pg.userdata.copy_out import END_OF_DATA, copy_header
+from drtool.pg.userdata.stream import SectionCheck, split_sections
+from drtool.pg.userdata.tables import Column, UserTable, topological
 
 T1 = UserTable("public", "Weird Table", "user_id", (Column("user_id", "text"), Column("a", "text")))
 T2 = UserTable("public", "b", "user_id", (Column("user_id", "text"),))

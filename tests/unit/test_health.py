@@ -6,8 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from drtool.services.health import format_age, gather_status
-from drtool.services.status import check_status
+from drtool.services.jobs.health import format_age, gather_status
+from drtool.services.jobs.status import check_status
 from tests.unit.dr_state import (
     T0,
     Clock,

@@ -11,10 +11,10 @@ from typing import cast
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from drtool.catalog.runs import record_run
+from drtool.catalog.records.runs import record_run
 from drtool.services.context import Context
-from drtool.services.health import gather_status
-from drtool.services.metrics import (
+from drtool.services.jobs.health import gather_status
+from drtool.services.jobs.metrics import (
     JOB_LABEL,
     READ_ERRORS,
     collect_registry,

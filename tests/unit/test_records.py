@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drtool.catalog.records import (
+from drtool.catalog.records.verifications import (
     Problem,
     VerificationRecord,
     last_verification,

@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from drtool.catalog.drill_records import (
+from drtool.catalog.manifest import BackupManifest
+from drtool.catalog.records.drills import (
     CheckResult,
     DrillRecord,
     TableCount,
@@ -17,12 +18,11 @@ from drtool.catalog.drill_records import (
     read_drill_record,
     write_drill_record,
 )
-from drtool.catalog.manifest import BackupManifest
 from drtool.config import ObjectivesConfig
 from drtool.errors import UsageError
 from drtool.ids import new_id
-from drtool.services.rehearse_scratch import scratch_database_name
-from drtool.services.rehearse_validate import format_seconds, judge, worst_gap
+from drtool.services.rehearse.scratch import scratch_database_name
+from drtool.services.rehearse.validate import format_seconds, judge, worst_gap
 from drtool.storage.local import LocalStorage
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)

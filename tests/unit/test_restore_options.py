@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from drtool.errors import EXIT_USAGE, UsageError
-from drtool.services.restore_plan import RestoreRequest, check_request, parse_role_map
+from drtool.services.restore.request import RestoreRequest, check_request, parse_role_map
 
 
 def test_role_map_pairs_parse_and_bad_ones_are_usage_errors() -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from drtool.catalog.restore_records import (
+from drtool.catalog.records.restores import (
     RestoreRecord,
     parse_restore_record,
     restore_records,

@@ -6,8 +6,8 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from drtool.pg.restore import parse_toc
-from drtool.pg.restore_script import ScriptFilter, map_roles
+from drtool.pg.restore.pg_restore import parse_toc
+from drtool.pg.restore.script import ScriptFilter, map_roles
 
 SCRIPT = (
     b"SET statement_timeout = 0;\n"

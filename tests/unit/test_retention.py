@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from drtool.config import RetentionConfig
-from drtool.services.retention import (
+from drtool.services.retention.plan import (
     FUTURE_REASON,
     NEWEST_REASON,
     NEWEST_VERIFIED_REASON,

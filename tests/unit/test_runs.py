@@ -9,9 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from drtool.catalog.drill_records import latest_drill
-from drtool.catalog.drill_records import drill_ids
-from drtool.catalog.runs import (
+from drtool.catalog.records.drills import drill_ids, latest_drill
+from drtool.catalog.records.runs import (
     MAX_ERROR_CHARS,
     list_runs,
     read_run,

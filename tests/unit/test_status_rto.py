@@ -7,7 +7,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from drtool.cli.render_status import status_lines
-from drtool.services.health import format_age, format_elapsed, gather_status
+from drtool.services.jobs.health import format_age, format_elapsed, gather_status
 from tests.unit.dr_state import T0, Clock, make_context, put_backup, put_drill
 
 

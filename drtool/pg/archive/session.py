@@ -1,0 +1,278 @@
+"""One archival connection to the source database: count, read a batch (keys + COPY text),
+the guarded delete (``DELETE ... RETURNING`` each row's digest, in a short transaction that is
+rolled back unless exactly the archived row versions went), purge batches, VACUUM."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import psycopg
+from psycopg import sql
+
+from drtool.errors import DatabaseError
+from drtool.pg.archive.table import (
+    Conn,
+    Key,
+    TableInfo,
+    condition,
+    describe_table,
+)
+from drtool.pg.conn import Target, apply_copy_settings, connect, translate
+
+# Row versions: each row is identified as ``<key text>\t<xmin>``. Every UPDATE (even one that
+# writes the same values) and every delete-and-reinsert makes a new row version with a new
+# xmin, so a row whose version is the one read in the batch's snapshot is, byte for byte, the
+# row whose COPY text was archived. Comparing versions costs the server nothing, where
+# hashing each row's text form cost it as much as the COPY itself. A set of versions is
+# digested as SHA-256 of the versions sorted (bytewise) and joined by newlines.
+ROW = sql.Identifier("_drtool_r")
+XMIN = sql.Identifier("_drtool_xmin")
+DIGEST_AGG = sql.SQL(
+    "count(*), encode(sha256(convert_to("
+    "coalesce(string_agg(h || E'\\n', '' ORDER BY h COLLATE \"C\"), ''), 'UTF8')), 'hex')"
+)
+
+
+def rows_digest(versions: Iterable[str]) -> str:
+    """The client-side twin of DIGEST_AGG."""
+    return hashlib.sha256("".join(v + "\n" for v in sorted(versions)).encode()).hexdigest()
+
+
+def version(info: TableInfo, xmin: sql.Composable) -> sql.Composed:
+    keys = [sql.SQL("{}::text").format(sql.Identifier(c)) for c in info.pk]
+    return sql.SQL("concat_ws(E'\\t', {}, {}::text)").format(sql.SQL(", ").join(keys), xmin)
+
+
+@dataclass(frozen=True)
+class RowBatch:
+    """A batch read in one snapshot: keys in primary-key order, each row's COPY text line
+    (without its newline), the digest of the row versions, and the time column's range."""
+
+    keys: list[Key]
+    lines: list[bytes]
+    digest: str
+    time_min: datetime | None
+    time_max: datetime | None
+
+
+@dataclass(frozen=True)
+class DeleteOutcome:
+    committed: bool
+    deleted: int  # rows the DELETE removed (rolled back unless committed)
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Limits:
+    lock_timeout: timedelta
+    statement_timeout: timedelta
+
+
+def _ms(value: timedelta) -> str:
+    return f"{max(1, int(value.total_seconds() * 1000))}ms"
+
+
+def copy_lines(conn: Conn, query: sql.Composed, params: Sequence[object] = ()) -> list[bytes]:
+    """Run a ``COPY (...) TO STDOUT`` and return its text lines without newlines. COPY text
+    escapes newlines inside values, so one line is one row."""
+    chunks: list[bytes] = []
+    with conn.cursor() as cur, cur.copy(query, params or None) as copy:
+        for data in copy:
+            chunks.append(bytes(data))
+    body = b"".join(chunks)
+    return body.split(b"\n")[:-1] if body else []
+
+
+class ArchiveSession:
+    """The policy's table on one autocommit connection with deterministic COPY settings."""
+
+    def __init__(
+        self,
+        conn: Conn,
+        target: Target,
+        info: TableInfo,
+        time_column: str,
+        cond: sql.Composed,
+        limits: Limits,
+        policy: str,
+    ) -> None:
+        self.conn = conn
+        self.target = target
+        self.info = info
+        self.time_column = time_column
+        self.cond = cond
+        self.limits = limits
+        self.policy = policy
+
+    def _timeouts(self) -> None:
+        self.conn.execute(
+            sql.SQL("SET LOCAL lock_timeout = {}").format(
+                sql.Literal(_ms(self.limits.lock_timeout))
+            )
+        )
+        self.conn.execute(
+            sql.SQL("SET LOCAL statement_timeout = {}").format(
+                sql.Literal(_ms(self.limits.statement_timeout))
+            )
+        )
+
+    def _failed(self, exc: psycopg.Error, doing: str) -> DatabaseError:
+        table = self.info.qualified
+        if isinstance(exc, psycopg.errors.LockNotAvailable):
+            return DatabaseError(
+                f"archive policy {self.policy}: could not get the lock on {table} (or one of its "
+                f"rows) within archival.lock_timeout ({_ms(self.limits.lock_timeout)}) while "
+                f"{doing}; gave up rather than make the application wait, nothing was deleted "
+                "by this batch",
+                hint="rerun later; a rerun reconciles the batch (runbooks/archive.md)",
+            )
+        if isinstance(exc, psycopg.errors.QueryCanceled):
+            return DatabaseError(
+                f"archive policy {self.policy}: {doing} on {table} exceeded "
+                f"archival.statement_timeout ({_ms(self.limits.statement_timeout)}); "
+                "nothing was deleted by this batch",
+                hint="use a smaller --batch-size or raise archival.statement_timeout",
+            )
+        return translate(exc, self.target, f"archive policy {self.policy}: {doing}")
+
+    def count(self) -> int:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE {}").format(self.info.ident(), self.cond)
+        try:
+            row = self.conn.execute(query).fetchone()
+        except psycopg.Error as exc:
+            raise self._failed(exc, "counting matching rows") from exc
+        return int(row[0]) if row else 0  # type: ignore[call-overload]
+
+    def read_batch(self, after: Key | None, limit: int) -> RowBatch | None:
+        """The next ``limit`` matching rows after ``after`` in primary-key order, read in one
+        snapshot: keys, time range and row digests, then the same rows as COPY text."""
+        info = self.info
+        cursor, params = info.after(after)
+        # The batch as a LIMITed subquery, so digests are computed for its rows only.
+        batch = sql.SQL(
+            "(SELECT *, xmin AS {} FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}) AS {}"
+        ).format(XMIN, info.ident(), self.cond, cursor, info.pk_list(), sql.Literal(limit), ROW)
+        select = sql.SQL("SELECT {}, {}::timestamptz AS _drtool_t, {} FROM {} ORDER BY {}").format(
+            info.pk_text(),
+            sql.Identifier(self.time_column),
+            version(info, XMIN),
+            batch,
+            info.pk_list(),
+        )
+        copy = sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT").format(
+            info.column_list(), batch, info.pk_list()
+        )
+        try:
+            with self.conn.transaction():
+                self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                self._timeouts()
+                rows = self.conn.execute(select, params).fetchall()
+                if not rows:
+                    return None
+                lines = copy_lines(self.conn, copy, params)
+        except psycopg.Error as exc:
+            raise self._failed(exc, "reading a batch") from exc
+        n = len(info.pk)
+        keys: list[Key] = [tuple(str(v) for v in r[:n]) for r in rows]
+        times: list[datetime] = [t for r in rows if isinstance(t := r[n], datetime)]
+        digest = rows_digest(str(r[n + 1]) for r in rows)
+        if len(lines) != len(keys):
+            raise DatabaseError(
+                f"archive policy {self.policy}: the batch's COPY gave {len(lines)} rows, its "
+                f"key query {len(keys)} in the same snapshot"
+            )
+        return RowBatch(keys, lines, digest, min(times, default=None), max(times, default=None))
+
+    def present(self, keys: Sequence[Key]) -> tuple[int, str]:
+        """(count, versions digest) of the rows with these keys that exist now."""
+        filt, arrays = self.info.key_filter(keys)
+        query = sql.SQL("SELECT {} FROM (SELECT {} AS h FROM {} WHERE {}) AS d").format(
+            DIGEST_AGG, version(self.info, sql.SQL("xmin")), self.info.ident(), filt
+        )
+        try:
+            row = self.conn.execute(query, arrays).fetchone()
+        except psycopg.Error as exc:
+            raise self._failed(exc, "looking for an archived batch's rows") from exc
+        assert row is not None
+        return int(row[0]), str(row[1])  # type: ignore[call-overload]
+
+    def delete_batch(self, keys: Sequence[Key], rows: int, digest: str) -> DeleteOutcome:
+        """Delete the batch's rows that still match the policy, in one short transaction with
+        lock and statement timeouts; commit only if exactly ``rows`` rows with this versions
+        ``digest`` were deleted (the archived row versions, unchanged), else roll back."""
+        filt, arrays = self.info.key_filter(keys)
+        query = sql.SQL(
+            "WITH d AS (DELETE FROM {} WHERE {} AND {} RETURNING {} AS h) SELECT {} FROM d"
+        ).format(
+            self.info.ident(), filt, self.cond, version(self.info, sql.SQL("xmin")), DIGEST_AGG
+        )
+        started = time.monotonic()
+        committed = False
+        deleted = 0
+        try:
+            with self.conn.transaction():
+                self._timeouts()
+                row = self.conn.execute(query, arrays).fetchone()
+                assert row is not None
+                deleted = int(row[0])  # type: ignore[call-overload]
+                if deleted != rows or str(row[1]) != digest:
+                    raise psycopg.Rollback()
+                committed = True
+        except psycopg.Error as exc:
+            raise self._failed(exc, "deleting an archived batch") from exc
+        return DeleteOutcome(committed, deleted, time.monotonic() - started)
+
+    def purge_batch(self, limit: int) -> tuple[int, float]:
+        """Delete up to ``limit`` matching rows (primary-key order; rows an application holds
+        locked are skipped, not waited for); returns (rows, transaction seconds)."""
+        info = self.info
+        query = sql.SQL(
+            "WITH d AS (DELETE FROM {t} WHERE ({pk}) IN (SELECT {pk} FROM {t} WHERE {c}"
+            " ORDER BY {pk} LIMIT {n} FOR UPDATE SKIP LOCKED) AND {c} RETURNING 1)"
+            " SELECT count(*) FROM d"
+        ).format(t=info.ident(), pk=info.pk_list(), c=self.cond, n=sql.Literal(limit))
+        started = time.monotonic()
+        try:
+            with self.conn.transaction():
+                self._timeouts()
+                row = self.conn.execute(query).fetchone()
+        except psycopg.Error as exc:
+            raise self._failed(exc, "purging a batch") from exc
+        return (int(row[0]) if row else 0), time.monotonic() - started  # type: ignore[call-overload]
+
+    def vacuum(self) -> None:
+        try:
+            self.conn.execute(sql.SQL("VACUUM (ANALYZE) {}").format(self.info.ident()))
+        except psycopg.Error as exc:
+            raise self._failed(exc, "VACUUM (ANALYZE)") from exc
+
+
+@contextlib.contextmanager
+def open_archive_session(
+    target: Target,
+    *,
+    policy: str,
+    table: str,
+    time_column: str,
+    cutoff: datetime,
+    where: Mapping[str, Sequence[str | int | bool]],
+    limits: Limits,
+    check: Callable[[TableInfo], None] | None = None,
+) -> Iterator[ArchiveSession]:
+    """Connect, describe and check the table (``check`` raises for a policy it cannot run),
+    and yield the session."""
+    with connect(target, f"archive policy {policy}") as conn:
+        try:
+            apply_copy_settings(conn)
+            info = describe_table(conn, table, f"archival policy {policy}")
+        except psycopg.Error as exc:
+            raise translate(exc, target, f"archive policy {policy}: reading the table") from exc
+        if check is not None:
+            check(info)
+        cond = condition(time_column, cutoff, where)
+        yield ArchiveSession(conn, target, info, time_column, cond, limits, policy)

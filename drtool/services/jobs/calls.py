@@ -1,0 +1,60 @@
+"""Each scheduled job as one call: the service function run through ``run_job`` with its
+result hooks. The CLI commands and the scheduler call these, so both record, measure and
+notify a run the same way; each result type says its own exit code (services/jobs.Outcome)."""
+
+from __future__ import annotations
+
+from drtool.services.archive.run import ArchiveRequest, ArchiveRunResult, run_archive
+from drtool.services.backup import BackupResult, run_backup
+from drtool.services.context import Context
+from drtool.services.jobs.job import run_job
+from drtool.services.rehearse.run import RehearseRequest, RehearseResult, rehearse
+from drtool.services.retention.prune import PruneResult, run_prune
+from drtool.services.userdata.export_users import ExportUsersResult, export_users
+from drtool.services.verify.run import VerifyResult, verify
+
+
+def backup_job(ctx: Context, label: str | None) -> BackupResult:
+    return run_job(ctx, "backup", lambda: run_backup(ctx, label=label))
+
+
+def verify_job(ctx: Context, ref: str | None, *, all_items: bool, deep: bool) -> VerifyResult:
+    return run_job(
+        ctx,
+        "verify",
+        lambda: verify(ctx, ref, all_items=all_items, deep=deep),
+        stats_of=VerifyResult.stats,
+    )
+
+
+def rehearse_job(ctx: Context, request: RehearseRequest) -> RehearseResult:
+    return run_job(
+        ctx,
+        "rehearse",
+        lambda: rehearse(ctx, request),
+        stats_of=RehearseResult.stats,
+        events=("drill",),
+    )
+
+
+def prune_job(ctx: Context, *, dry_run: bool) -> PruneResult:
+    return run_job(
+        ctx, "prune", lambda: run_prune(ctx, dry_run=dry_run), stats_of=PruneResult.stats
+    )
+
+
+def export_users_job(
+    ctx: Context, *, all_users: bool, changed_since: str | None
+) -> ExportUsersResult:
+    return run_job(
+        ctx,
+        "export-users",
+        lambda: export_users(ctx, all_users=all_users, changed_since=changed_since),
+        stats_of=ExportUsersResult.stats,
+    )
+
+
+def archive_job(ctx: Context, request: ArchiveRequest) -> ArchiveRunResult:
+    return run_job(
+        ctx, "archive", lambda: run_archive(ctx, request), stats_of=ArchiveRunResult.stats
+    )

@@ -1,0 +1,253 @@
+"""DR health against the objectives, from manifests and small records only (never data objects):
+newest backup and RPO exposure, last verification, last drill, job runs, and the breaches."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from drtool.catalog.records.drills import DrillRecord, latest_drill
+from drtool.catalog.records.runs import JobRun, list_runs
+from drtool.catalog.records.verifications import latest_verification
+from drtool.config import ObjectivesConfig, format_duration
+from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
+from drtool.services.context import Context
+
+# Objective names, as in the `drtool_objective_breached{objective=...}` metric.
+OBJECTIVE_RPO = "rpo"
+OBJECTIVE_RTO = "rto"
+OBJECTIVE_VERIFY = "verify"
+OBJECTIVE_DRILL = "drill"
+OBJECTIVE_DRILL_AGE = "drill_age"
+OBJECTIVE_NAMES = (
+    OBJECTIVE_RPO,
+    OBJECTIVE_RTO,
+    OBJECTIVE_VERIFY,
+    OBJECTIVE_DRILL,
+    OBJECTIVE_DRILL_AGE,
+)
+
+
+@dataclass(frozen=True)
+class LastBackup:
+    id: str
+    at: datetime  # the snapshot time: the recovery point
+    age_seconds: float
+    created_at: datetime
+    size: int
+    label: str | None
+
+
+@dataclass(frozen=True)
+class LastVerify:
+    id: str  # the verified item
+    kind: str
+    at: datetime
+    ok: bool
+    deep: bool
+    problems: int
+    record_id: str
+
+
+@dataclass(frozen=True)
+class LastDrill:
+    id: str
+    at: datetime
+    verdict: str | None
+    rto_seconds: float | None
+    rpo_seconds: float | None
+    backup_id: str | None
+    age_seconds: float
+
+
+@dataclass(frozen=True)
+class Objectives:
+    rpo: str
+    rto: str
+    drill_max_age: str | None
+    rpo_seconds: float
+    rto_seconds: float
+    drill_max_age_seconds: float | None
+
+
+@dataclass(frozen=True)
+class StatusResult:
+    ok: bool
+    checked_at: datetime
+    last_backup: LastBackup | None
+    last_verify: LastVerify | None
+    last_drill: LastDrill | None
+    rpo_exposure_seconds: float | None
+    objectives: Objectives
+    breaches: list[str]
+    breached: list[str]  # objective names (OBJECTIVE_NAMES) in breach
+    jobs: list[JobRun]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_OBJECTIVE
+
+    def item_id(self) -> str | None:
+        return None
+
+    def summary(self) -> str | None:
+        return "; ".join(self.breaches) or None
+
+
+def format_age(seconds: float) -> str:
+    """``3d 4h``, ``2h 5m``, ``4m 10s``, ``12s``: two units at most."""
+    total = max(int(seconds), 0)
+    parts: list[str] = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if total >= size or (unit == "s" and not parts):
+            parts.append(f"{total // size}{unit}")
+            total %= size
+        if len(parts) == 2:
+            break
+    return " ".join(parts)
+
+
+def format_elapsed(seconds: float) -> str:
+    """A measured duration such as a drill's RTO: ``0.9s``, ``9.4s`` below 10 s (a whole
+    second would hide it), then as ``format_age``: ``12s``, ``4m 10s``."""
+    if seconds < 9.95:  # what rounds to 10.0s reads as 10s
+        return f"{max(seconds, 0.0):.1f}s"
+    return format_age(seconds)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+
+
+def _seconds(now: datetime, then: datetime) -> float:
+    return round((now - _aware(then)).total_seconds(), 3)
+
+
+def _last_drill(record: DrillRecord | None, now: datetime) -> LastDrill | None:
+    if record is None:
+        return None
+    at = _aware(record.created_at)
+    return LastDrill(
+        id=record.id,
+        at=at,
+        verdict=record.verdict,
+        rto_seconds=record.rto_seconds,
+        rpo_seconds=record.rpo_seconds,
+        backup_id=record.backup_id,
+        age_seconds=_seconds(now, at),
+    )
+
+
+def objectives_of(cfg: ObjectivesConfig) -> Objectives:
+    age = cfg.drill_max_age
+    return Objectives(
+        rpo=format_duration(cfg.rpo),
+        rto=format_duration(cfg.rto),
+        drill_max_age=format_duration(age) if age is not None else None,
+        rpo_seconds=cfg.rpo.total_seconds(),
+        rto_seconds=cfg.rto.total_seconds(),
+        drill_max_age_seconds=age.total_seconds() if age is not None else None,
+    )
+
+
+def breaches_of(
+    cfg: ObjectivesConfig,
+    backup: LastBackup | None,
+    verify: LastVerify | None,
+    drill: LastDrill | None,
+    where: str,
+) -> list[tuple[str, str]]:
+    """Every objective in breach: (objective name, what is wrong and against which objective)."""
+    found: list[tuple[str, str]] = []
+    rpo = format_duration(cfg.rpo)
+    if backup is None:
+        found.append((OBJECTIVE_RPO, f"no complete backup in {where} (objective rpo {rpo})"))
+    elif backup.age_seconds > cfg.rpo.total_seconds():
+        found.append(
+            (
+                OBJECTIVE_RPO,
+                f"newest backup {backup.id} is {format_age(backup.age_seconds)} old "
+                f"(snapshot {backup.at.isoformat(timespec='seconds')}): objective rpo {rpo}",
+            )
+        )
+    if verify is not None and not verify.ok:
+        found.append(
+            (
+                OBJECTIVE_VERIFY,
+                f"last verification failed: {verify.kind} {verify.id} "
+                f"at {verify.at.isoformat(timespec='seconds')}, "
+                f"{verify.problems} problem(s) (run `drtool verify {verify.id}` for details)",
+            )
+        )
+    if drill is not None and drill.verdict is not None and drill.verdict != "pass":
+        found.append((OBJECTIVE_DRILL, f"last drill {drill.id} failed (verdict {drill.verdict})"))
+    rto_seconds = drill.rto_seconds if drill is not None else None
+    if drill is not None and rto_seconds is not None and rto_seconds > cfg.rto.total_seconds():
+        found.append(
+            (
+                OBJECTIVE_RTO,
+                f"last drill {drill.id} recovered in {format_elapsed(rto_seconds)}: "
+                f"objective rto {format_duration(cfg.rto)}",
+            )
+        )
+    if cfg.drill_max_age is not None:
+        max_age = format_duration(cfg.drill_max_age)
+        if drill is None:
+            found.append(
+                (OBJECTIVE_DRILL_AGE, f"no drill recorded: objective drill_max_age {max_age}")
+            )
+        elif drill.age_seconds > cfg.drill_max_age.total_seconds():
+            found.append(
+                (
+                    OBJECTIVE_DRILL_AGE,
+                    f"last drill {drill.id} is {format_age(drill.age_seconds)} old: "
+                    f"objective drill_max_age {max_age}",
+                )
+            )
+    return found
+
+
+def gather_status(ctx: Context) -> StatusResult:
+    """Read the newest backup manifest, the newest verification and drill records and the
+    job-run records (never a data object) and judge them against ``objectives``."""
+    now = ctx.clock()
+    backups = ctx.catalog.listing("backup").items
+    backup: LastBackup | None = None
+    if backups:
+        newest = backups[0]
+        at = newest.snapshot_at or newest.created_at
+        backup = LastBackup(
+            id=newest.id,
+            at=at,
+            age_seconds=_seconds(now, at),
+            created_at=newest.created_at,
+            size=newest.size,
+            label=newest.label,
+        )
+    record = latest_verification(ctx.storage)
+    verify = None
+    if record is not None:
+        verify = LastVerify(
+            id=record.item_id,
+            kind=record.kind,
+            at=record.at,
+            ok=record.ok,
+            deep=record.deep,
+            problems=len(record.problems),
+            record_id=record.id,
+        )
+    drill = _last_drill(latest_drill(ctx.storage), now)
+    cfg = ctx.config.objectives
+    found = breaches_of(cfg, backup, verify, drill, ctx.storage.description)
+    return StatusResult(
+        ok=not found,
+        checked_at=now,
+        last_backup=backup,
+        last_verify=verify,
+        last_drill=drill,
+        rpo_exposure_seconds=backup.age_seconds if backup else None,
+        objectives=objectives_of(cfg),
+        breaches=[text for _, text in found],
+        breached=sorted({name for name, _ in found}),
+        jobs=list_runs(ctx.storage),
+    )

@@ -1,0 +1,258 @@
+"""Prometheus metrics from cheap state (manifests, verification, drill and job-run records): the
+registry that ``metrics.textfile`` receives after each command and the scheduler serves.
+
+Per-job series carry the label ``drtool_job`` (``JOB_LABEL``), never ``job``: Prometheus sets
+``job`` (and ``instance``) on every scraped series itself, and a series' own ``job`` label would
+come back renamed to ``exported_job``, so ``{job="verify"}`` in an alert would never match."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, write_to_textfile
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+
+from drtool.config import Config
+from drtool.errors import DrtoolError
+from drtool.log import get_logger
+from drtool.services.context import Context
+from drtool.services.jobs.health import OBJECTIVE_NAMES, StatusResult, gather_status
+
+VERIFY_JOB = "verify"
+JOB_LABEL = "drtool_job"
+STORAGE_UP = "drtool_metrics_storage_up"
+STORAGE_ERRORS = "drtool_metrics_storage_errors"  # exposed as ..._total
+
+log = get_logger("metrics")
+
+
+class _Snapshot:
+    """A collector that yields metric families computed once (a scrape of a fixed moment)."""
+
+    def __init__(self, families: list[Metric]) -> None:
+        self.families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return iter(self.families)
+
+
+def _gauge(name: str, doc: str, value: float | None) -> list[Metric]:
+    if value is None:
+        return []
+    family = GaugeMetricFamily(name, doc)
+    family.add_metric([], float(value))
+    return [family]
+
+
+def _job_families(result: StatusResult) -> list[Metric]:
+    last_success = GaugeMetricFamily(
+        "drtool_job_last_success_timestamp_seconds",
+        "When the job last succeeded (Unix time, end of the run).",
+        labels=[JOB_LABEL],
+    )
+    duration = GaugeMetricFamily(
+        "drtool_job_last_duration_seconds",
+        "How long the job's last successful run took.",
+        labels=[JOB_LABEL],
+    )
+    last_run = GaugeMetricFamily(
+        "drtool_job_last_run_timestamp_seconds",
+        "When the job last ran, successfully or not (Unix time, end of the run).",
+        labels=[JOB_LABEL],
+    )
+    run_ok = GaugeMetricFamily(
+        "drtool_job_last_run_ok", "1 if the job's last run succeeded, else 0.", labels=[JOB_LABEL]
+    )
+    last_failure = GaugeMetricFamily(
+        "drtool_job_last_failure_timestamp_seconds",
+        "When the job last failed (Unix time); absent if it never failed.",
+        labels=[JOB_LABEL],
+    )
+    for run in result.jobs:
+        labels = [run.job]
+        last_run.add_metric(labels, run.last_run_at.timestamp())
+        run_ok.add_metric(labels, 1.0 if run.last_ok else 0.0)
+        if run.last_success_at is not None:
+            last_success.add_metric(labels, run.last_success_at.timestamp())
+        if run.last_success_seconds is not None:
+            duration.add_metric(labels, run.last_success_seconds)
+        if run.last_failure_at is not None:
+            last_failure.add_metric(labels, run.last_failure_at.timestamp())
+    return [last_success, duration, last_run, run_ok, last_failure]
+
+
+def _objective_families(result: StatusResult) -> list[Metric]:
+    objectives = result.objectives
+    breached = GaugeMetricFamily(
+        "drtool_objective_breached",
+        "1 if the objective is breached now (rpo, rto, verify, drill, drill_age), else 0.",
+        labels=["objective"],
+    )
+    for name in OBJECTIVE_NAMES:
+        breached.add_metric([name], 1.0 if name in result.breached else 0.0)
+    return [
+        breached,
+        *_gauge("drtool_status_ok", "1 if `drtool status` finds no breach, else 0.", result.ok),
+        *_gauge(
+            "drtool_rpo_objective_seconds",
+            "The RPO objective (objectives.rpo).",
+            objectives.rpo_seconds,
+        ),
+        *_gauge(
+            "drtool_rto_objective_seconds",
+            "The RTO objective (objectives.rto).",
+            objectives.rto_seconds,
+        ),
+        *_gauge(
+            "drtool_drill_max_age_objective_seconds",
+            "The longest allowed time between drills (objectives.drill_max_age), if set.",
+            objectives.drill_max_age_seconds,
+        ),
+    ]
+
+
+def _state_families(result: StatusResult) -> list[Metric]:
+    backup, verify, drill = result.last_backup, result.last_verify, result.last_drill
+    verify_run = next((run for run in result.jobs if run.job == VERIFY_JOB), None)
+    stats = verify_run.stats if verify_run is not None else {}
+    return [
+        *_gauge(
+            "drtool_backup_last_timestamp_seconds",
+            "Snapshot time of the newest complete backup (Unix time): the recovery point.",
+            backup.at.timestamp() if backup else None,
+        ),
+        *_gauge(
+            "drtool_backup_last_size_bytes",
+            "Stored (compressed, encrypted) size of the newest complete backup.",
+            backup.size if backup else None,
+        ),
+        *_gauge(
+            "drtool_rpo_seconds",
+            "RPO exposure now: seconds since the newest complete backup's snapshot.",
+            result.rpo_exposure_seconds,
+        ),
+        *_gauge(
+            "drtool_verify_last_ok",
+            "1 if the most recent verification run found no problem, else 0.",
+            (1.0 if verify.ok else 0.0) if verify else None,
+        ),
+        *_gauge(
+            "drtool_verify_last_timestamp_seconds",
+            "When the most recent verification started (Unix time).",
+            verify.at.timestamp() if verify else None,
+        ),
+        *_gauge(
+            "drtool_verify_items_verified",
+            "Items checked by the last `drtool verify` run.",
+            stats.get("items_verified"),
+        ),
+        *_gauge(
+            "drtool_verify_items_failed",
+            "Items with problems in the last `drtool verify` run.",
+            stats.get("items_failed"),
+        ),
+        *_gauge(
+            "drtool_drill_last_timestamp_seconds",
+            "When the newest DR drill ran (Unix time).",
+            drill.at.timestamp() if drill else None,
+        ),
+        *_gauge(
+            "drtool_drill_last_rto_seconds",
+            "RTO measured by the newest DR drill (start to validated).",
+            drill.rto_seconds if drill else None,
+        ),
+        *_gauge(
+            "drtool_drill_last_ok",
+            "1 if the newest DR drill passed, else 0.",
+            (1.0 if drill.verdict == "pass" else 0.0) if drill and drill.verdict else None,
+        ),
+    ]
+
+
+class _ReadErrors:
+    """Failed state reads in this process (a counter: the scheduler serves it for its life)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self.count = 0
+
+    def add(self) -> None:
+        with self._lock:
+            self.count += 1
+
+
+READ_ERRORS = _ReadErrors()
+
+
+def _storage_families(up: bool) -> list[Metric]:
+    errors = CounterMetricFamily(
+        STORAGE_ERRORS,
+        "Times this process could not read the state in storage for the metrics.",
+        value=READ_ERRORS.count,
+    )
+    return [
+        *_gauge(
+            STORAGE_UP,
+            "1 if the state in storage was read for these metrics, 0 if the read failed (the "
+            "state metrics are then absent: see drtool_metrics_storage_errors_total and the log).",
+            1.0 if up else 0.0,
+        ),
+        errors,
+    ]
+
+
+def registry_for(result: StatusResult | None) -> CollectorRegistry:
+    """A registry holding the metrics of one status snapshot; families with no value yet (no
+    backup, no drill) are absent rather than zero. ``None``: the state could not be read, and
+    only the storage metrics say so."""
+    registry = CollectorRegistry(auto_describe=True)
+    families = _storage_families(result is not None)
+    if result is not None:
+        families = (
+            _job_families(result) + _objective_families(result) + _state_families(result) + families
+        )
+    registry.register(_Snapshot(families))
+    return registry
+
+
+def collect_registry(ctx: Context) -> CollectorRegistry:
+    """Read the cheap state (no data object) and build the registry. A failed read (storage
+    down, bucket gone, credentials revoked) is itself a metric, never a scrape error or an
+    empty page: ``drtool_metrics_storage_up 0`` and one more storage error counted."""
+    try:
+        result = gather_status(ctx)
+    except Exception as exc:
+        READ_ERRORS.add()
+        log.warning("metrics: cannot read the state in %s: %s", ctx.storage.description, _why(exc))
+        return registry_for(None)
+    return registry_for(result)
+
+
+def _why(exc: Exception) -> str:
+    return exc.message if isinstance(exc, DrtoolError) else f"{type(exc).__name__}: {exc}"
+
+
+def textfile_path(config: Config) -> Path | None:
+    path = config.metrics.textfile
+    return config.resolve(path) if path is not None else None
+
+
+def write_textfile(config: Config, registry: CollectorRegistry) -> Path | None:
+    """Write ``registry`` to ``metrics.textfile`` atomically (a temporary file in the same
+    directory, then a rename: node_exporter never reads half a file). None if not configured."""
+    path = textfile_path(config)
+    if path is None:
+        return None
+    write_to_textfile(str(path), registry)
+    return path
+
+
+def publish_metrics(config: Config, result: StatusResult) -> Path | None:
+    """Best effort: a metrics problem is logged and never fails the command."""
+    try:
+        return write_textfile(config, registry_for(result))
+    except Exception as exc:
+        log.warning("could not write metrics.textfile %s: %s", textfile_path(config), _why(exc))
+        return None

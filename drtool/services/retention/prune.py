@@ -1,0 +1,220 @@
+"""The ``prune`` use case: apply the retention plan to backups and exports, and clean up what
+killed runs left behind (unfinished uploads, item folders without a manifest)."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from drtool.catalog.catalog import KIND_PREFIX, MANIFEST_NAME
+from drtool.catalog.manifest import Manifest
+from drtool.catalog.records.restores import RESTORES_PREFIX
+from drtool.catalog.records.verifications import VERIFICATIONS_PREFIX, last_verifications
+from drtool.errors import EXIT_OK, NotFoundInStorage
+from drtool.log import get_logger
+from drtool.services.context import Context
+from drtool.services.retention.plan import (
+    BackupFacts,
+    ExportFacts,
+    RetentionPlan,
+    plan_exports,
+    plan_retention,
+)
+from drtool.storage.base import ObjectInfo, Storage
+
+log = get_logger("prune")
+
+
+@dataclass(frozen=True)
+class PruneEntry:
+    """One item and why it goes or stays."""
+
+    id: str
+    reason: str
+    kind: str = "backup"
+
+
+@dataclass(frozen=True)
+class AbandonedEntry:
+    """One leftover cleaned up (or that would be, with --dry-run)."""
+
+    what: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    """``removed`` and ``kept`` list every complete item; ``abandoned_removed`` counts leftovers
+    (unfinished uploads, partial items) cleaned up; ``dry_run``: nothing was deleted."""
+
+    removed: list[PruneEntry]
+    kept: list[PruneEntry]
+    abandoned_removed: int
+    dry_run: bool
+    abandoned: list[AbandonedEntry] = field(default_factory=list)
+
+    exit_code = EXIT_OK  # what retention keeps is said in ``kept``, never a failure
+
+    def item_id(self) -> str | None:
+        return None
+
+    def summary(self) -> str | None:
+        return None
+
+    def stats(self) -> dict[str, float]:
+        return {
+            "removed": len(self.removed),
+            "kept": len(self.kept),
+            "abandoned_removed": self.abandoned_removed,
+        }
+
+
+def _folder(manifest_key: str) -> str:
+    return manifest_key.rsplit("/", 1)[0] + "/"
+
+
+def _newest_verified(storage: Storage, backups: list[Manifest]) -> str | None:
+    records = last_verifications(storage, [m.id for m in backups])
+    verified = [item_id for item_id, record in records.items() if record and record.ok]
+    return max(verified) if verified else None
+
+
+def _lock(storage: Storage, keys: list[str], now: datetime) -> datetime | None:
+    """The latest Object Lock retain-until date in the future among ``keys``, if any."""
+    latest: datetime | None = None
+    for key in keys:
+        try:
+            until = storage.stat(key).locked_until
+        except NotFoundInStorage:
+            continue
+        if until is not None and until > now and (latest is None or until > latest):
+            latest = until
+    return latest
+
+
+def _delete_item(storage: Storage, folder: str, item_id: str, records: bool) -> None:
+    # The manifest goes first: an interrupted prune then leaves a partial item (no manifest),
+    # which nothing treats as complete and the next prune removes as abandoned.
+    storage.delete(folder + MANIFEST_NAME)
+    for info in list(storage.list(folder)):
+        storage.delete(info.key)
+    if records:
+        for prefix in (VERIFICATIONS_PREFIX, RESTORES_PREFIX):
+            for info in list(storage.list(f"{prefix}{item_id}/")):
+                storage.delete(info.key)
+
+
+def _apply(
+    ctx: Context,
+    plan: RetentionPlan,
+    folders: dict[str, str],
+    kind: str,
+    now: datetime,
+    dry_run: bool,
+) -> tuple[list[PruneEntry], list[PruneEntry]]:
+    removed: list[PruneEntry] = []
+    kept = [PruneEntry(i, "; ".join(reasons), kind) for i, reasons in plan.keep.items()]
+    for item_id, reason in plan.remove.items():
+        folder = folders[item_id]
+        keys = [info.key for info in ctx.storage.list(folder)]
+        locked = _lock(ctx.storage, keys, now)
+        if locked is not None:
+            kept.append(PruneEntry(item_id, f"object lock until {locked.isoformat()}", kind))
+            continue
+        if not dry_run:
+            _delete_item(ctx.storage, folder, item_id, records=kind == "backup")
+            log.info("removed %s %s: %s", kind, item_id, reason)
+        removed.append(PruneEntry(item_id, reason, kind))
+    kept.sort(key=lambda e: e.id, reverse=True)
+    return removed, kept
+
+
+def _item_folders(storage: Storage, kind: str) -> dict[str, list[ObjectInfo]]:
+    """Objects grouped by item folder: ``backups/<id>/`` or ``exports/<user>/<id>/``."""
+    depth = 2 if kind == "backup" else 3
+    groups: dict[str, list[ObjectInfo]] = defaultdict(list)
+    for info in storage.list(KIND_PREFIX[kind]):
+        parts = info.key.split("/")
+        if len(parts) > depth:
+            groups["/".join(parts[:depth]) + "/"].append(info)
+    return groups
+
+
+def _clean_abandoned(ctx: Context, now: datetime, dry_run: bool) -> list[AbandonedEntry]:
+    grace = ctx.config.retention.abandoned_after
+    found: list[AbandonedEntry] = []
+    for upload in list(ctx.storage.pending_uploads("")):
+        if now - upload.started < grace:
+            continue
+        if not dry_run:
+            ctx.storage.abort_upload(upload)
+        found.append(
+            AbandonedEntry(
+                f"unfinished upload of {upload.key}",
+                f"started {upload.started.isoformat()}, older than abandoned_after",
+            )
+        )
+    for kind in ("backup", "export"):
+        for folder, objects in _item_folders(ctx.storage, kind).items():
+            if any(info.key == folder + MANIFEST_NAME for info in objects):
+                continue
+            newest = max(info.modified for info in objects)
+            if now - newest < grace:
+                continue  # maybe a run still writing it
+            if _lock(ctx.storage, [info.key for info in objects], now) is not None:
+                log.warning("partial item %s is under Object Lock; left in place", folder)
+                continue
+            if not dry_run:
+                for info in objects:
+                    ctx.storage.delete(info.key)
+            found.append(
+                AbandonedEntry(
+                    f"partial item {folder} ({len(objects)} object(s), no manifest)",
+                    f"last written {newest.isoformat()}, older than abandoned_after",
+                )
+            )
+    return found
+
+
+def _export_facts(ctx: Context) -> tuple[list[ExportFacts], dict[str, str]]:
+    """Complete exports and their folders; the user id is the folder above the item's."""
+    where: dict[str, str] = {}
+    for info in ctx.storage.list(KIND_PREFIX["export"]):
+        parts = info.key.split("/")
+        if len(parts) == 4 and parts[3] == MANIFEST_NAME:
+            where[parts[2]] = _folder(info.key)
+    facts: list[ExportFacts] = []
+    folders: dict[str, str] = {}
+    for manifest in ctx.catalog.listing("export").items:
+        folder = where.get(manifest.id)
+        if folder is None:
+            continue
+        user_id = folder.split("/")[1]
+        facts.append(ExportFacts(manifest.id, user_id, manifest.snapshot_at or manifest.created_at))
+        folders[manifest.id] = folder
+    return facts, folders
+
+
+def run_prune(ctx: Context, *, dry_run: bool = False) -> PruneResult:
+    """Plan retention, remove what the plan drops (unless ``dry_run``), clean leftovers."""
+    now = ctx.clock()
+    policy = ctx.config.retention
+    backups = ctx.catalog.listing("backup").items
+    facts = [BackupFacts(m.id, m.snapshot_at or m.created_at) for m in backups]
+    plan = plan_retention(facts, policy, now, _newest_verified(ctx.storage, backups))
+    folders = {m.id: f"{KIND_PREFIX['backup']}{m.id}/" for m in backups}
+    removed, kept = _apply(ctx, plan, folders, "backup", now, dry_run)
+
+    exports, export_folders = _export_facts(ctx)
+    export_plan = plan_exports(exports, policy.exports_max_age, now)
+    gone, stay = _apply(ctx, export_plan, export_folders, "export", now, dry_run)
+
+    abandoned = _clean_abandoned(ctx, now, dry_run)
+    return PruneResult(
+        removed=removed + gone,
+        kept=kept + stay,
+        abandoned_removed=len(abandoned),
+        dry_run=dry_run,
+        abandoned=abandoned,
+    )
