@@ -23,7 +23,7 @@ from pydantic import (
     field_validator,
 )
 
-from drtool.errors import ConfigError
+from drtool.errors import ConfigError, UsageError
 
 ENV_PREFIX = "DRTOOL_"
 CONFIG_ENV = "DRTOOL_CONFIG"
@@ -105,14 +105,10 @@ class ObjectLockConfig(Section):
     days: int = Field(default=35, ge=1)
 
 
-class ReplicaConfig(Section):
-    name: str
-    url: str
-    region: str | None = None
-    endpoint_url: str | None = None
+class StorageLocation(Section):
+    """Where and how to reach one storage: the primary (``storage``) or a replica; a replica
+    takes every key the primary does (SPEC "Replication")."""
 
-
-class StorageConfig(Section):
     url: str = "file://./drtool-data"
     endpoint_url: str | None = None
     region: str | None = None
@@ -120,7 +116,6 @@ class StorageConfig(Section):
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
     object_lock: ObjectLockConfig | None = None
-    replicas: list[ReplicaConfig] = Field(default_factory=list)
     # S3 multipart: every non-final part is exactly part_size (R2 requires equal parts).
     part_size: Size = Field(default=16 * 1024**2, ge=5 * 1024**2, le=5 * 1024**3)
     max_parts: int = Field(default=10000, ge=1, le=10000)
@@ -143,6 +138,49 @@ class StorageConfig(Section):
         ):
             raise ValueError("expected file:///path or s3://bucket[/prefix]")
         return value
+
+
+# A replica's name: used in `--from NAME`, `--to NAME`, metrics labels and run records.
+REPLICA_NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,62}$")
+
+
+class ReplicaConfig(StorageLocation):
+    name: str
+    url: str  # required for a replica (the primary has the embedded default)
+
+    @field_validator("name")
+    @classmethod
+    def _name_shape(cls, value: str) -> str:
+        if not REPLICA_NAME.match(value):
+            raise ValueError(
+                f"{value!r}: a replica name is lower-case letters, digits, '-' and '_' "
+                "(at most 63, starting with a letter or digit)"
+            )
+        return value
+
+
+class StorageConfig(StorageLocation):
+    replicas: list[ReplicaConfig] = Field(default_factory=list)
+
+    @field_validator("replicas")
+    @classmethod
+    def _unique_names(cls, value: list[ReplicaConfig]) -> list[ReplicaConfig]:
+        names = [r.name for r in value]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"replica names must be unique: {', '.join(twice)} appear twice")
+        return value
+
+    def replica(self, name: str) -> ReplicaConfig:
+        """The replica called ``name``; UsageError naming the configured ones otherwise."""
+        for replica in self.replicas:
+            if replica.name == name:
+                return replica
+        known = ", ".join(r.name for r in self.replicas) or "none is configured"
+        raise UsageError(
+            f"no replica named {name!r} in storage.replicas ({known})",
+            hint="add it under storage.replicas, or name a configured one",
+        )
 
 
 class EncryptionConfig(Section):
@@ -177,6 +215,7 @@ class ObjectivesConfig(Section):
     rpo: Duration = timedelta(hours=24)
     rto: Duration = timedelta(hours=1)
     drill_max_age: Duration | None = None
+    replica_lag: Duration | None = None  # a replica further behind the primary: breach
 
 
 class RetentionConfig(Section):
@@ -336,6 +375,8 @@ class Config(Section):
             self.database.password,
             self.storage.access_key_id,
             self.storage.secret_access_key,
+            *(r.access_key_id for r in self.storage.replicas),
+            *(r.secret_access_key for r in self.storage.replicas),
             self.encryption.key,
             self.notifications.webhook_url,
         ]
@@ -360,14 +401,32 @@ def load_yaml(text: str) -> Any:
 
 
 def _set_path(tree: dict[str, Any], path: list[str], value: Any) -> None:
-    node = tree
-    for part in path[:-1]:
+    """Set ``value`` at ``path``; a number indexes a list (``STORAGE__REPLICAS__0__URL``), one
+    past its end appends."""
+    node: Any = tree
+    for depth, part in enumerate(path):
+        last = depth == len(path) - 1
+        if isinstance(node, list) and part.isdigit() and int(part) <= len(node):
+            index = int(part)
+            if index == len(node):
+                node.append({})
+            if last:
+                node[index] = value
+                return
+            if not isinstance(node[index], dict | list):
+                node[index] = {}
+            node = node[index]
+            continue
+        if not isinstance(node, dict):
+            raise ValueError(f"{part!r} is not an index of that list (0 to {len(node)})")
+        if last:
+            node[part] = value
+            return
         child = node.get(part)
-        if not isinstance(child, dict):
-            child = {}
+        if not isinstance(child, dict | list):
+            child = [] if path[depth + 1].isdigit() else {}
             node[part] = child
         node = child
-    node[path[-1]] = value
 
 
 def _env_value(raw: str) -> Any:
@@ -436,8 +495,11 @@ def load_config(path: Path | None = None, environ: Mapping[str, str] | None = No
         raise ConfigError(
             [("<file>", f"no configuration file at {cfg_path}")],
         )
-    for key_path, value, _name in overrides:
-        _set_path(tree, key_path, value)
+    for key_path, value, name in overrides:
+        try:
+            _set_path(tree, key_path, value)
+        except ValueError as exc:
+            problems.append((".".join(key_path), f"{name}: {exc}"))
     if "base_dir" in tree:
         problems.append(("base_dir", "unknown key"))
         tree.pop("base_dir")

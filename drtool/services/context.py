@@ -39,6 +39,8 @@ class Context:
     clock: Callable[[], datetime] = _utcnow
     progress: ProgressFactory = no_progress
     abort_check: AbortCheck = never_abort
+    # The replica this context reads and writes instead of the primary (`--from NAME`), or None.
+    source: str | None = None
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -50,6 +52,15 @@ class Context:
         counting) call this between their steps, so an abort does not wait for the whole job."""
         self.abort_check()
 
+    @property
+    def where(self) -> str:
+        """The storage this context works on, as messages name it."""
+        return f"replica {self.source}" if self.source else "the primary storage"
+
+    def replica_storage(self, name: str) -> Storage:
+        """Open the configured replica ``name`` (UsageError naming the configured ones)."""
+        return open_storage(self.config.storage.replica(name), self.config.base_dir)
+
     def database(self) -> Target:
         pw = self.config.database.password
         return parse_target(self.config.database.dsn, pw.get_secret_value() if pw else None)
@@ -60,9 +71,12 @@ def build_context(
     *,
     clock: Callable[[], datetime] | None = None,
     progress: ProgressFactory | None = None,
+    source: str | None = None,
 ) -> Context:
-    """Register the config's secrets with the log redactor and open the storage."""
+    """Register the config's secrets with the log redactor and open the storage: the primary,
+    or with ``source`` the replica of that name (`--from NAME`: a lost primary stops nothing)."""
     for secret in config.secrets():
         REDACTOR.add(secret)
-    storage = open_storage(config.storage, config.base_dir)
-    return Context(config, storage, clock or _utcnow, progress or no_progress)
+    location = config.storage.replica(source) if source else config.storage
+    storage = open_storage(location, config.base_dir)
+    return Context(config, storage, clock or _utcnow, progress or no_progress, source=source)

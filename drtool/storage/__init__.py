@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from drtool.config import StorageConfig
+from drtool.config import StorageLocation
 from drtool.errors import UsageError
 from drtool.storage.base import ObjectInfo, PendingUpload, Storage, check_key, check_prefix
 from drtool.storage.local import LocalStorage
@@ -33,7 +33,7 @@ def local_path(url: str, base_dir: Path | None = None) -> Path:
     return path
 
 
-def open_storage(cfg: StorageConfig, base_dir: Path | None = None) -> Storage:
+def open_storage(cfg: StorageLocation, base_dir: Path | None = None) -> Storage:
     """The backend for ``cfg.url``: ``file://`` directories or ``s3://bucket/prefix``."""
     if cfg.url.startswith("file://"):
         return LocalStorage(local_path(cfg.url, base_dir))

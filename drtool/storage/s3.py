@@ -22,7 +22,7 @@ from botocore.exceptions import (
     NoCredentialsError,
 )
 
-from drtool.config import StorageConfig
+from drtool.config import StorageLocation
 from drtool.errors import NotFoundInStorage, StorageError, UsageError
 from drtool.storage.base import (
     READ_CHUNK_BYTES,
@@ -72,7 +72,7 @@ def parse_s3_url(url: str) -> tuple[str, str]:
     return bucket, prefix
 
 
-def make_client(cfg: StorageConfig) -> S3Client:
+def make_client(cfg: StorageLocation) -> S3Client:
     """A client configured from ``cfg``; credentials from cfg or boto3's default chain."""
     if (cfg.access_key_id is None) != (cfg.secret_access_key is None):
         raise UsageError(
@@ -110,7 +110,7 @@ def _md5(data: bytes | bytearray) -> str:
 class S3Storage(DerivedReads):
     """Objects under ``s3://bucket/prefix``; the prefix is invisible to callers."""
 
-    def __init__(self, cfg: StorageConfig, client: S3Client | None = None) -> None:
+    def __init__(self, cfg: StorageLocation, client: S3Client | None = None) -> None:
         self.bucket, self.prefix = parse_s3_url(cfg.url)
         self.description = f"s3://{self.bucket}/{self.prefix}".rstrip("/")
         self._base = f"{self.prefix}/" if self.prefix else ""  # prepended to every key
