@@ -10,7 +10,6 @@ purge run                        -> record it as an interrupted purge (count so 
 
 from __future__ import annotations
 
-import contextlib
 from dataclasses import dataclass
 
 from drtool.catalog.archive_records import (
@@ -23,7 +22,7 @@ from drtool.catalog.archive_records import (
 from drtool.catalog.catalog import MANIFEST_NAME, object_key
 from drtool.catalog.manifest import parse_manifest
 from drtool.catalog.records.document import read_record
-from drtool.errors import IntegrityError, NotFoundInStorage
+from drtool.errors import IntegrityError, NotFoundInStorage, StorageError
 from drtool.log import get_logger
 from drtool.pg.archive.session import ArchiveSession
 from drtool.services.archive.batch import UPDATED_MEANWHILE, verify_stored
@@ -42,9 +41,15 @@ class ReconcileStats:
 
 
 def _remove_folder(ctx: Context, prefix: str) -> None:
+    """Best effort: a batch without a manifest is never listed nor restored, so what cannot be
+    removed (the backup writer may not delete archive batches, deploy/iam/) is left in place."""
     for info in list(ctx.storage.list(prefix)):
-        with contextlib.suppress(NotFoundInStorage):
+        try:
             ctx.storage.delete(info.key)
+        except NotFoundInStorage:
+            continue
+        except StorageError as exc:
+            log.warning("could not remove %s (left in place): %s", info.key, exc.message)
 
 
 def _settle_batch(ctx: Context, entry: JournalEntry, session: ArchiveSession) -> tuple[int, int]:
