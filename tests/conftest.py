@@ -4,6 +4,7 @@ pytest_plugins = [
     "tests.fixtures.pg",
     "tests.fixtures.supabase",
     "tests.fixtures.s3",
+    "tests.fixtures.moto_iam",
     "tests.fixtures.cli",
     "tests.fixtures.webhook",
     "tests.fixtures.zoo",
