@@ -33,6 +33,8 @@ from botocore.exceptions import ClientError
 from drtool.catalog.archive_records import JournalEntry, clear_journal, journal_key, write_journal
 from drtool.catalog.writer import ItemWriter
 from drtool.config import Config
+from drtool.errors import StorageError
+from drtool.scheduler.lease import Lease
 from drtool.services.archive.reconcile import _remove_folder
 from drtool.services.context import Context
 from drtool.storage import open_storage
@@ -119,6 +121,11 @@ def test_the_writer_backs_up_and_verifies_but_cannot_delete_items(
     assert len(_keys(iam_moto, PRIMARY, batch)) == 2
     clear_journal(storage, entry)
     assert not storage.exists(journal_key("events", "b1"))
+    # The scheduler's lease (conditional puts) is the writer's to take, renew and release.
+    lease = Lease(ctx, "backup")
+    assert lease.acquire() is None
+    assert lease.renew()
+    lease.release()
 
 
 def test_prune_as_the_pruner_removes_what_retention_drops_and_a_failed_items_leftovers(
@@ -163,6 +170,14 @@ def test_prune_as_the_pruner_removes_what_retention_drops_and_a_failed_items_lef
     assert _keys(iam_moto, PRIMARY, "backups/failed/") == []
     assert _keys(iam_moto, PRIMARY, f"backups/{oldest}/")
     assert _keys(iam_moto, PRIMARY, f"backups/{newest}/")
+    # Its own scheduler takes the prune lease, and no other job's.
+    pruner_cfg = iam_moto.storage_config("pruner")
+    pruner_ctx = Context(Config(storage=pruner_cfg), open_storage(pruner_cfg))
+    lease = Lease(pruner_ctx, "prune")
+    assert lease.acquire() is None
+    lease.release()
+    with pytest.raises(StorageError, match="AccessDenied"):
+        Lease(pruner_ctx, "backup").acquire()
     # As the writer, the same prune is refused its deletes.
     writer.run("backup")
     refused = writer.run("prune", "--json", expect=None)
