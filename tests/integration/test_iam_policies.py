@@ -13,11 +13,12 @@
   put/delete of an item on the primary (a ``backup`` against the primary fails).
 - restore reader: reads both, writes no item and deletes nothing.
 
-What moto cannot enforce (see tests/fixtures/moto_iam.py): conditions (``s3:prefix``), and the
-permissions AWS derives from a request's parameters: ``s3:DeleteObjectVersion`` (a delete with
-a VersionId is checked as ``s3:DeleteObject``), ``s3:BypassGovernanceRetention`` (moto honours
-the bypass header for anyone allowed to delete; the explicit Deny in the policies is for AWS),
-``s3:PutObjectRetention`` separately from ``s3:PutObject``, the source read of a CopyObject.
+What moto cannot enforce (see tests/fixtures/moto_iam.py): conditions (the bucket policies'
+TLS and principal conditions), and the permissions AWS derives from a request's parameters:
+``s3:DeleteObjectVersion`` (a delete with a VersionId is checked as ``s3:DeleteObject``),
+``s3:BypassGovernanceRetention`` (moto honours the bypass header for anyone allowed to delete;
+the explicit Deny in the policies is for AWS), ``s3:PutObjectRetention`` apart from
+``s3:PutObject``, and the source read of a CopyObject.
 Bucket policies are not evaluated: they are checked for structure here."""
 
 from __future__ import annotations
