@@ -12,6 +12,8 @@
   objects, copied and server-side copied, then ``verify`` there), and is refused every
   put/delete of an item on the primary (a ``backup`` against the primary fails).
 - restore reader: reads both, writes no item and deletes nothing.
+- the backup writer may read the replica and record verifications and drills there (a
+  scheduled ``verify``/``rehearse --from``), never touch its items.
 
 What moto cannot enforce (see tests/fixtures/moto_iam.py): conditions (the bucket policies'
 TLS and principal conditions), and the permissions AWS derives from a request's parameters:
@@ -94,7 +96,6 @@ def test_the_writer_backs_up_and_verifies_but_cannot_delete_items(
     _denied(client.delete_object, Bucket=PRIMARY, Key=data[0], VersionId=version)
     _denied(client.put_object, Bucket=PRIMARY, Key="elsewhere/x", Body=b"x")
     _denied(client.put_object, Bucket=REPLICA, Key=f"{PREFIX}/backups/x/y", Body=b"x")
-    _denied(client.list_objects_v2, Bucket=REPLICA, Prefix=f"{PREFIX}/")
     assert _keys(iam_moto, PRIMARY, f"backups/{backup_id}/") == keys
 
     # The state drtool rewrites: the archive journal is written and removed by the writer;
@@ -217,7 +218,15 @@ def test_the_replica_writer_writes_the_replica_and_cannot_touch_the_primary(
     for key in keys:
         assert client.head_object(Bucket=REPLICA, Key=key)["ObjectLockMode"] == "GOVERNANCE"
 
+    # The backup writer (a scheduled `verify`/`rehearse --from`) reads it and records there,
+    # and may not touch its items.
+    as_writer = _setup(iam_moto, tmp_path / "writer-dr", sample_db, "writer", bucket=REPLICA)
+    assert as_writer.run("verify", backup_id, "--json").json["ok"] is True
+    assert len(_keys(iam_moto, REPLICA, f"verifications/{backup_id}/")) == 2
     manifest = f"{PREFIX}/backups/{backup_id}/manifest.json"
+    _denied(iam_moto.client("writer").delete_object, Bucket=REPLICA, Key=manifest)
+    _denied(iam_moto.client("writer").put_object, Bucket=REPLICA, Key=manifest, Body=b"x")
+
     for key in keys:
         _denied(client.delete_object, Bucket=PRIMARY, Key=key)
         _denied(client.put_object, Bucket=PRIMARY, Key=key, Body=b"x")
