@@ -1,7 +1,8 @@
 """The least-privilege policies of deploy/iam/, enforced by a moto_server of the test's own
 (tests/fixtures/moto_iam.py): real drtool runs as each principal.
 
-- backup writer: ``backup`` (with Object Lock retention) and ``verify`` succeed; it cannot
+- backup writer: ``backup`` (with Object Lock retention), ``verify`` and ``archive run``
+  (locked batches, its journal written and removed) succeed; it cannot
   delete a backup's manifest or data object, nor an archive batch, nor write outside its
   prefixes; the state drtool rewrites (archive journal) it can delete. A failed item's clean-up
   and archival's reconciliation are refused the delete and carry on (logged); ``prune``, as
@@ -26,6 +27,7 @@ Bucket policies are not evaluated: they are checked for structure here."""
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -43,6 +45,7 @@ from drtool.services.context import Context
 from drtool.storage import open_storage
 from tests.fixtures.cli import Setup, make_setup
 from tests.fixtures.moto_iam import IAM_DIR, PREFIX, PRIMARY, REPLICA, IamMoto, load_policy
+from tests.integration.test_archive import archive_setup, sample_copy
 
 ZERO_RETENTION = {
     "keep_last": 1,
@@ -128,6 +131,33 @@ def test_the_writer_backs_up_and_verifies_but_cannot_delete_items(
     assert lease.acquire() is None
     assert lease.renew()
     lease.release()
+
+
+@pytest.fixture
+def iam_archive_db(pg_cluster: Any, sample_db: Any) -> Iterator[str]:
+    yield from sample_copy(pg_cluster)
+
+
+def test_archive_run_as_the_writer_stores_locked_batches_and_clears_its_journal(
+    tmp_path: Path, pg_cluster: Any, iam_archive_db: str, iam_moto: IamMoto
+) -> None:
+    cfg = iam_moto.storage_config("writer", lock_days=35)
+    setup = archive_setup(tmp_path / "cfg", pg_cluster, iam_archive_db, cfg)
+    setup.doc["storage"]["object_lock"] = {"mode": "governance", "days": 35}
+    setup.write()
+    run = setup.run("archive", "run", "--policy", "finished-jobs", "--batch-size", "150")
+    assert "rows archived" in run.stdout
+    policy = "archive/finished-jobs/"
+    assert _keys(iam_moto, PRIMARY, policy + "journal/") == []  # written, then deleted
+    batch = [key for key in _keys(iam_moto, PRIMARY, policy) if key.endswith("manifest.json")]
+    assert batch
+    client = iam_moto.client("writer")
+    for key in batch:
+        assert client.head_object(Bucket=PRIMARY, Key=key)["ObjectLockMode"] == "GOVERNANCE"
+        _denied(client.delete_object, Bucket=PRIMARY, Key=key)
+    reader = iam_moto.env("reader")
+    listed = setup.run("archive", "list", "--json", extra_env=reader).json["items"]
+    assert listed and {i["status"] for i in listed} == {"archived"}
 
 
 def test_prune_as_the_pruner_removes_what_retention_drops_and_a_failed_items_leftovers(
