@@ -4,9 +4,9 @@
 - backup writer: ``backup`` (with Object Lock retention), ``verify`` and ``archive run``
   (locked batches, its journal written and removed) succeed; it cannot delete a backup's
   manifest or data object, nor an archive batch, nor write outside its prefixes; the state
-  drtool rewrites (archive journal, scheduler leases) it can delete or overwrite. A failed item's clean-up
-  and archival's reconciliation are refused the delete and carry on (logged); ``prune``, as
-  the pruner, removes the failed item's leftovers later.
+  drtool rewrites (archive journal, scheduler leases) it can delete or overwrite. A failed
+  item's clean-up and archival's reconciliation are refused the delete and carry on (logged);
+  ``prune``, as the pruner, removes the failed item's leftovers later.
 - pruner: ``prune`` removes what retention drops (and leftovers), keeps locked backups; it
   cannot write a backup.
 - replica writer: reads the primary (``list``, ``verify``), writes the replica (a backup's
