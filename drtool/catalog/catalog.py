@@ -15,6 +15,11 @@ from drtool.ids import is_valid_id
 from drtool.storage.base import Storage, check_key
 
 MANIFEST_NAME = MANIFEST_FILE
+# A backup's objects: their names in the manifest and their files under backups/<id>/.
+DUMP_OBJECT = "dump"
+GLOBALS_OBJECT = "globals"
+DUMP_FILE = "dump.pgdump.zst.age"
+GLOBALS_FILE = "globals.sql.zst.age"
 KIND_PREFIX: dict[str, str] = {
     "backup": "backups/",
     "export": "exports/",

@@ -11,7 +11,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from drtool import __version__
-from drtool.catalog.catalog import backup_prefix
+from drtool.catalog.catalog import (
+    DUMP_FILE,
+    DUMP_OBJECT,
+    GLOBALS_FILE,
+    GLOBALS_OBJECT,
+    backup_prefix,
+)
 from drtool.catalog.manifest import BackupManifest
 from drtool.catalog.writer import ItemWriter
 from drtool.crypto.keys import Recipient
@@ -25,10 +31,6 @@ from drtool.pg.platform.detect import PlatformFacts, detect
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
 
-DUMP_OBJECT = "dump"
-GLOBALS_OBJECT = "globals"
-DUMP_FILE = "dump.pgdump.zst.age"
-GLOBALS_FILE = "globals.sql.zst.age"
 MAX_LABEL_CHARS = 200
 
 log = get_logger("backup")

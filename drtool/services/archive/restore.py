@@ -11,6 +11,7 @@ from datetime import UTC, date, datetime
 
 from drtool.catalog.archive_records import ROWS_OBJECT, ArchiveEntry, archive_entries
 from drtool.catalog.manifest import ArchiveManifest, expect_kind
+from drtool.catalog.seal import check_seal
 from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, UsageError
 from drtool.log import get_logger
@@ -21,7 +22,6 @@ from drtool.pipeline.store import load
 from drtool.services.archive.codec import copy_header, decode_batch, rows_sha256
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
-from drtool.services.restore.auth import check_seal
 
 POLICY_NAME = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 
@@ -85,7 +85,7 @@ def verified_rows(ctx: Context, entry: ArchiveEntry, identities: list[Identity])
     batch = _batch(entry)
     what = f"archive batch {manifest.id}"
     check_seal(
-        ctx,
+        ctx.storage,
         manifest,
         ROWS_OBJECT,
         identities,

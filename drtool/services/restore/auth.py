@@ -7,9 +7,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from drtool.catalog.catalog import backup_prefix
+from drtool.catalog.catalog import DUMP_OBJECT, GLOBALS_OBJECT, backup_prefix
 from drtool.catalog.manifest import BackupManifest, Manifest
-from drtool.crypto.age import open_seal_key
+from drtool.catalog.seal import check_seal
 from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, NotFoundInStorage, UsageError
 from drtool.pg.restore.pg_restore import restore_tool
@@ -17,10 +17,7 @@ from drtool.pg.tools.find import Tool
 from drtool.pipeline.stages import ProgressFn
 from drtool.pipeline.store import StoredObject, load
 from drtool.services.context import Context
-from drtool.storage.base import Storage, close_quietly
-
-DUMP_OBJECT = "dump"
-GLOBALS_OBJECT = "globals"
+from drtool.storage.base import Storage
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ def authenticate(ctx: Context, manifest: Manifest, identities: list[Identity]) -
             obj="manifest.json",
         )
     check_seal(
-        ctx,
+        ctx.storage,
         manifest,
         DUMP_OBJECT,
         identities,
@@ -91,42 +88,3 @@ def dump_tool(manifest: Manifest) -> Tool:
     """pg_restore at least as new as the pg_dump that wrote the archive."""
     match = re.match(r"(\d+)", manifest.pg_dump_version or "")
     return restore_tool(int(match.group(1)) if match else None)
-
-
-def check_seal(
-    ctx: Context,
-    manifest: Manifest,
-    name: str,
-    identities: list[Identity],
-    *,
-    what: str,
-    hint: str,
-) -> None:
-    """Bind object ``name`` to ``manifest`` before trusting either: its stored size, then the
-    manifest's seal keyed by the object's age file key. A swapped or truncated object, an
-    edited manifest and a wrong key all fail here (IntegrityError, exit 3)."""
-    obj = manifest.object(name)
-    try:
-        size = ctx.storage.stat(obj.key).size
-    except NotFoundInStorage:
-        raise IntegrityError(
-            f"{what}: object {name} is missing ({obj.key})", hint=hint, obj=name
-        ) from None
-    if size != obj.size:
-        raise IntegrityError(
-            f"{what}: object {name} is {size} bytes in storage, the manifest records {obj.size}",
-            hint=hint,
-            obj=name,
-        )
-    head = ctx.storage.get(obj.key)
-    try:
-        key = open_seal_key(head, identities, obj=name)
-    finally:
-        close_quietly(head)
-    if manifest.seal_object != name or not manifest.seal_valid(key):
-        raise IntegrityError(
-            f"{what}: the manifest's seal does not match the {name} object: the manifest was "
-            "edited, or the object was replaced (e.g. swapped in from another item)",
-            hint=hint,
-            obj="manifest.json",
-        )

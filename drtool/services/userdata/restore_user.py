@@ -9,6 +9,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from drtool.catalog.manifest import ExportManifest, Manifest
+from drtool.catalog.seal import check_seal
 from drtool.crypto.keys import Identity
 from drtool.errors import IntegrityError, UsageError
 from drtool.ids import new_id
@@ -30,7 +31,7 @@ from drtool.pipeline.store import load
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
 from drtool.services.rehearse.scratch import open_scratch, scratch_spec
-from drtool.services.restore.auth import backup_major, check_seal, resolve_backup
+from drtool.services.restore.auth import backup_major, resolve_backup
 from drtool.services.restore.request import parse_to
 from drtool.services.restore.run import restore_scratch
 from drtool.services.userdata.export import ROWS_OBJECT, check_user, discover_tables
@@ -105,7 +106,7 @@ def authenticate_export(ctx: Context, manifest: Manifest, identities: list[Ident
     """The manifest bound to its rows object by the seal (a swapped object, an edited manifest
     or a wrong key fail here, exit 3), before a row reaches the target."""
     check_seal(
-        ctx,
+        ctx.storage,
         manifest,
         ROWS_OBJECT,
         identities,

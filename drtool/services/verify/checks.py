@@ -10,7 +10,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
-from drtool.catalog.catalog import MANIFEST_NAME, backup_prefix, object_key, path_id
+from drtool.catalog.catalog import DUMP_OBJECT, MANIFEST_NAME, backup_prefix, object_key, path_id
 from drtool.catalog.manifest import Manifest, ObjectEntry
 from drtool.catalog.records.verifications import Problem
 from drtool.crypto.age import open_seal_key
@@ -20,7 +20,6 @@ from drtool.pg.restore.pg_restore import TocReader, restore_tool
 from drtool.pg.tools.find import Tool
 from drtool.pipeline.stages import Digest, ProgressFn, hash_tap
 from drtool.pipeline.store import check_digest, load
-from drtool.services.backup import DUMP_OBJECT
 from drtool.services.context import ProgressFactory
 from drtool.storage.base import Storage, close_quietly
 
