@@ -51,11 +51,24 @@ def test_a_lost_primary_stops_nothing_with_from(
     heavy = sample_db.info.heavy_user_id
     export_id = setup.run("--json", "export-user", heavy).json["id"]
     manifest = setup.run("show", backup_id, "--json").json
+    [behind] = setup.run("status", "--json").json["replicas"]
+    assert behind["name"] == "dr" and behind["newest_id"] is None and behind["ok"] is True
+    assert behind["lag_seconds"] > 0  # the primary's newest backup's age
     copied = copy_bucket(moto_server, s3_bucket, replica_bucket)
     assert f"{PREFIX}backups/{backup_id}/manifest.json" in copied
+    caught_up = setup.run("status", "--json").json["replicas"]
+    assert [(r["name"], r["newest_id"], r["lag_seconds"], r["ok"]) for r in caught_up] == [
+        ("dr", backup_id, 0.0, True)
+    ]
+    human = setup.run("status").stdout
+    assert f"replica dr: newest backup {backup_id}" in human and "lag 0s" in human
 
     lose_everything(moto_server, s3_bucket)
     assert setup.run("list", "--json").json["items"] == []  # the primary really is empty
+    # status breaches on the primary (no backup) and still shows the replica's newest.
+    lost = setup.run("status", "--json", expect=4).json
+    assert any("no complete backup" in text for text in lost["breaches"])
+    assert [r["newest_id"] for r in lost["replicas"]] == [backup_id]
 
     listed = setup.run("list", "--from", "dr", "--json").json["items"]
     assert {i["id"] for i in listed} == {backup_id, export_id}

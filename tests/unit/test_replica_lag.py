@@ -95,8 +95,8 @@ def test_an_unreadable_replica_is_a_breach_naming_it_and_the_others_are_still_re
         "url": "s3://gone/prefix",
         "endpoint_url": "http://127.0.0.1:9",  # nothing listens on the discard port
         "region": "us-east-1",
-        "access_key_id": "x",
-        "secret_access_key": "y",
+        "access_key_id": "unused-key-id",
+        "secret_access_key": "unused-secret-key",
         "max_attempts": 1,
     }
     replicas = [unreachable, replica(tmp_path, "dr")]
