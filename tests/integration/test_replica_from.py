@@ -5,6 +5,7 @@ records there, and never write to the primary. An unknown replica name exits 2."
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -26,6 +27,7 @@ from tests.integration.restore_support import (
     target_password,  # noqa: F401 (autouse)
 )
 from tests.integration.test_rehearse import assert_scratch_gone, drill_tmp, rehearse  # noqa: F401
+from tests.integration.test_scheduler import Scheduler, storage_root, with_schedules
 
 
 @pytest.fixture
@@ -126,3 +128,29 @@ def test_an_unknown_replica_exits_2_naming_the_configured_ones(
     assert result.json["exit_code"] == 2
     assert "no replica named 'nope'" in result.json["error"]["message"]
     assert "dr" in result.json["error"]["message"]
+
+
+def test_a_scheduled_job_with_from_runs_on_the_replica_alone(file_setup: Setup) -> None:
+    """The scheduler takes the job's lease on the replica too: a scheduled drill or verify
+    from the replica needs nothing of the primary storage, which is gone here."""
+    setup = file_setup
+    backup_id = backup(setup)
+    primary = storage_root(setup)
+    replica = setup.dir / "dr-storage"
+    shutil.copytree(primary, replica)
+    shutil.rmtree(primary)
+    setup.doc["storage"]["replicas"] = [{"name": "dr", "url": replica.as_uri()}]
+    setup.write()
+    with_schedules(
+        setup, verify='name: verify-dr\ncron: "0 3 * * *"\ncommand: verify latest --from dr\n'
+    )
+    sched = Scheduler(setup, "--run-now", "verify-dr")
+    try:
+        done = sched.wait_for(lambda e: e.get("event") == "run", timeout=120)
+        assert done["ok"] is True, sched.raw
+    finally:
+        assert sched.stop() == 0
+    assert not primary.exists(), sorted(str(p) for p in primary.rglob("*"))
+    assert (replica / "scheduler" / "verify-dr.json").exists()
+    assert (replica / "runs" / "verify.json").exists()
+    assert list((replica / "verifications" / backup_id).glob("*.json"))

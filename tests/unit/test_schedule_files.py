@@ -41,6 +41,7 @@ def test_shipped_schedules_parse() -> None:
         "verify-deep",
         "prune",
         "rehearse",
+        "rehearse-replica",
         "export-users",
         "export-users-weekly",
         "archive",
@@ -51,6 +52,9 @@ def test_shipped_schedules_parse() -> None:
     assert jobs["verify-deep"].call.params["deep"] is True
     assert jobs["verify-deep"].call.params["all_items"] is False
     assert jobs["rehearse"].call.params["report"] is not None
+    assert jobs["rehearse"].call.params["source"] is None
+    assert jobs["rehearse-replica"].call.params["source"] == "dr-region"
+    assert jobs["rehearse-replica"].call.command == "rehearse"
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     assert jobs["backup"].next_fire_times(now, 2) == [
         datetime(2026, 11, 27, 2, 0, tzinfo=UTC),
