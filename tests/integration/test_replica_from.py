@@ -1,16 +1,19 @@
 """`--from NAME` against a lost primary: a backup and an export copied byte for byte to a
 replica bucket, then the primary bucket emptied entirely; list, show, verify --deep, restore
 (exact table checksums), restore-user and rehearse all work from the replica, write their
-records there, and never write to the primary. An unknown replica name exits 2."""
+records there, and never write to the primary; archived rows come back from a replica; a
+scheduled `--from` job needs nothing of the primary. An unknown replica name exits 2."""
 
 from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from drtool.config import StorageConfig
 from tests.fixtures.cli import Setup
 from tests.fixtures.pg import TEST_PASSWORD
 from tests.fixtures.s3 import MotoServer
@@ -26,6 +29,7 @@ from tests.integration.restore_support import (
     checksums,
     target_password,  # noqa: F401 (autouse)
 )
+from tests.integration.test_archive import archive_db, archive_setup, checksum  # noqa: F401
 from tests.integration.test_rehearse import assert_scratch_gone, drill_tmp, rehearse  # noqa: F401
 from tests.integration.test_scheduler import Scheduler, storage_root, with_schedules
 
@@ -154,3 +158,31 @@ def test_a_scheduled_job_with_from_runs_on_the_replica_alone(file_setup: Setup) 
     assert (replica / "scheduler" / "verify-dr.json").exists()
     assert (replica / "runs" / "verify.json").exists()
     assert list((replica / "verifications" / backup_id).glob("*.json"))
+
+
+def test_archived_rows_come_back_from_a_replica(
+    tmp_path: Path,
+    pg_cluster: Any,
+    archive_db: str,  # noqa: F811 (the fixture)
+    file_storage_config: StorageConfig,
+) -> None:
+    setup = archive_setup(tmp_path / "cfg", pg_cluster, archive_db, file_storage_config)
+    original = checksum(pg_cluster, archive_db, "public.jobs")
+    run = setup.run("archive", "run", "--policy", "finished-jobs", "--json").json
+    [policy] = run["policies"]
+    assert policy["archived"] > 0 and checksum(pg_cluster, archive_db, "public.jobs") != original
+    primary = storage_root(setup)
+    replica = tmp_path / "dr-storage"
+    shutil.copytree(primary, replica)
+    shutil.rmtree(primary)  # the primary is lost
+    setup.doc["storage"]["replicas"] = [{"name": "dr", "url": replica.as_uri()}]
+    setup.write()
+
+    listed = setup.run("archive", "list", "--from", "dr", "--json").json["items"]
+    assert sum(i["rows"] for i in listed if i["kind"] == "archive") == policy["archived"]
+    setup.run(
+        "archive", "restore", "--policy", "finished-jobs", "--to", pg_cluster.dsn(archive_db),
+        "--from", "dr", "--json",
+    )  # fmt: skip
+    assert checksum(pg_cluster, archive_db, "public.jobs") == original
+    assert not primary.exists()
