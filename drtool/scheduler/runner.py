@@ -412,7 +412,8 @@ class Runner:
         self._finish(name, "abort", False, seconds, None, EXIT_FAILED, error)
         job = self.jobs[name].call.command
         if job in RECORDED_COMMANDS:
-            record_abandoned_run(self.ctx, job, seconds, error)
+            # Recorded where the job's own runs are (a `--from` job: on its replica).
+            record_abandoned_run(self._home(self.jobs[name]), job, seconds, error)
 
     def run(self) -> None:
         for name in self.options.run_now:
