@@ -16,7 +16,7 @@ from drtool.cli.commands_restore import restore_cmd
 from drtool.cli.commands_schedule import schedule_group
 from drtool.cli.commands_status import status_cmd
 from drtool.cli.commands_verify import verify_cmd
-from drtool.cli.state import common_options, get_state
+from drtool.cli.state import common_options, from_option, get_state
 from drtool.services import catalog_view, keys, setup
 from drtool.services.backup import BackupResult
 from drtool.services.context import Context
@@ -90,20 +90,23 @@ def backup_cmd(label: str | None) -> int:
 @click.command("list")
 @click.option("--kind", type=KINDS, default=None, help="Only items of this kind.")
 @click.option("--limit", type=int, default=None, help="At most N items.")
+@from_option
 @common_options
-def list_cmd(kind: str | None, limit: int | None) -> None:
+def list_cmd(kind: str | None, limit: int | None, source: str | None) -> None:
     """The catalog of complete items, newest first."""
     state = get_state()
-    render.list_result(catalog_view.list_items(state.context(), kind, limit), state.json)  # type: ignore[arg-type]
+    items = catalog_view.list_items(state.context(source), kind, limit)  # type: ignore[arg-type]
+    render.list_result(items, state.json)
 
 
 @click.command("show")
 @click.argument("item_id", metavar="ID")
+@from_option
 @common_options
-def show_cmd(item_id: str) -> None:
+def show_cmd(item_id: str, source: str | None) -> None:
     """One item's manifest (ID or `latest`)."""
     state = get_state()
-    render.show_result(catalog_view.show_item(state.context(), item_id), state.json)
+    render.show_result(catalog_view.show_item(state.context(source), item_id), state.json)
 
 
 @click.command("demo")

@@ -13,7 +13,7 @@ from drtool.cli.render_archive import (
     archive_restore_result,
     archive_run_result,
 )
-from drtool.cli.state import common_options, get_state
+from drtool.cli.state import common_options, from_option, get_state
 from drtool.config import parse_duration
 from drtool.services.archive.restore import parse_time, restore_archive
 from drtool.services.archive.run import ArchiveRequest, ArchiveRunResult
@@ -124,11 +124,12 @@ def archive_run_cmd(
 
 @archive_group.command("list")
 @click.option("--policy", default=None, metavar="NAME", help="Only this policy's batches.")
+@from_option
 @common_options
-def archive_list_cmd(policy: str | None) -> None:
+def archive_list_cmd(policy: str | None, source: str | None) -> None:
     """Archived batches and purge records, newest first, with their status."""
     state = get_state()
-    archive_list_result(list_archive(state.context(), policy), state.json)
+    archive_list_result(list_archive(state.context(source), policy), state.json)
 
 
 @archive_group.command("restore")
@@ -145,13 +146,16 @@ def archive_list_cmd(policy: str | None) -> None:
     help="Database to put the rows back into (its table must exist). Prefer PGPASSWORD or "
     "~/.pgpass to a password in the DSN.",
 )
+@from_option
 @common_options
-def archive_restore_cmd(policy: str, since: str | None, until: str | None, to_dsn: str) -> None:
+def archive_restore_cmd(
+    policy: str, since: str | None, until: str | None, to_dsn: str, source: str | None
+) -> None:
     """Put archived rows back: rows whose primary key is missing are inserted, present rows
     are left alone; every batch is authenticated before any of its rows is inserted."""
     state = get_state()
     result = restore_archive(
-        state.context(),
+        state.context(source),
         policy,
         to_dsn,
         since=parse_time(since, "--since"),

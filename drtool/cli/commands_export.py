@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from drtool.cli.render_export import export_result, export_users_result, restore_user_result
-from drtool.cli.state import common_options, get_state
+from drtool.cli.state import common_options, from_option, get_state
 from drtool.services.context import Context
 from drtool.services.jobs.calls import export_users_job
 from drtool.services.userdata.export import export_user
@@ -106,6 +106,7 @@ def export_users_cmd(all_users: bool, changed_since: str | None) -> int:
     is_flag=True,
     help="Per table, how many rows would be inserted, updated or deleted; no change.",
 )
+@from_option
 @common_options
 def restore_user_cmd(
     user_id: str,
@@ -114,6 +115,7 @@ def restore_user_cmd(
     to_dsn: str,
     mode: str,
     dry_run: bool,
+    source: str | None,
 ) -> None:
     """Bring back one user's rows, in one transaction; other users' rows are never changed.
 
@@ -129,4 +131,4 @@ def restore_user_cmd(
         mode=mode,
         dry_run=dry_run,
     )
-    restore_user_result(restore_user(state.context(), request), state.json)
+    restore_user_result(restore_user(state.context(source), request), state.json)

@@ -27,7 +27,11 @@ def prune_cmd(dry_run: bool) -> int:
     Keeps what retention.keep_last/daily/weekly/monthly/yearly select, and always the newest
     complete backup and the newest verified one (saying why); skips items under Object Lock.
     Exports older than retention.exports_max_age go (each user's newest stays). Leftovers of
-    killed runs go once older than retention.abandoned_after. Never touches drill records."""
+    killed runs go once older than retention.abandoned_after. Never touches drill records.
+
+    Then the same on each replica (storage.replicas), judged by the items there: its own
+    newest complete and newest verified backups are kept. A replica that cannot be pruned
+    is named (exit 1) after the primary and the other replicas were."""
     state = get_state()
     result = prune_call(dry_run)(state.context())
     prune_result(result, state.json)

@@ -9,18 +9,19 @@ from pathlib import Path
 import click
 
 from drtool.cli.render_rehearse import rehearse_result
-from drtool.cli.state import common_options, get_state
-from drtool.services.context import Context
+from drtool.cli.state import common_options, from_option, get_state
+from drtool.services.context import Context, with_source
 from drtool.services.jobs.calls import rehearse_job
 from drtool.services.rehearse.run import RehearseRequest, RehearseResult
 
 
 def rehearse_call(
-    ref: str, scratch: str | None, report: Path | None, keep: bool
+    ref: str, scratch: str | None, report: Path | None, keep: bool, source: str | None = None
 ) -> Callable[[Context], RehearseResult]:
-    """The call `rehearse` makes with its parsed options (also a schedule's `rehearse ...`)."""
+    """The call `rehearse` makes with its parsed options (also a schedule's `rehearse ...`);
+    ``source``: `--from NAME`, the replica the drill restores from and records to."""
     request = RehearseRequest(ref=ref, scratch=scratch, report=report, keep=keep)
-    return lambda ctx: rehearse_job(ctx, request)
+    return lambda ctx: rehearse_job(with_source(ctx, source), request)
 
 
 @click.command("rehearse")
@@ -45,8 +46,11 @@ def rehearse_call(
     help="Keep the scratch database (or ephemeral cluster) for inspection and print how to "
     "reach it and how to remove it.",
 )
+@from_option
 @common_options
-def rehearse_cmd(ref: str, scratch: str | None, report: Path | None, keep: bool) -> int:
+def rehearse_cmd(
+    ref: str, scratch: str | None, report: Path | None, keep: bool, source: str | None
+) -> int:
     """DR drill: restore backup ID (default `latest`) into scratch, validate it, record RTO/RPO.
 
     The restore is the `restore` command's (integrity first). Validation: exact row counts
@@ -56,6 +60,6 @@ def rehearse_cmd(ref: str, scratch: str | None, report: Path | None, keep: bool)
     drill is recorded in drills/<id>.json. Exits 4 naming each failed check or breached
     objective, 3 if the backup failed integrity."""
     state = get_state()
-    result = rehearse_call(ref, scratch, report, keep)(state.context())
+    result = rehearse_call(ref, scratch, report, keep, source)(state.context(source))
     rehearse_result(result, state.json)
     return result.exit_code

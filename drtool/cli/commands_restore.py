@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from drtool.cli.render_restore import restore_result
-from drtool.cli.state import common_options, get_state
+from drtool.cli.state import common_options, from_option, get_state
 from drtool.services.restore.run import RestoreRequest, run_restore
 
 
@@ -79,6 +79,7 @@ from drtool.services.restore.run import RestoreRequest, run_restore
     is_flag=True,
     help="Authenticate the backup, check the target and print the plan; change nothing.",
 )
+@from_option
 @common_options
 def restore_cmd(
     ref: str,
@@ -93,6 +94,7 @@ def restore_cmd(
     no_privileges: bool,
     role_map: tuple[str, ...],
     dry_run: bool,
+    source: str | None,
 ) -> None:
     """Restore backup ID (or `latest`) into a database, or write its dump to a file.
 
@@ -114,4 +116,4 @@ def restore_cmd(
         role_map=role_map,
         dry_run=dry_run,
     )
-    restore_result(run_restore(state.context(), request), state.json)
+    restore_result(run_restore(state.context(source), request), state.json)

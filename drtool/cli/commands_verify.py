@@ -7,17 +7,18 @@ from collections.abc import Callable
 import click
 
 from drtool.cli.render_verify import verify_result
-from drtool.cli.state import common_options, get_state
-from drtool.services.context import Context
+from drtool.cli.state import common_options, from_option, get_state
+from drtool.services.context import Context, with_source
 from drtool.services.jobs.calls import verify_job
 from drtool.services.verify.run import VerifyResult
 
 
 def verify_call(
-    item_id: str | None, all_items: bool, deep: bool
+    item_id: str | None, all_items: bool, deep: bool, source: str | None = None
 ) -> Callable[[Context], VerifyResult]:
-    """The call `verify` makes with its parsed options (also a schedule's `verify ...`)."""
-    return lambda ctx: verify_job(ctx, item_id, all_items=all_items, deep=deep)
+    """The call `verify` makes with its parsed options (also a schedule's `verify ...`);
+    ``source``: `--from NAME`, the replica it reads and records to."""
+    return lambda ctx: verify_job(with_source(ctx, source), item_id, all_items=all_items, deep=deep)
 
 
 @click.command("verify")
@@ -29,13 +30,14 @@ def verify_call(
     help="Also decrypt and authenticate every chunk, check plaintext checksums, the manifest "
     "seal and the dump's table of contents (needs encryption.identity_file).",
 )
+@from_option
 @common_options
-def verify_cmd(item_id: str | None, all_items: bool, deep: bool) -> int:
+def verify_cmd(item_id: str | None, all_items: bool, deep: bool, source: str | None) -> int:
     """Check that stored items are complete and intact (no key needed without --deep).
 
     Without an argument, the latest backup. Exits 3 if any item failed; every problem found
     is reported and a verification record is stored for each item."""
     state = get_state()
-    result = verify_call(item_id, all_items, deep)(state.context())
+    result = verify_call(item_id, all_items, deep, source)(state.context(source))
     verify_result(result, state.json)
     return result.exit_code

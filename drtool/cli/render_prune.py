@@ -16,6 +16,19 @@ def prune_lines(result: PruneResult) -> list[str]:
     lines += [f"    - {e.kind} {e.id}: {e.reason}" for e in result.kept]
     lines.append(f"  leftovers {verb}: {result.abandoned_removed}")
     lines += [f"    - {a.what}: {a.reason}" for a in result.abandoned]
+    for replica in result.replicas:
+        if not replica.ok:
+            lines.append(
+                f"replica {replica.name}: FAILED, nothing more pruned there: {replica.error}"
+            )
+            continue
+        lines.append(f"replica {replica.name}:")
+        lines.append(f"  {verb} {len(replica.removed)} item(s):")
+        lines += [f"    - {e.kind} {e.id}: {e.reason}" for e in replica.removed]
+        lines.append(f"  kept {len(replica.kept)} item(s):")
+        lines += [f"    - {e.kind} {e.id}: {e.reason}" for e in replica.kept]
+        lines.append(f"  leftovers {verb}: {replica.abandoned_removed}")
+        lines += [f"    - {a.what}: {a.reason}" for a in replica.abandoned]
     return lines
 
 

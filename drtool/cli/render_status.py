@@ -43,6 +43,7 @@ def status_lines(result: StatusResult) -> list[str]:
         )
     if objectives.drill_max_age is not None:
         lines.append(f"  drills due:   every {objectives.drill_max_age} (objective drill_max_age)")
+    lines += replica_lines(result)
     failed = [run for run in result.jobs if run.last_failure_at is not None]
     if failed:
         lines.append("  last failures:")
@@ -55,6 +56,27 @@ def status_lines(result: StatusResult) -> list[str]:
     if result.breaches:
         lines.append("breaches:")
         lines += [f"  - {text}" for text in result.breaches]
+    return lines
+
+
+def replica_lines(result: StatusResult) -> list[str]:
+    """One line per configured replica: its newest backup and lag, or why it is unreadable."""
+    limit = result.objectives.replica_lag
+    objective = f" (objective {limit})" if limit else ""
+    lines = []
+    for replica in result.replicas:
+        head = f"  replica {replica.name}:"
+        if replica.error is not None:
+            lines.append(f"{head} UNREADABLE ({replica.storage}): {replica.error}")
+            continue
+        newest = (
+            f"newest backup {replica.newest_id}, snapshot {when(replica.newest_at)}"
+            if replica.newest_id and replica.newest_at
+            else "no backup"
+        )
+        lag = format_age(replica.lag_seconds or 0.0)
+        flag = "" if replica.ok else " BEHIND"
+        lines.append(f"{head} {newest}; lag {lag}{objective}{flag}")
     return lines
 
 

@@ -23,7 +23,7 @@ class State:
     verbose: bool = False
     quiet: bool = False
     log_format: str = "text"
-    _context: Context | None = field(default=None, repr=False)
+    _contexts: dict[str | None, Context] = field(default_factory=dict, repr=False)
 
     def apply_logging(self) -> None:
         level = logging.DEBUG if self.verbose else (logging.WARNING if self.quiet else logging.INFO)
@@ -32,13 +32,17 @@ class State:
     def config(self) -> Config:
         return load_config(self.config_path)
 
-    def context(self) -> Context:
-        if self._context is None:
+    def context(self, source: str | None = None) -> Context:
+        """The context on the primary storage, or with ``source`` on that replica (`--from
+        NAME`): only that storage is opened; an unknown NAME exits 2 before anything runs."""
+        if source not in self._contexts:
             from drtool.cli.progress import progress_factory
 
             show = sys.stderr.isatty() and not self.quiet
-            self._context = build_context(self.config(), progress=progress_factory(show))
-        return self._context
+            self._contexts[source] = build_context(
+                self.config(), progress=progress_factory(show), source=source
+            )
+        return self._contexts[source]
 
 
 def get_state() -> State:
@@ -69,6 +73,20 @@ def _set_flag(name: str) -> Callable[[click.Context, click.Parameter, bool], Non
             state.apply_logging()
 
     return callback
+
+
+def from_option(func: F) -> F:
+    """``--from NAME``: read the replica NAME instead of the primary storage (SPEC
+    "Replication"); whatever the command records goes to that replica too."""
+    return click.option(
+        "--from",
+        "source",
+        metavar="NAME",
+        default=None,
+        help="Read the replica NAME (storage.replicas) instead of the primary storage, which "
+        "is never touched: records this command writes (verification, drill, restore, run "
+        "records) go to that replica.",
+    )(func)
 
 
 def common_options(func: F) -> F:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from drtool.config import Config
+from drtool.errors import ConfigError
 from drtool.scheduler.commands import CommandParser
 from drtool.scheduler.files import ScheduleJob, load_schedules, schedule_dir
 from drtool.scheduler.runner import Runner, RunOptions
@@ -50,6 +52,35 @@ def _entry(job: ScheduleJob, now: datetime, count: int) -> ScheduleEntry:
     )
 
 
+def _load(config: Config, parse: CommandParser) -> list[ScheduleJob]:
+    """The schedule files, plus a check the parser cannot make without the configuration: an
+    enabled job's `--from NAME` names a configured replica (exit 2 before anything runs)."""
+    directory = schedule_dir(config)
+    jobs = load_schedules(directory, parse)
+    names = [replica.name for replica in config.storage.replicas]
+    problems = [
+        (
+            f"{_where(job.file, directory.parent)}: command",
+            f"job {job.name}: --from {source}: no replica named {source!r} in "
+            f"storage.replicas ({', '.join(names) or 'none is configured'})",
+        )
+        for job in jobs
+        if job.enabled
+        and isinstance(source := job.call.params.get("source"), str)
+        and source not in names
+    ]
+    if problems:
+        raise ConfigError(problems, source="schedules")
+    return jobs
+
+
+def _where(path: Path, base: Path) -> str:
+    try:
+        return str(path.relative_to(base))
+    except ValueError:
+        return str(path)
+
+
 def list_schedules(
     config: Config, parse: CommandParser, count: int = 3, now: datetime | None = None
 ) -> ScheduleListing:
@@ -58,7 +89,7 @@ def list_schedules(
     ``parse`` (the CLI's)."""
     directory = schedule_dir(config)
     at = now or datetime.now(UTC)
-    jobs = load_schedules(directory, parse)
+    jobs = _load(config, parse)
     return ScheduleListing(str(directory), [_entry(job, at, count) for job in jobs])
 
 
@@ -77,7 +108,7 @@ def run_scheduler(
 ) -> None:
     """Block until SIGTERM/SIGINT, running the jobs; returns after the running job finished or
     was aborted."""
-    jobs = load_schedules(schedule_dir(config), parse)
+    jobs = _load(config, parse)
     ctx = build_context(config)
     options = RunOptions(
         grace_seconds=grace_seconds,

@@ -26,7 +26,7 @@ from drtool.pipeline.stages import ProgressFn
 from drtool.scheduler.files import ScheduleJob
 from drtool.scheduler.http import serve
 from drtool.scheduler.lease import RENEW_EVERY_SECONDS, Lease, read_lease
-from drtool.services.context import Context, ProgressFactory
+from drtool.services.context import Context, ProgressFactory, with_source
 from drtool.services.jobs.job import Outcome, record_abandoned_run
 from drtool.services.jobs.metrics import JOB_LABEL, collect_registry
 
@@ -167,12 +167,23 @@ class Runner:
                 self._active -= 1
                 self._idle.notify_all()
 
+    def _home(self, job: ScheduleJob) -> Context:
+        """The storage a job works on, where its lease lives: a replica for `--from NAME`
+        (a drill from the replica must not need the primary), else the primary."""
+        source = job.call.params.get("source")
+        return with_source(self.ctx, source if isinstance(source, str) else None)
+
     def _fire(self, name: str, reason: str) -> None:
         job, state = self.jobs[name], self.states[name]
+        try:
+            home = self._home(job)
+        except DrtoolError as exc:
+            self._finish(name, reason, False, 0.0, None, exc.exit_code, exc.message)
+            return
         # A lost lease (taken over after it expired, or not renewable for its whole TTL)
         # means the run is no longer exclusive: it is aborted like a timeout.
         lease = Lease(
-            self.ctx,
+            home,
             name,
             renew_every_seconds=self.options.lease_renew_seconds,
             on_lost=lambda why: self.abort(name, f"lease lost: {why}"),
@@ -317,7 +328,7 @@ class Runner:
         if latest is None:
             return None
         try:
-            started = read_lease(self.ctx, job.name).last_started_at
+            started = read_lease(self._home(job), job.name).last_started_at
         except DrtoolError as exc:
             log.warning("%s: cannot read its lease to catch up: %s", job.name, exc.message)
             return None
@@ -401,7 +412,8 @@ class Runner:
         self._finish(name, "abort", False, seconds, None, EXIT_FAILED, error)
         job = self.jobs[name].call.command
         if job in RECORDED_COMMANDS:
-            record_abandoned_run(self.ctx, job, seconds, error)
+            # Recorded where the job's own runs are (a `--from` job: on its replica).
+            record_abandoned_run(self._home(self.jobs[name]), job, seconds, error)
 
     def run(self) -> None:
         for name in self.options.run_now:

@@ -66,6 +66,22 @@ class Context:
         return parse_target(self.config.database.dsn, pw.get_secret_value() if pw else None)
 
 
+def with_source(ctx: Context, source: str | None) -> Context:
+    """``ctx`` switched to the replica ``source`` (`--from NAME`; UsageError naming the
+    configured replicas for an unknown one), or ``ctx`` itself when it already reads there.
+    The primary storage is not opened: a lost primary stops nothing."""
+    if source is None or source == ctx.source:
+        return ctx
+    return Context(
+        ctx.config,
+        ctx.replica_storage(source),
+        ctx.clock,
+        ctx.progress,
+        ctx.abort_check,
+        source=source,
+    )
+
+
 def build_context(
     config: Config,
     *,

@@ -93,6 +93,35 @@ def test_the_textfile_passes_promtool_and_names_jobs_with_drtool_job(tmp_path: P
     assert found[("drtool_metrics_storage_up", ())] == 1.0
 
 
+def test_the_replica_series_pass_promtool(tmp_path: Path) -> None:
+    storage = StorageConfig(url=(tmp_path / "storage").as_uri())
+    setup = make_setup(tmp_path / "cfg", NOWHERE, None, storage)
+    setup.doc["storage"]["replicas"] = [
+        {"name": "dr", "url": (tmp_path / "dr").as_uri()},
+        {
+            "name": "gone",
+            "url": "s3://gone/prefix",
+            "endpoint_url": "http://127.0.0.1:9",  # nothing listens: the replica is unreadable
+            "region": "us-east-1",
+            "max_attempts": 1,
+        },
+    ]
+    setup.doc["objectives"] = {"replica_lag": "26h"}
+    setup.doc["metrics"] = {"textfile": str(tmp_path / "drtool.prom")}
+    setup.write()
+    setup.run(
+        "status", expect=4, extra_env={"AWS_ACCESS_KEY_ID": "x", "AWS_SECRET_ACCESS_KEY": "y"}
+    )
+    text = (tmp_path / "drtool.prom").read_text(encoding="utf-8")
+    promtool_check(text)
+    found = samples(text)
+    assert found[("drtool_replica_up", (("replica", "dr"),))] == 1.0
+    assert found[("drtool_replica_lag_seconds", (("replica", "dr"),))] == 0.0
+    assert found[("drtool_replica_up", (("replica", "gone"),))] == 0.0
+    assert found[("drtool_replica_lag_objective_seconds", ())] == 26 * 3600.0
+    assert found[("drtool_objective_breached", (("objective", "replica_lag"),))] == 1.0
+
+
 def test_the_scheduler_metrics_pass_promtool(tmp_path: Path) -> None:
     storage = StorageConfig(url=(tmp_path / "storage").as_uri())
     setup = with_schedules(

@@ -192,4 +192,5 @@ def test_prune_of_an_empty_storage_succeeds(file_setup: Setup, flag: list[str]) 
         "abandoned_removed": 0,
         "dry_run": bool(flag),
         "abandoned": [],
+        "replicas": [],
     }

@@ -41,6 +41,7 @@ def test_shipped_schedules_parse() -> None:
         "verify-deep",
         "prune",
         "rehearse",
+        "rehearse-replica",
         "export-users",
         "export-users-weekly",
         "archive",
@@ -51,6 +52,9 @@ def test_shipped_schedules_parse() -> None:
     assert jobs["verify-deep"].call.params["deep"] is True
     assert jobs["verify-deep"].call.params["all_items"] is False
     assert jobs["rehearse"].call.params["report"] is not None
+    assert jobs["rehearse"].call.params["source"] is None
+    assert jobs["rehearse-replica"].call.params["source"] == "dr-region"
+    assert jobs["rehearse-replica"].call.command == "rehearse"
     now = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
     assert jobs["backup"].next_fire_times(now, 2) == [
         datetime(2026, 11, 27, 2, 0, tzinfo=UTC),
@@ -161,3 +165,31 @@ def test_schedule_check_exits_2_naming_file_and_key(tmp_path: Path) -> None:
     assert "schedules/backup.yaml: cron" in done.stderr
     assert "schedules/backup.yaml: command" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_schedule_check_exits_2_for_an_enabled_job_from_an_unknown_replica(tmp_path: Path) -> None:
+    d = tmp_path / "schedules"
+    write(d, "drill.yaml", 'cron: "0 5 15 * *"\ncommand: rehearse latest --from dr-region\n')
+    write(d, "off.yaml", 'cron: "0 5 1 * *"\ncommand: verify --from gone\nenabled: false\n')
+    config = tmp_path / "drtool.yaml"
+    config.write_text(
+        f'storage: {{url: "file://{tmp_path}/data", replicas: [{{name: dr, url: "file://{tmp_path}/dr"}}]}}\n',
+        encoding="utf-8",
+    )
+
+    def check() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "drtool", "--config", str(config), "schedule", "check"],
+            capture_output=True,
+            text=True,
+            check=False,
+            cwd=REPO,
+        )
+
+    done = check()
+    assert done.returncode == 2, done.stderr
+    assert "schedules/drill.yaml: command" in done.stderr
+    assert "no replica named 'dr-region' in storage.replicas (dr)" in done.stderr
+    assert "off.yaml" not in done.stderr, "a disabled job is not checked"
+    write(d, "drill.yaml", 'cron: "0 5 15 * *"\ncommand: rehearse latest --from dr\n')
+    assert check().returncode == 0, check().stderr

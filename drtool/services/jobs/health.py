@@ -3,7 +3,7 @@ newest backup and RPO exposure, last verification, last drill, job runs, and the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from drtool.catalog.records.drills import DrillRecord, latest_drill
@@ -12,6 +12,7 @@ from drtool.catalog.records.verifications import latest_verification
 from drtool.config import ObjectivesConfig, format_duration
 from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
 from drtool.services.context import Context
+from drtool.services.jobs.replica_lag import ReplicaState, replica_breaches, replica_states
 
 # Objective names, as in the `drtool_objective_breached{objective=...}` metric.
 OBJECTIVE_RPO = "rpo"
@@ -19,12 +20,14 @@ OBJECTIVE_RTO = "rto"
 OBJECTIVE_VERIFY = "verify"
 OBJECTIVE_DRILL = "drill"
 OBJECTIVE_DRILL_AGE = "drill_age"
+OBJECTIVE_REPLICA_LAG = "replica_lag"  # a replica behind objectives.replica_lag, or unreadable
 OBJECTIVE_NAMES = (
     OBJECTIVE_RPO,
     OBJECTIVE_RTO,
     OBJECTIVE_VERIFY,
     OBJECTIVE_DRILL,
     OBJECTIVE_DRILL_AGE,
+    OBJECTIVE_REPLICA_LAG,
 )
 
 
@@ -68,6 +71,8 @@ class Objectives:
     rpo_seconds: float
     rto_seconds: float
     drill_max_age_seconds: float | None
+    replica_lag: str | None = None
+    replica_lag_seconds: float | None = None
 
 
 @dataclass(frozen=True)
@@ -82,6 +87,7 @@ class StatusResult:
     breaches: list[str]
     breached: list[str]  # objective names (OBJECTIVE_NAMES) in breach
     jobs: list[JobRun]
+    replicas: list[ReplicaState] = field(default_factory=list)
 
     @property
     def exit_code(self) -> int:
@@ -139,7 +145,7 @@ def _last_drill(record: DrillRecord | None, now: datetime) -> LastDrill | None:
 
 
 def objectives_of(cfg: ObjectivesConfig) -> Objectives:
-    age = cfg.drill_max_age
+    age, lag = cfg.drill_max_age, cfg.replica_lag
     return Objectives(
         rpo=format_duration(cfg.rpo),
         rto=format_duration(cfg.rto),
@@ -147,6 +153,8 @@ def objectives_of(cfg: ObjectivesConfig) -> Objectives:
         rpo_seconds=cfg.rpo.total_seconds(),
         rto_seconds=cfg.rto.total_seconds(),
         drill_max_age_seconds=age.total_seconds() if age is not None else None,
+        replica_lag=format_duration(lag) if lag is not None else None,
+        replica_lag_seconds=lag.total_seconds() if lag is not None else None,
     )
 
 
@@ -208,8 +216,9 @@ def breaches_of(
 
 
 def gather_status(ctx: Context) -> StatusResult:
-    """Read the newest backup manifest, the newest verification and drill records and the
-    job-run records (never a data object) and judge them against ``objectives``."""
+    """Read the newest backup manifest, the newest verification and drill records, the
+    job-run records and each replica's backup manifests (never a data object) and judge them
+    against ``objectives``."""
     now = ctx.clock()
     backups = ctx.catalog.listing("backup").items
     backup: LastBackup | None = None
@@ -239,6 +248,8 @@ def gather_status(ctx: Context) -> StatusResult:
     drill = _last_drill(latest_drill(ctx.storage), now)
     cfg = ctx.config.objectives
     found = breaches_of(cfg, backup, verify, drill, ctx.storage.description)
+    replicas = replica_states(ctx, backups)
+    found += [(OBJECTIVE_REPLICA_LAG, text) for text in replica_breaches(replicas, cfg, format_age)]
     return StatusResult(
         ok=not found,
         checked_at=now,
@@ -250,4 +261,5 @@ def gather_status(ctx: Context) -> StatusResult:
         breaches=[text for _, text in found],
         breached=sorted({name for name, _ in found}),
         jobs=list_runs(ctx.storage),
+        replicas=replicas,
     )

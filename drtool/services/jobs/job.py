@@ -135,6 +135,11 @@ def record_abandoned_run(ctx: Context, job: str, seconds: float, error: str) -> 
 
 
 def _wants_health(ctx: Context, job: str) -> bool:
+    if ctx.source is not None:
+        # A `--from NAME` run reads a replica and must not touch the primary (it may be the
+        # storage that was lost): the objectives, metrics and breach notices are the
+        # primary's, judged by `status`, not by a replica's state.
+        return False
     cfg = ctx.config
     breach_notice = (
         job in BREACH_CHECK_JOBS

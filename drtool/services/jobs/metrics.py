@@ -87,7 +87,8 @@ def _objective_families(result: StatusResult) -> list[Metric]:
     objectives = result.objectives
     breached = GaugeMetricFamily(
         "drtool_objective_breached",
-        "1 if the objective is breached now (rpo, rto, verify, drill, drill_age), else 0.",
+        "1 if the objective is breached now (rpo, rto, verify, drill, drill_age, replica_lag), "
+        "else 0.",
         labels=["objective"],
     )
     for name in OBJECTIVE_NAMES:
@@ -171,6 +172,46 @@ def _state_families(result: StatusResult) -> list[Metric]:
     ]
 
 
+def _replica_families(result: StatusResult) -> list[Metric]:
+    """Per replica (label ``replica``): readable or not, its newest backup, its lag. A replica
+    that could not be read has ``drtool_replica_up 0`` and no lag series."""
+    up = GaugeMetricFamily(
+        "drtool_replica_up",
+        "1 if the replica's catalog was read for `status`, 0 if the read failed.",
+        labels=["replica"],
+    )
+    lag = GaugeMetricFamily(
+        "drtool_replica_lag_seconds",
+        "How far the replica is behind: the age of the oldest primary backup it lacks (0 when "
+        "it has the primary's newest).",
+        labels=["replica"],
+    )
+    newest = GaugeMetricFamily(
+        "drtool_replica_backup_last_timestamp_seconds",
+        "Snapshot time of the replica's newest complete backup (Unix time).",
+        labels=["replica"],
+    )
+    for replica in result.replicas:
+        labels = [replica.name]
+        up.add_metric(labels, 0.0 if replica.error is not None else 1.0)
+        if replica.lag_seconds is not None:
+            lag.add_metric(labels, replica.lag_seconds)
+        if replica.newest_at is not None:
+            newest.add_metric(labels, replica.newest_at.timestamp())
+    if not result.replicas:
+        return []
+    return [
+        up,
+        lag,
+        newest,
+        *_gauge(
+            "drtool_replica_lag_objective_seconds",
+            "The replica lag objective (objectives.replica_lag), if set.",
+            result.objectives.replica_lag_seconds,
+        ),
+    ]
+
+
 class _ReadErrors:
     """Failed state reads in this process (a counter: the scheduler serves it for its life)."""
 
@@ -211,7 +252,11 @@ def registry_for(result: StatusResult | None) -> CollectorRegistry:
     families = _storage_families(result is not None)
     if result is not None:
         families = (
-            _job_families(result) + _objective_families(result) + _state_families(result) + families
+            _job_families(result)
+            + _objective_families(result)
+            + _state_families(result)
+            + _replica_families(result)
+            + families
         )
     registry.register(_Snapshot(families))
     return registry

@@ -1,5 +1,6 @@
 """The ``prune`` use case: apply the retention plan to backups and exports, and clean up what
-killed runs left behind (unfinished uploads, item folders without a manifest)."""
+killed runs left behind (unfinished uploads, item folders without a manifest); on the primary
+storage, then the same way on each replica, judged by what that replica holds."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ from drtool.catalog.catalog import KIND_PREFIX, MANIFEST_NAME
 from drtool.catalog.manifest import Manifest
 from drtool.catalog.records.restores import RESTORES_PREFIX
 from drtool.catalog.records.verifications import VERIFICATIONS_PREFIX, last_verifications
-from drtool.errors import EXIT_OK, NotFoundInStorage
+from drtool.errors import EXIT_FAILED, EXIT_OK, DrtoolError, NotFoundInStorage
 from drtool.log import get_logger
-from drtool.services.context import Context
+from drtool.services.context import Context, with_source
 from drtool.services.retention.plan import (
     BackupFacts,
     ExportFacts,
@@ -44,29 +45,57 @@ class AbandonedEntry:
 
 
 @dataclass(frozen=True)
+class ReplicaPrune:
+    """Retention applied on one replica (storage.replicas): the same fields as the primary's,
+    or ``ok`` false with the ``error`` that stopped it there (the others still ran)."""
+
+    name: str
+    ok: bool
+    removed: list[PruneEntry] = field(default_factory=list)
+    kept: list[PruneEntry] = field(default_factory=list)
+    abandoned_removed: int = 0
+    abandoned: list[AbandonedEntry] = field(default_factory=list)
+    error: str | None = None
+
+
+@dataclass(frozen=True)
 class PruneResult:
-    """``removed`` and ``kept`` list every complete item; ``abandoned_removed`` counts leftovers
-    (unfinished uploads, partial items) cleaned up; ``dry_run``: nothing was deleted."""
+    """``removed`` and ``kept`` list every complete item of the primary storage;
+    ``abandoned_removed`` counts leftovers (unfinished uploads, partial items) cleaned up;
+    ``dry_run``: nothing was deleted; ``replicas``: the same, per replica."""
 
     removed: list[PruneEntry]
     kept: list[PruneEntry]
     abandoned_removed: int
     dry_run: bool
     abandoned: list[AbandonedEntry] = field(default_factory=list)
+    replicas: list[ReplicaPrune] = field(default_factory=list)
 
-    exit_code = EXIT_OK  # what retention keeps is said in ``kept``, never a failure
+    @property
+    def exit_code(self) -> int:
+        # What retention keeps is said in ``kept``, never a failure; a replica that could not
+        # be pruned is (exit 1, naming it), after the primary and the other replicas were.
+        return EXIT_FAILED if self.failed_replicas() else EXIT_OK
+
+    def failed_replicas(self) -> list[ReplicaPrune]:
+        return [replica for replica in self.replicas if not replica.ok]
 
     def item_id(self) -> str | None:
         return None
 
     def summary(self) -> str | None:
-        return None
+        failed = self.failed_replicas()
+        if not failed:
+            return None
+        return "; ".join(f"replica {r.name} not pruned: {r.error}" for r in failed)
 
     def stats(self) -> dict[str, float]:
         return {
             "removed": len(self.removed),
             "kept": len(self.kept),
             "abandoned_removed": self.abandoned_removed,
+            "replicas_removed": sum(len(r.removed) for r in self.replicas),
+            "replicas_failed": len(self.failed_replicas()),
         }
 
 
@@ -124,7 +153,7 @@ def _apply(
             continue
         if not dry_run:
             _delete_item(ctx.storage, folder, item_id, records=kind == "backup")
-            log.info("removed %s %s: %s", kind, item_id, reason)
+            log.info("removed %s %s from %s: %s", kind, item_id, ctx.where, reason)
         removed.append(PruneEntry(item_id, reason, kind))
     kept.sort(key=lambda e: e.id, reverse=True)
     return removed, kept
@@ -197,7 +226,41 @@ def _export_facts(ctx: Context) -> tuple[list[ExportFacts], dict[str, str]]:
 
 
 def run_prune(ctx: Context, *, dry_run: bool = False) -> PruneResult:
-    """Plan retention, remove what the plan drops (unless ``dry_run``), clean leftovers."""
+    """Plan retention, remove what the plan drops (unless ``dry_run``), clean leftovers: on
+    the primary storage, then on each replica with the same rules, each judged by its own
+    items (never its newest complete nor its newest verified backup, nothing under Object
+    Lock). A replica that fails is reported in the result and does not stop the others."""
+    result = _prune_storage(ctx, dry_run)
+    replicas: list[ReplicaPrune] = []
+    for replica in ctx.config.storage.replicas if ctx.source is None else []:
+        try:
+            done = _prune_storage(with_source(ctx, replica.name), dry_run)
+        except DrtoolError as exc:
+            log.warning("prune on replica %s failed: %s", replica.name, exc.message)
+            replicas.append(ReplicaPrune(replica.name, False, error=exc.message))
+            continue
+        replicas.append(
+            ReplicaPrune(
+                name=replica.name,
+                ok=True,
+                removed=done.removed,
+                kept=done.kept,
+                abandoned_removed=done.abandoned_removed,
+                abandoned=done.abandoned,
+            )
+        )
+    return PruneResult(
+        removed=result.removed,
+        kept=result.kept,
+        abandoned_removed=result.abandoned_removed,
+        dry_run=dry_run,
+        abandoned=result.abandoned,
+        replicas=replicas,
+    )
+
+
+def _prune_storage(ctx: Context, dry_run: bool) -> PruneResult:
+    """Retention on the one storage ``ctx`` works on."""
     now = ctx.clock()
     policy = ctx.config.retention
     backups = ctx.catalog.listing("backup").items

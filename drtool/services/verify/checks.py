@@ -27,10 +27,10 @@ SEAL_MISMATCH = "manifest does not match its seal: edited, or sealed for another
 TAMPERED_HINT = "do not trust this item: it was changed after it was written; use another backup"
 CHANGED_HINT = (
     "the stored bytes changed since the backup; use another backup or a replica "
-    "(`verify --deep` names the damaged chunk)"
+    "(`--from NAME`; `verify --deep` names the damaged chunk)"
 )
-MISSING_HINT = "the object was deleted or lost; use another backup or a replica"
-DAMAGED_HINT = "the stored object is damaged; use another backup or a replica"
+MISSING_HINT = "the object was deleted or lost; use another backup or a replica (`--from NAME`)"
+DAMAGED_HINT = "the stored object is damaged; use another backup or a replica (`--from NAME`)"
 
 
 @dataclass(frozen=True)
