@@ -91,7 +91,7 @@ def make_client(cfg: StorageLocation) -> S3Client:
     )
     key_id, secret = cfg.access_key_id, cfg.secret_access_key
     try:
-        return boto3.session.Session().client(
+        client = boto3.session.Session().client(
             "s3",
             endpoint_url=cfg.endpoint_url,
             region_name=cfg.region,
@@ -101,6 +101,19 @@ def make_client(cfg: StorageLocation) -> S3Client:
         )
     except (BotoCoreError, ValueError) as exc:
         raise StorageError(f"cannot set up S3 client for {cfg.url}: {exc}") from exc
+    client.meta.events.register("before-sign.s3.CopyObject", _copy_with_retention_md5)
+    return client
+
+
+# The MD5 of an empty body. A write with Object Lock retention must carry Content-MD5 (some
+# stores, moto among them, apply that to CopyObject too); a copy's request body is empty.
+_EMPTY_MD5 = base64.b64encode(hashlib.md5(b"", usedforsecurity=False).digest()).decode()
+
+
+def _copy_with_retention_md5(request: Any, **_kwargs: Any) -> None:
+    headers = request.headers
+    if "x-amz-object-lock-mode" in headers and "Content-MD5" not in headers:
+        headers["Content-MD5"] = _EMPTY_MD5
 
 
 def _secret(value: SecretStr | None) -> str | None:
