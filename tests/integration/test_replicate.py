@@ -1,0 +1,128 @@
+"""`drtool replicate` end to end on real backups, exports, archive batches and records: every
+item a replica lacks is copied byte for byte and verified there, the manifest last; a rerun
+copies nothing; retention decides what is worth copying; each replica gets a run record."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from drtool.catalog.catalog import Catalog
+from drtool.config import StorageConfig
+from drtool.storage import open_storage
+from tests.fixtures.cli import Setup
+from tests.integration.replicate_support import (
+    add_replica,
+    primary_setup,
+    replicated_part,
+    sample_copy,
+    snapshot,
+)
+
+
+@pytest.fixture(scope="module")
+def primary(
+    tmp_path_factory: pytest.TempPathFactory, pg_cluster: Any, sample_db: Any
+) -> Iterator[Setup]:
+    directory = tmp_path_factory.mktemp("primary")
+    storage = StorageConfig(url=(directory / "storage").as_uri())
+    for dbname in sample_copy(pg_cluster):
+        yield primary_setup(
+            directory / "cfg", pg_cluster, dbname, storage, sample_db.info.heavy_user_id
+        )
+
+
+def clone(primary: Setup, tmp_path: Path) -> Setup:
+    return primary.clone(tmp_path / "clone")
+
+
+def test_every_kind_of_item_is_copied_byte_for_byte_and_a_rerun_copies_nothing(
+    primary: Setup, tmp_path: Path
+) -> None:
+    setup = clone(primary, tmp_path)
+    replica_cfg = StorageConfig(url=(tmp_path / "replica").as_uri())
+    add_replica(setup, "dr", replica_cfg)
+    primary_storage = open_storage(StorageConfig(url=setup.doc["storage"]["url"]))
+    before = snapshot(primary_storage)
+
+    doc = setup.run("--json", "replicate").json
+    assert doc["ok"] is True and doc["exit_code"] == 0
+    [result] = doc["replicas"]
+    assert {"name", "copied", "verified", "failed", "bytes", "seconds"} <= set(result)
+    assert result["name"] == "dr" and result["failed"] == [] and result["error"] is None
+    replica = open_storage(replica_cfg)
+    assert snapshot(replica) == replicated_part(primary_storage)
+    assert snapshot(primary_storage) == before  # the primary's items are untouched
+
+    source, target = Catalog(primary_storage), Catalog(replica)
+    for kind in ("backup", "export", "archive"):
+        ids = [m.id for m in source.listing(kind).items]  # type: ignore[arg-type]
+        assert ids and [m.id for m in target.listing(kind).items] == ids, kind  # type: ignore[arg-type]
+        assert set(ids) <= set(result["copied"]), kind
+    records = [i.key for i in replica.list("verifications/")]
+    assert len(records) == 2
+    assert result["verified"] == len(result["copied"])
+    assert result["bytes"] >= sum(m.size for m in source.listing("backup").items)
+
+    again = setup.run("--json", "replicate", "--to", "dr", "--jobs", "3").json["replicas"][0]
+    assert again["copied"] == [] and again["bytes"] == 0 and again["failed"] == []
+
+    run = json.loads(primary_storage.get_bytes("runs/replicate.dr.json"))
+    assert run["job"] == "replicate.dr" and run["last_ok"] is True
+    assert run["stats"]["items_copied"] == 0.0
+
+    unknown = setup.run("--json", "replicate", "--to", "nope", expect=2).json
+    assert "no replica named 'nope'" in unknown["error"]["message"]
+
+
+def test_backups_the_replicas_retention_would_remove_are_not_copied(
+    primary: Setup, tmp_path: Path
+) -> None:
+    setup = clone(primary, tmp_path)
+    setup.doc["retention"] = {
+        "keep_last": 1,
+        "keep_daily": 0,
+        "keep_weekly": 0,
+        "keep_monthly": 0,
+        "keep_yearly": 0,
+    }
+    replica_cfg = StorageConfig(url=(tmp_path / "replica").as_uri())
+    add_replica(setup, "dr", replica_cfg)
+    result = setup.run("--json", "replicate").json["replicas"][0]
+    backups = [
+        m.id
+        for m in Catalog(open_storage(StorageConfig(url=setup.doc["storage"]["url"])))
+        .listing("backup")
+        .items
+    ]
+    newest, older = backups[0], backups[1]
+    assert newest in result["copied"] and older not in result["copied"]
+    assert older in result["not_copied"]
+    assert [m.id for m in Catalog(open_storage(replica_cfg)).listing("backup").items] == [newest]
+
+
+def test_a_void_marker_reaches_a_batch_that_was_replicated_before_it_was_voided(
+    primary: Setup, tmp_path: Path
+) -> None:
+    setup = clone(primary, tmp_path)
+    replica_cfg = StorageConfig(url=(tmp_path / "replica").as_uri())
+    add_replica(setup, "dr", replica_cfg)
+    setup.run("replicate")
+    primary_storage = open_storage(StorageConfig(url=setup.doc["storage"]["url"]))
+    batch = next(
+        i.key
+        for i in primary_storage.list("archive/")
+        if i.key.endswith("/manifest.json")
+        and "rows.copy.zst.age" in primary_storage.get_bytes(i.key).decode()
+    )
+    void = batch.removesuffix("manifest.json") + "void.json"
+    primary_storage.put_bytes(
+        void, b'{"void": true, "reason": "test", "at": "2026-12-05T00:00:00+00:00"}\n'
+    )
+    result = setup.run("--json", "replicate").json["replicas"][0]
+    assert result["copied"] == [] and result["verified"] == 1
+    assert open_storage(replica_cfg).get_bytes(void) == primary_storage.get_bytes(void)
