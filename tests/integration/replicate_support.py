@@ -13,6 +13,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from drtool.config import StorageConfig
 from drtool.storage import Storage, open_storage
 from tests.fixtures.cli import Setup, make_setup
@@ -123,3 +125,16 @@ class ThrottlingProxy:
 
     def close(self) -> None:
         self.server.close()
+
+
+@pytest.fixture(scope="module")
+def primary(
+    tmp_path_factory: pytest.TempPathFactory, pg_cluster: Any, sample_db: Any
+) -> Iterator[Setup]:
+    """A file:// primary with every kind of item (module-scoped: tests clone it)."""
+    directory = tmp_path_factory.mktemp("primary")
+    storage = StorageConfig(url=(directory / "storage").as_uri())
+    for dbname in sample_copy(pg_cluster):
+        yield primary_setup(
+            directory / "cfg", pg_cluster, dbname, storage, sample_db.info.heavy_user_id
+        )

@@ -5,11 +5,7 @@ copies nothing; retention decides what is worth copying; each replica gets a run
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
-
-import pytest
 
 from drtool.catalog.catalog import Catalog
 from drtool.config import StorageConfig
@@ -17,23 +13,10 @@ from drtool.storage import open_storage
 from tests.fixtures.cli import Setup
 from tests.integration.replicate_support import (
     add_replica,
-    primary_setup,
     replicated_part,
-    sample_copy,
     snapshot,
 )
-
-
-@pytest.fixture(scope="module")
-def primary(
-    tmp_path_factory: pytest.TempPathFactory, pg_cluster: Any, sample_db: Any
-) -> Iterator[Setup]:
-    directory = tmp_path_factory.mktemp("primary")
-    storage = StorageConfig(url=(directory / "storage").as_uri())
-    for dbname in sample_copy(pg_cluster):
-        yield primary_setup(
-            directory / "cfg", pg_cluster, dbname, storage, sample_db.info.heavy_user_id
-        )
+from tests.integration.replicate_support import primary as primary  # fixture
 
 
 def clone(primary: Setup, tmp_path: Path) -> Setup:
