@@ -2,8 +2,9 @@
 bytes, measured in the same run.
 
 A database with incompressible rows is backed up once by drtool (about --mb MiB stored), then
-replicated file -> file (floor: `cp -r`), file -> S3, S3 -> S3 on one moto endpoint
-(server-side; floor: boto3 `copy`), and S3 -> file (floor: boto3 `download_file`). Prints
+replicated file -> file (floors: `cp -r`, `cp -r && sync`), file -> S3, S3 -> S3 on one
+moto endpoint (server-side; floors: boto3 `copy`, `copy_object`), and S3 -> file (floors:
+boto3 `download_file`, one `get_object` streamed to a file). Prints
 throughput ratios (floor seconds / drtool seconds: 1.0 is as fast as the floor) and drtool's
 peak RSS. Usage: python -m bench.replicate_bench --mb 1024 [--jobs 2]
 """
@@ -117,20 +118,25 @@ def main() -> None:
     )
     for bucket in ("primary", "replica", "floor"):
         client.create_bucket(Bucket=bucket)
-    figures: dict[str, dict[str, float]] = {}
+    figures: dict[str, dict[str, Any]] = {}
     stored = 0
 
-    def report(name: str, seconds: float, floor: float | None, rss_kib: int | None) -> None:
-        row: dict[str, float] = {"seconds": round(seconds, 2)}
-        line = f"  {name:<26} {seconds:7.2f}s  {stored / 2**20 / seconds:7.1f} MiB/s"
-        if floor is not None:
-            row |= {"floor_seconds": round(floor, 2), "ratio": round(floor / seconds, 2)}
-            line += f"  floor {floor:6.2f}s  ratio {floor / seconds:4.2f}x"
-        if rss_kib is not None:
-            row["peak_rss_mib"] = round(rss_kib / 1024, 1)
-            line += f"  rss {rss_kib / 1024:5.0f} MiB"
+    def report(name: str, seconds: float, floors: dict[str, float], rss_kib: int) -> None:
+        row: dict[str, Any] = {"seconds": round(seconds, 2), "peak_rss_mib": rss_kib // 1024}
+        print(
+            f"  {name:<24} {seconds:7.2f}s {stored / 2**20 / seconds:7.1f} MiB/s"
+            f"  peak rss {rss_kib / 1024:4.0f} MiB",
+            flush=True,
+        )
+        row["floors"] = {}
+        for floor_name, floor in floors.items():
+            ratio = floor / seconds
+            row["floors"][floor_name] = {"seconds": round(floor, 2), "ratio": round(ratio, 2)}
+            print(f"      floor {floor_name:<30} {floor:7.2f}s  ratio {ratio:5.2f}x", flush=True)
         figures[name] = row
-        print(line, flush=True)
+
+    def shell(command: str) -> float:
+        return timed(lambda: subprocess.run(["sh", "-c", command], check=True))
 
     try:
         with EphemeralCluster(password=password) as cluster:
@@ -146,51 +152,71 @@ def main() -> None:
             print(f"backup: {stored / 2**20:.0f} MiB stored in {wall:.0f}s", flush=True)
 
         jobs = ["--jobs", str(args.jobs)]
-        # file -> file. Floor: `cp -r` of the same tree; both read a warm page cache, as a
-        # nightly run right after the backup would.
-        floor = timed(
-            lambda: subprocess.run(["cp", "-r", str(primary_dir), str(work / "cp")], check=True)
-        )
+        # file -> file. Floors: `cp -r` of the same tree, and `cp -r && sync` (drtool fsyncs
+        # every object: a replica is durable before its manifest is written). All read a warm
+        # page cache, as a nightly run right after the backup would.
+        subprocess.run(["sync"], check=True)
+        cp = shell(f"cp -r {primary_dir} {work / 'cp1'}")
+        subprocess.run(["sync"], check=True)
+        cp_sync = shell(f"cp -r {primary_dir} {work / 'cp2'} && sync")
         cfg = write_config(work, dsn, file_primary, [{"name": "f", "url": (work / "r1").as_uri()}])
         wall, rss = drtool(cfg, "replicate", *jobs, env=env)
-        report("file -> file", wall, floor, rss)
+        report("file -> file", wall, {"cp -r": cp, "cp -r && sync": cp_sync}, rss)
 
         # file -> S3 (streamed): also fills the S3 primary for the next paths.
         cfg = write_config(
             work, dsn, file_primary, [{"name": "s", **s3_location(endpoint, "primary")}]
         )
         wall, rss = drtool(cfg, "replicate", *jobs, env=env)
-        report("file -> S3 (streamed)", wall, None, rss)
+        report("file -> S3 (streamed)", wall, {}, rss)
         keys = [
             o["Key"]
             for page in client.get_paginator("list_objects_v2").paginate(Bucket="primary")
             for o in page.get("Contents", [])
         ]
 
-        # S3 -> S3 on one endpoint: server-side. Floor: boto3's managed copy of each object.
-        floor = timed(
+        # S3 -> S3 on one endpoint: server-side. Floors: boto3's managed copy (multipart
+        # UploadPartCopy in 8 MiB parts) and one CopyObject per object.
+        managed = timed(
             lambda: [client.copy({"Bucket": "primary", "Key": k}, "floor", k) for k in keys]
+        )
+        plain = timed(
+            lambda: [
+                client.copy_object(
+                    Bucket="floor", Key=k, CopySource={"Bucket": "primary", "Key": k}
+                )
+                for k in keys
+            ]
         )
         s3_primary = s3_location(endpoint, "primary")
         cfg = write_config(
             work, dsn, s3_primary, [{"name": "s", **s3_location(endpoint, "replica")}]
         )
         wall, rss = drtool(cfg, "replicate", *jobs, env=env)
-        report("S3 -> S3 (server-side)", wall, floor, rss)
+        floors = {"boto3 copy (managed)": managed, "boto3 copy_object": plain}
+        report("S3 -> S3 (server-side)", wall, floors, rss)
 
-        # S3 -> file: streamed. Floor: boto3 download_file of each object.
+        # S3 -> file: streamed. Floors: boto3 download_file (ranged GETs on 10 threads), and
+        # one GET per object streamed into a file.
         down = work / "down"
 
-        def download() -> None:
+        def download(managed: bool) -> None:
             for k in keys:
-                target = down / k
+                target = down / ("managed" if managed else "get") / k
                 target.parent.mkdir(parents=True, exist_ok=True)
-                client.download_file("primary", k, str(target))
+                if managed:
+                    client.download_file("primary", k, str(target))
+                    continue
+                with target.open("wb") as sink:
+                    body = client.get_object(Bucket="primary", Key=k)["Body"]
+                    shutil.copyfileobj(body, sink, 1024 * 1024)
 
-        floor = timed(download)
+        managed = timed(lambda: download(True))
+        plain = timed(lambda: download(False))
         cfg = write_config(work, dsn, s3_primary, [{"name": "f", "url": (work / "r2").as_uri()}])
         wall, rss = drtool(cfg, "replicate", *jobs, env=env)
-        report("S3 -> file (streamed)", wall, floor, rss)
+        floors = {"boto3 download_file": managed, "boto3 get_object -> file": plain}
+        report("S3 -> file (streamed)", wall, floors, rss)
         results["paths"] = figures
         save_results(args.out, "replicate", results)
     finally:
