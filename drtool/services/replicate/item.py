@@ -74,7 +74,8 @@ class ItemCopier:
                 obj.key,
                 size=obj.size,
                 sha256=obj.sha256,
-                progress=self.progress,
+                # Records and void markers are not in the planned total: no progress for them.
+                progress=self.progress if obj.size is not None else None,
                 multipart_threshold=self.multipart_threshold,
                 # A record has no reference digest but the bytes that pass: stream it.
                 server_side=obj.sha256 is not None,
