@@ -40,7 +40,8 @@ def primary_setup(
     directory: Path, pg_cluster: Any, dbname: str, storage: StorageConfig, heavy_user: str
 ) -> Setup:
     """A primary holding two backups, their verification records, one export, archived
-    batches and a purge record: every kind replication copies, each made by the CLI."""
+    batches, a purge record and a drill record: every kind replication copies, each made by
+    the CLI."""
     setup = make_setup(directory, pg_cluster.dsn(dbname), TEST_PASSWORD, storage)
     setup.doc["archival"] = {"policies": POLICIES}
     setup.write()
@@ -49,6 +50,7 @@ def primary_setup(
     setup.run("verify", "--all")
     setup.run("export-user", heavy_user)
     setup.run("archive", "run")
+    setup.run("rehearse")
     return setup
 
 
@@ -75,9 +77,13 @@ def snapshot(storage: Storage, skip: tuple[str, ...] = NOT_REPLICATED) -> dict[s
 
 
 def replicated_part(primary: Storage) -> dict[str, str]:
-    """What a replica must hold after a complete run: everything but job state and the
-    archive journal (pending batches)."""
-    return {k: v for k, v in snapshot(primary).items() if "/journal/" not in k}
+    """What a replica must hold after a complete run: everything but job state, the archive
+    journal (pending batches) and restore records (what was restored from the primary)."""
+    return {
+        k: v
+        for k, v in snapshot(primary).items()
+        if "/journal/" not in k and not k.startswith("restores/")
+    }
 
 
 def open_cfg(setup: Setup, cfg: StorageConfig) -> Storage:

@@ -7,6 +7,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from drtool.catalog.archive_records import (
+    JournalEntry,
+    archive_entries,
+    clear_journal,
+    write_journal,
+)
 from drtool.catalog.catalog import Catalog
 from drtool.config import StorageConfig
 from drtool.storage import open_storage
@@ -48,6 +54,8 @@ def test_every_kind_of_item_is_copied_byte_for_byte_and_a_rerun_copies_nothing(
         assert set(ids) <= set(result["copied"]), kind
     records = [i.key for i in replica.list("verifications/")]
     assert len(records) == 2
+    drills = [i.key for i in primary_storage.list("drills/")]
+    assert drills and drills == [i.key for i in replica.list("drills/")]
     assert result["verified"] == len(result["copied"])
     assert result["bytes"] >= sum(m.size for m in source.listing("backup").items)
 
@@ -109,3 +117,33 @@ def test_a_void_marker_reaches_a_batch_that_was_replicated_before_it_was_voided(
     result = setup.run("--json", "replicate").json["replicas"][0]
     assert result["copied"] == [] and result["verified"] == 1
     assert open_storage(replica_cfg).get_bytes(void) == primary_storage.get_bytes(void)
+
+
+def test_a_batch_still_in_the_archive_journal_waits_until_it_is_settled(
+    primary: Setup, tmp_path: Path
+) -> None:
+    setup = clone(primary, tmp_path)
+    replica_cfg = StorageConfig(url=(tmp_path / "replica").as_uri())
+    add_replica(setup, "dr", replica_cfg)
+    storage = open_storage(StorageConfig(url=setup.doc["storage"]["url"]))
+    entry = next(e for e in archive_entries(storage) if e.manifest.kind == "archive")
+    pending = JournalEntry(
+        kind="archive-batch",
+        id=entry.manifest.id,
+        policy=entry.policy,
+        prefix=entry.prefix,
+        table="public.jobs",
+        created_at=entry.manifest.created_at,
+        cutoff=entry.manifest.created_at,
+    )
+    write_journal(storage, pending)
+    result = setup.run("--json", "replicate").json["replicas"][0]
+    assert entry.manifest.id not in result["copied"] and result["failed"] == []
+    replica = open_storage(replica_cfg)
+    assert not replica.exists(entry.prefix + "manifest.json")
+    assert not any("/journal/" in i.key for i in replica.list("archive/"))
+
+    clear_journal(storage, pending)
+    result = setup.run("--json", "replicate").json["replicas"][0]
+    assert result["copied"] == [entry.manifest.id]
+    assert snapshot(replica) == replicated_part(storage)
