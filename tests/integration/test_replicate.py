@@ -5,6 +5,8 @@ copies nothing; retention decides what is worth copying; each replica gets a run
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 from pathlib import Path
 
 from drtool.catalog.archive_records import (
@@ -16,7 +18,7 @@ from drtool.catalog.archive_records import (
 from drtool.catalog.catalog import Catalog
 from drtool.config import StorageConfig
 from drtool.storage import open_storage
-from tests.fixtures.cli import Setup
+from tests.fixtures.cli import DRTOOL, Setup
 from tests.integration.replicate_support import (
     add_replica,
     replicated_part,
@@ -147,3 +149,34 @@ def test_a_batch_still_in_the_archive_journal_waits_until_it_is_settled(
     result = setup.run("--json", "replicate").json["replicas"][0]
     assert result["copied"] == [entry.manifest.id]
     assert snapshot(replica) == replicated_part(storage)
+
+
+def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(primary: Setup, tmp_path: Path) -> None:
+    setup = clone(primary, tmp_path)
+    add_replica(setup, "dr", StorageConfig(url=(tmp_path / "replica").as_uri()))
+    master, slave = os.openpty()
+    try:
+        child = subprocess.Popen(
+            [*DRTOOL, "--config", str(setup.config_path), "replicate"],
+            stdout=subprocess.PIPE,
+            stderr=slave,
+            env=setup.env,
+        )
+        os.close(slave)
+        seen = b""
+        while True:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            seen += data
+        out, _ = child.communicate(timeout=120)
+    finally:
+        os.close(master)
+    assert child.returncode == 0
+    assert b"replicate dr: " in seen and b"%" in seen, seen
+    assert b"replicate dr: " not in out
+    piped = setup.run("replicate")
+    assert "replicate dr: " not in piped.stderr
