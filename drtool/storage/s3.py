@@ -21,6 +21,7 @@ from botocore.exceptions import (
     EndpointConnectionError,
     NoCredentialsError,
 )
+from pydantic import SecretStr
 
 from drtool.config import StorageLocation
 from drtool.errors import NotFoundInStorage, StorageError, UsageError
@@ -90,7 +91,7 @@ def make_client(cfg: StorageLocation) -> S3Client:
     )
     key_id, secret = cfg.access_key_id, cfg.secret_access_key
     try:
-        return boto3.session.Session().client(
+        client = boto3.session.Session().client(
             "s3",
             endpoint_url=cfg.endpoint_url,
             region_name=cfg.region,
@@ -100,6 +101,23 @@ def make_client(cfg: StorageLocation) -> S3Client:
         )
     except (BotoCoreError, ValueError) as exc:
         raise StorageError(f"cannot set up S3 client for {cfg.url}: {exc}") from exc
+    client.meta.events.register("before-sign.s3.CopyObject", _copy_with_retention_md5)
+    return client
+
+
+# The MD5 of an empty body. A write with Object Lock retention must carry Content-MD5 (some
+# stores, moto among them, apply that to CopyObject too); a copy's request body is empty.
+_EMPTY_MD5 = base64.b64encode(hashlib.md5(b"", usedforsecurity=False).digest()).decode()
+
+
+def _copy_with_retention_md5(request: Any, **_kwargs: Any) -> None:
+    headers = request.headers
+    if "x-amz-object-lock-mode" in headers and "Content-MD5" not in headers:
+        headers["Content-MD5"] = _EMPTY_MD5
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return value.get_secret_value() if value is not None else None
 
 
 def _md5(data: bytes | bytearray) -> str:
@@ -320,6 +338,95 @@ class S3Storage(DerivedReads):
 
     def delete(self, key: str) -> None:
         self._call("delete", key, self.client.delete_object, Key=self._full(key))
+
+    # -- server-side copies (storage/copy.py) ---------------------------------------------
+
+    def can_copy_from(self, source: object) -> bool:
+        """Whether this client can copy from ``source`` without streaming: S3 on the same
+        endpoint with the same credentials (so the destination's principal may read it)."""
+        if not isinstance(source, S3Storage):
+            return False
+        mine, theirs = self._cfg, source._cfg
+        return (
+            mine.endpoint_url == theirs.endpoint_url
+            and _secret(mine.access_key_id) == _secret(theirs.access_key_id)
+            and (mine.endpoint_url is not None or mine.region == theirs.region)
+        )
+
+    def copy_from(self, source: object, key: str, *, multipart_threshold: int) -> int:
+        """CopyObject up to ``multipart_threshold`` bytes, UploadPartCopy above; the copy gets
+        this storage's Content-Type and Object Lock retention, not the source's. The source is
+        pinned by its ETag, so an object replaced meanwhile fails the copy."""
+        if not isinstance(source, S3Storage):
+            raise TypeError("a server-side copy needs an S3 source")
+        full, src_full = self._full(key), source._full(key)
+        head = source._call("stat", key, source.client.head_object, Key=src_full)
+        size, etag = int(head["ContentLength"]), str(head["ETag"])
+        copy_source = {"Bucket": source.bucket, "Key": src_full}
+        if size <= multipart_threshold:
+            self._call(
+                "copy",
+                key,
+                self.client.copy_object,
+                Key=full,
+                CopySource=copy_source,
+                CopySourceIfMatch=etag,
+                MetadataDirective="REPLACE",
+                **self._object_args(key),
+            )
+        else:
+            self._copy_multipart(key, full, copy_source, etag, size)
+        stored = self.stat(key).size
+        if stored != size:
+            raise StorageError(f"{self._where(key)}: copied {stored} bytes of {size}")
+        return size
+
+    def _copy_multipart(
+        self, key: str, full: str, copy_source: dict[str, str], etag: str, size: int
+    ) -> None:
+        cfg = self._cfg
+        # Every part but the last is part_size; big enough that max_parts covers the object.
+        step = max(cfg.part_size, -(-size // cfg.max_parts))
+        started = self._call(
+            "start copy of",
+            key,
+            self.client.create_multipart_upload,
+            Key=full,
+            **self._object_args(key),
+        )
+        upload_id = started["UploadId"]
+
+        def part(number: int) -> dict[str, Any]:
+            first = (number - 1) * step
+            last = min(first + step, size) - 1
+            response = self._call(
+                f"copy part {number} of",
+                key,
+                self.client.upload_part_copy,
+                Key=full,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource=copy_source,
+                CopySourceIfMatch=etag,
+                CopySourceRange=f"bytes={first}-{last}",
+            )
+            return {"PartNumber": number, "ETag": response["CopyPartResult"]["ETag"]}
+
+        numbers = range(1, -(-size // step) + 1)
+        try:
+            with ThreadPoolExecutor(cfg.upload_concurrency, "drtool-s3-copy") as pool:
+                parts = list(pool.map(part, numbers))
+            self._call(
+                "complete copy of",
+                key,
+                self.client.complete_multipart_upload,
+                Key=full,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": parts},
+            )
+        except BaseException as exc:
+            self._abort_after_failure(key, full, upload_id, exc)
+            raise
 
     # -- reads ------------------------------------------------------------------------------
 

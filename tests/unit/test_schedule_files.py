@@ -45,6 +45,7 @@ def test_shipped_schedules_parse() -> None:
         "export-users",
         "export-users-weekly",
         "archive",
+        "replicate",
     }
     assert jobs["export-users"].call.params["changed_since"] == "25h"
     assert jobs["archive"].call.command == "archive"

@@ -20,7 +20,8 @@ RUN_SUFFIX = ".json"
 RUN_FORMAT = "drtool-job-run"
 RUN_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
-JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}$")
+# A job, optionally scoped to one replica (``replicate.dr-region``: config.REPLICA_NAME).
+JOB_NAME = re.compile(r"^[a-z][a-z0-9-]{0,40}(\.[a-z0-9][a-z0-9_-]{0,62})?$")
 MAX_ERROR_CHARS = 500
 
 
@@ -48,7 +49,7 @@ class JobRun(BaseModel):
 
 def check_job(job: str) -> str:
     if not isinstance(job, str) or not JOB_NAME.match(job):
-        raise UsageError(f"invalid job name {job!r}: expected ^[a-z][a-z0-9-]{{0,40}}$")
+        raise UsageError(f"invalid job name {job!r}: expected {JOB_NAME.pattern}")
     return job
 
 

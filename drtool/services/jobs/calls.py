@@ -9,6 +9,14 @@ from drtool.services.backup import BackupResult, run_backup
 from drtool.services.context import Context
 from drtool.services.jobs.job import run_job
 from drtool.services.rehearse.run import RehearseRequest, RehearseResult, rehearse
+from drtool.services.replicate.run import (
+    DEFAULT_JOBS,
+    ReplicaResult,
+    ReplicateResult,
+    replica_names,
+    replicate_each,
+    replicate_to,
+)
 from drtool.services.retention.prune import PruneResult, run_prune
 from drtool.services.userdata.export_users import ExportUsersResult, export_users
 from drtool.services.verify.run import VerifyResult, verify
@@ -58,3 +66,18 @@ def archive_job(ctx: Context, request: ArchiveRequest) -> ArchiveRunResult:
     return run_job(
         ctx, "archive", lambda: run_archive(ctx, request), stats_of=ArchiveRunResult.stats
     )
+
+
+def replicate_job(ctx: Context, *, to: str | None, jobs: int = DEFAULT_JOBS) -> ReplicateResult:
+    """One job per replica (``replicate.<name>``): each has its run record and metrics, and a
+    replica that fails (unreachable, a damaged source item) does not stop the others."""
+
+    def one(name: str) -> ReplicaResult:
+        return run_job(
+            ctx,
+            f"replicate.{name}",
+            lambda: replicate_to(ctx, name, jobs=jobs),
+            stats_of=ReplicaResult.stats,
+        )
+
+    return replicate_each(replica_names(ctx, to), one)

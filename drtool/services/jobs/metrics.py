@@ -212,6 +212,39 @@ def _replica_families(result: StatusResult) -> list[Metric]:
     ]
 
 
+# Replication runs one job per replica, `replicate.<replica>` (services/jobs/calls.py).
+REPLICATE_JOB_PREFIX = "replicate."
+
+
+def _replicate_run_families(result: StatusResult) -> list[Metric]:
+    """Per-replica replication runs, labelled ``replica``: alerts select a replica by name."""
+    last_success = GaugeMetricFamily(
+        "drtool_replicate_last_success_timestamp_seconds",
+        "When replication to the replica last succeeded (Unix time, end of the run).",
+        labels=["replica"],
+    )
+    run_ok = GaugeMetricFamily(
+        "drtool_replicate_last_run_ok",
+        "1 if the last replication run to the replica succeeded, else 0.",
+        labels=["replica"],
+    )
+    copied = GaugeMetricFamily(
+        "drtool_replicate_last_copied_bytes",
+        "Bytes copied to the replica by the last replication run.",
+        labels=["replica"],
+    )
+    for run in result.jobs:
+        if not run.job.startswith(REPLICATE_JOB_PREFIX):
+            continue
+        labels = [run.job.removeprefix(REPLICATE_JOB_PREFIX)]
+        run_ok.add_metric(labels, 1.0 if run.last_ok else 0.0)
+        if run.last_success_at is not None:
+            last_success.add_metric(labels, run.last_success_at.timestamp())
+        if "bytes_copied" in run.stats:
+            copied.add_metric(labels, run.stats["bytes_copied"])
+    return [last_success, run_ok, copied]
+
+
 class _ReadErrors:
     """Failed state reads in this process (a counter: the scheduler serves it for its life)."""
 
@@ -256,6 +289,7 @@ def registry_for(result: StatusResult | None) -> CollectorRegistry:
             + _objective_families(result)
             + _state_families(result)
             + _replica_families(result)
+            + _replicate_run_families(result)
             + families
         )
     registry.register(_Snapshot(families))
