@@ -1,6 +1,5 @@
 """Helpers for the replica tests: a replica bucket on moto configured under storage.replicas,
-the primary's objects copied to it byte for byte (what `drtool replicate` does), and the
-primary bucket emptied (a lost primary)."""
+its keys, and the primary bucket emptied (a lost primary)."""
 
 from __future__ import annotations
 
@@ -31,15 +30,6 @@ def keys(moto: MotoServer, bucket: str) -> list[str]:
     for page in moto.client().get_paginator("list_objects_v2").paginate(Bucket=bucket):
         found += [obj["Key"] for obj in page.get("Contents", [])]
     return sorted(found)
-
-
-def copy_bucket(moto: MotoServer, source: str, target: str) -> list[str]:
-    """Every object of ``source`` copied to ``target`` under the same key, bytes unchanged."""
-    client = moto.client()
-    copied = keys(moto, source)
-    for key in copied:
-        client.copy_object(Bucket=target, Key=key, CopySource={"Bucket": source, "Key": key})
-    return copied
 
 
 def lose_everything(moto: MotoServer, bucket: str) -> None:

@@ -20,7 +20,6 @@ from tests.fixtures.s3 import MotoServer
 from tests.integration.replica_support import (
     PREFIX,
     add_replica,
-    copy_bucket,
     keys,
     lose_everything,
 )
@@ -60,8 +59,10 @@ def test_a_lost_primary_stops_nothing_with_from(
     [behind] = setup.run("status", "--json").json["replicas"]
     assert behind["name"] == "dr" and behind["newest_id"] is None and behind["ok"] is True
     assert behind["lag_seconds"] > 0  # the primary's newest backup's age
-    copied = copy_bucket(moto_server, s3_bucket, replica_bucket)
-    assert f"{PREFIX}backups/{backup_id}/manifest.json" in copied
+    [replicated] = setup.run("replicate", "--json").json["replicas"]
+    assert replicated["name"] == "dr" and not replicated["failed"]
+    assert {backup_id, export_id} <= set(replicated["copied"])
+    assert f"{PREFIX}backups/{backup_id}/manifest.json" in keys(moto_server, replica_bucket)
     caught_up = setup.run("status", "--json").json["replicas"]
     assert [(r["name"], r["newest_id"], r["lag_seconds"], r["ok"]) for r in caught_up] == [
         ("dr", backup_id, 0.0, True)
@@ -141,10 +142,10 @@ def test_a_scheduled_job_with_from_runs_on_the_replica_alone(file_setup: Setup) 
     backup_id = backup(setup)
     primary = storage_root(setup)
     replica = setup.dir / "dr-storage"
-    shutil.copytree(primary, replica)
-    shutil.rmtree(primary)
     setup.doc["storage"]["replicas"] = [{"name": "dr", "url": replica.as_uri()}]
     setup.write()
+    assert backup_id in setup.run("replicate", "--json").json["replicas"][0]["copied"]
+    shutil.rmtree(primary)
     with_schedules(
         setup, verify='name: verify-dr\ncron: "0 3 * * *"\ncommand: verify latest --from dr\n'
     )
@@ -173,10 +174,13 @@ def test_archived_rows_come_back_from_a_replica(
     assert policy["archived"] > 0 and checksum(pg_cluster, archive_db, "public.jobs") != original
     primary = storage_root(setup)
     replica = tmp_path / "dr-storage"
-    shutil.copytree(primary, replica)
-    shutil.rmtree(primary)  # the primary is lost
     setup.doc["storage"]["replicas"] = [{"name": "dr", "url": replica.as_uri()}]
     setup.write()
+    [replicated] = setup.run("replicate", "--json").json["replicas"]
+    assert len(replicated["copied"]) == len(
+        [i for i in setup.run("archive", "list", "--json").json["items"] if i["kind"] == "archive"]
+    )
+    shutil.rmtree(primary)  # the primary is lost
 
     listed = setup.run("archive", "list", "--from", "dr", "--json").json["items"]
     assert sum(i["rows"] for i in listed if i["kind"] == "archive") == policy["archived"]
