@@ -9,9 +9,9 @@
   ``prune``, as the pruner, removes the failed item's leftovers later.
 - pruner: ``prune`` removes what retention drops (and leftovers), keeps locked backups; it
   cannot write a backup.
-- replica writer: reads the primary (``list``, ``verify``), writes the replica (a backup's
-  objects, copied and server-side copied, then ``verify`` there), and is refused every
-  put/delete of an item on the primary (a ``backup`` against the primary fails).
+- replica writer: reads the primary (``verify``), writes the replica (``drtool replicate``:
+  server-side copies, locked by the replica's object_lock, then ``verify`` there), and is
+  refused every put/delete of an item on the primary (a ``backup`` against the primary fails).
 - restore reader: reads both, writes no item and deletes nothing.
 - the backup writer may read the replica and record verifications and drills there (a
   scheduled ``verify``/``rehearse --from``), never touch its items.
@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -226,22 +226,25 @@ def test_the_replica_writer_writes_the_replica_and_cannot_touch_the_primary(
     # It reads the primary with drtool...
     on_primary = _setup(iam_moto, tmp_path / "primary", sample_db, "replica")
     assert on_primary.run("verify", backup_id, "--json").json["ok"] is True
-    # ...copies the backup into the replica, bytes unchanged (streamed and server-side)...
+    # ...and `drtool replicate` copies the backup into the replica (server-side: same endpoint,
+    # same principal), bytes unchanged, locked there by the replica's own object_lock...
     client = iam_moto.client("replica")
     keys = _keys(iam_moto, PRIMARY, f"backups/{backup_id}/")
-    until = datetime.now(UTC) + timedelta(days=35)
-    lock: dict[str, Any] = {"ObjectLockMode": "GOVERNANCE", "ObjectLockRetainUntilDate": until}
-    for key in sorted(keys, key=lambda k: k.endswith("manifest.json")):  # manifest last
-        if key.endswith(".json"):
-            body = client.get_object(Bucket=PRIMARY, Key=key)["Body"].read()
-            client.put_object(Bucket=REPLICA, Key=key, Body=body, **lock)
-        else:
-            source = {"Bucket": PRIMARY, "Key": key}
-            # moto refuses Object Lock headers on a CopyObject (no Content-MD5 to send):
-            # copy, then set the retention.
-            client.copy_object(Bucket=REPLICA, Key=key, CopySource=source)
-            retention = {"Mode": "GOVERNANCE", "RetainUntilDate": until}
-            client.put_object_retention(Bucket=REPLICA, Key=key, Retention=retention)
+    on_primary.doc["storage"]["replicas"] = [
+        {
+            "name": "dr",
+            "url": f"s3://{REPLICA}/{PREFIX}",
+            "endpoint_url": iam_moto.endpoint_url,
+            "region": on_primary.doc["storage"].get("region"),
+            "object_lock": {"mode": "governance", "days": 35},
+        }
+    ]
+    on_primary.write()
+    [replicated] = on_primary.run("replicate", "--json").json["replicas"]
+    assert backup_id in replicated["copied"] and not replicated["failed"], replicated
+    for key in keys:
+        primary_body = client.get_object(Bucket=PRIMARY, Key=key)["Body"].read()
+        assert client.get_object(Bucket=REPLICA, Key=key)["Body"].read() == primary_body, key
     # ...and drtool verifies it there.
     on_replica = _setup(iam_moto, tmp_path / "replica", sample_db, "replica", bucket=REPLICA)
     assert on_replica.run("verify", backup_id, "--json").json["ok"] is True
