@@ -25,10 +25,10 @@ from drtool.log import get_logger
 from drtool.pipeline.stages import ProgressFn
 from drtool.scheduler.files import ScheduleJob
 from drtool.scheduler.http import serve
-from drtool.scheduler.lease import RENEW_EVERY_SECONDS, Lease, read_lease
 from drtool.services.context import Context, ProgressFactory, with_source
 from drtool.services.jobs.job import Outcome, record_abandoned_run
 from drtool.services.jobs.metrics import JOB_LABEL, collect_registry
+from drtool.services.lease import RENEW_EVERY_SECONDS, Lease, read_lease
 
 ABORT_WAIT_SECONDS = 30.0
 # The commands whose runs are recorded in runs/<command>.json (run through services/jobs/job.py).

@@ -39,9 +39,9 @@ from drtool.catalog.archive_records import JournalEntry, clear_journal, journal_
 from drtool.catalog.writer import ItemWriter
 from drtool.config import Config
 from drtool.errors import StorageError
-from drtool.scheduler.lease import Lease
 from drtool.services.archive.reconcile import _remove_folder
 from drtool.services.context import Context
+from drtool.services.lease import Lease
 from drtool.storage import open_storage
 from tests.fixtures.cli import Setup, make_setup
 from tests.fixtures.moto_iam import IAM_DIR, PREFIX, PRIMARY, REPLICA, IamMoto, load_policy

@@ -5,14 +5,18 @@ lost. The races themselves are in tests/storage/test_conformance.py."""
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from drtool.config import Config, StorageConfig
-from drtool.scheduler.lease import LEASE_TTL, Lease, lease_key, read_lease
 from drtool.services.context import Context
+from drtool.services.lease import LEASE_TTL, Lease, lease_key, process_identity, read_lease
 from drtool.storage import Storage, open_storage
 from drtool.storage.faults import FaultyStorage
 
@@ -47,11 +51,13 @@ def test_the_lease_document_through_acquire_renew_release(storage: Storage) -> N
         "expires_at": (NOW + LEASE_TTL).isoformat(),
         "last_started_at": NOW.isoformat(),
         "generation": 1,
+        "process": process_identity(),
     }
     assert lease.renew() and stored(storage)["generation"] == 2
     lease.release()
     doc = stored(storage)
     assert (doc["holder"], doc["expires_at"], doc["generation"]) == (None, None, 3)
+    assert doc["process"] is None
     assert doc["last_started_at"] == NOW.isoformat()  # what a restarted scheduler catches up from
     later = Lease(context(storage, NOW + timedelta(hours=1)), "backup")
     assert later.acquire() is None  # a released lease is free at once
@@ -133,3 +139,80 @@ def test_a_lost_race_names_the_winner(storage: Storage, before: str) -> None:
     loser.release()  # a loser's release changes nothing
     assert read_lease(context(storage, NOW), "backup").holder == winner.holder
     winner.release()
+
+
+HOLD = """
+import sys, time
+from datetime import datetime
+from drtool.config import Config, StorageConfig
+from drtool.services.context import Context
+from drtool.services.lease import Lease
+from drtool.storage import open_storage
+storage = open_storage(StorageConfig(url=sys.argv[1]))
+now = datetime.fromisoformat(sys.argv[2])
+ctx = Context(Config(storage=StorageConfig()), storage, lambda: now)
+assert Lease(ctx, "backup").acquire() is None
+print("held", flush=True)
+time.sleep(600)
+"""
+
+
+def _holder(tmp_path: Path) -> subprocess.Popen[str]:
+    """Another process that takes the lease on a file:// storage and keeps running."""
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, (tmp_path / "store").as_uri(), NOW.isoformat()],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    return proc
+
+
+def test_a_lease_whose_holder_was_killed_is_taken_over_before_it_expires(
+    tmp_path: Path,
+) -> None:
+    """The holder (another process on this machine) runs: its lease is honoured. Killed with
+    SIGKILL (no release), its lease is still unexpired, yet the next run takes it at once."""
+    storage = open_storage(StorageConfig(url=(tmp_path / "store").as_uri()))
+    proc = _holder(tmp_path)
+    try:
+        held = Lease(context(storage, NOW + timedelta(minutes=1)), "backup").acquire()
+        assert held is not None and f":{proc.pid}:" in held
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    state = read_lease(context(storage, NOW), "backup")
+    assert state.expires_at is not None and state.expires_at > NOW + timedelta(minutes=1)
+    lease = Lease(context(storage, NOW + timedelta(minutes=1)), "backup")
+    assert lease.acquire() is None
+    assert stored(storage)["holder"] == lease.holder
+    lease.release()
+
+
+@pytest.mark.parametrize("other", ["boot_id", "pid_ns"])
+def test_a_dead_pid_of_another_kernel_or_container_is_not_judged(
+    tmp_path: Path, other: str
+) -> None:
+    """A pid means nothing outside its kernel boot and PID namespace: a lease whose holder ran
+    elsewhere waits for its expiry even if no such pid runs here."""
+    storage = open_storage(StorageConfig(url=(tmp_path / "store").as_uri()))
+    process = {**process_identity(), "pid": 2**22 - 1, "start": 1}  # no such process here
+    process[other] = "elsewhere" if other == "boot_id" else -1
+    doc = {
+        "format": "drtool-lease",
+        "version": 1,
+        "job": "backup",
+        "holder": "other-host:4194303:abcd1234",
+        "expires_at": (NOW + timedelta(minutes=3)).isoformat(),
+        "last_started_at": NOW.isoformat(),
+        "generation": 1,
+        "process": process,
+    }
+    storage.put_bytes(KEY, json.dumps(doc).encode())
+    held = Lease(context(storage, NOW + timedelta(minutes=1)), "backup").acquire()
+    assert held is not None and "other-host" in held
+    same_here = {**doc, "process": {**process_identity(), "pid": 2**22 - 1, "start": 1}}
+    storage.put_bytes(KEY, json.dumps(same_here).encode())
+    assert Lease(context(storage, NOW + timedelta(minutes=1)), "backup").acquire() is None

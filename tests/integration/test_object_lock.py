@@ -10,8 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from drtool.config import Config, ObjectLockConfig
-from drtool.scheduler.lease import Lease, lease_key
 from drtool.services.context import Context
+from drtool.services.lease import Lease, lease_key
 from drtool.storage import open_storage
 from tests.fixtures.cli import make_setup
 from tests.fixtures.s3 import MotoServer

@@ -16,7 +16,9 @@ from drtool.catalog.archive_records import (
     write_journal,
 )
 from drtool.catalog.catalog import Catalog
-from drtool.config import StorageConfig
+from drtool.config import Config, StorageConfig
+from drtool.services.context import Context
+from drtool.services.lease import Lease
 from drtool.storage import open_storage
 from tests.fixtures.cli import DRTOOL, Setup
 from tests.integration.replicate_support import (
@@ -180,3 +182,25 @@ def test_progress_is_shown_on_a_terminal_and_not_in_a_pipe(primary: Setup, tmp_p
     assert b"replicate dr: " not in out
     piped = setup.run("replicate")
     assert "replicate dr: " not in piped.stderr
+
+
+def test_a_second_run_to_the_same_replica_is_refused_while_the_first_holds_its_lease(
+    primary: Setup, tmp_path: Path
+) -> None:
+    """Two runs to one replica never interleave (by hand or scheduled): the second exits 5
+    naming the lease in the primary storage, copies nothing, and the next run completes."""
+    setup = clone(primary, tmp_path)
+    replica_cfg = StorageConfig(url=(tmp_path / "replica").as_uri())
+    add_replica(setup, "dr", replica_cfg)
+    primary_storage = open_storage(StorageConfig(url=setup.doc["storage"]["url"]))
+    running = Lease(Context(Config(storage=StorageConfig()), primary_storage), "replicate.dr")
+    assert running.acquire() is None  # a run in progress (this live process)
+    try:
+        refused = setup.run("--json", "replicate", expect=5).json
+        [result] = refused["replicas"]
+        assert "scheduler/replicate.dr.json" in result["error"], result
+        assert list(open_storage(replica_cfg).list("")) == []
+    finally:
+        running.release()
+    [done] = setup.run("--json", "replicate").json["replicas"]
+    assert done["error"] is None and done["copied"]

@@ -14,10 +14,10 @@ from drtool.catalog.records.runs import read_run
 from drtool.config import Config, StorageConfig
 from drtool.scheduler.commands import JobCall
 from drtool.scheduler.files import ScheduleJob
-from drtool.scheduler.lease import LEASE_TTL, Lease, read_lease
 from drtool.scheduler.runner import Runner, RunOptions
 from drtool.services.context import Context
 from drtool.services.jobs.job import run_job
+from drtool.services.lease import LEASE_TTL, Lease, read_lease
 from drtool.services.retention.prune import PruneResult
 from drtool.storage import Storage, open_storage
 from drtool.storage.faults import FaultyStorage

@@ -15,8 +15,8 @@ import pytest
 
 from drtool.config import Config, StorageConfig
 from drtool.errors import NotFoundInStorage, StorageError, UsageError
-from drtool.scheduler.lease import Lease, read_lease
 from drtool.services.context import Context
+from drtool.services.lease import Lease, read_lease
 from drtool.storage import Storage, check_key, open_storage
 from drtool.storage.faults import FaultyStorage
 from tests.fixtures.s3 import TEST_PART_SIZE_BYTES

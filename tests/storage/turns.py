@@ -16,8 +16,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from drtool.config import Config, StorageConfig
-from drtool.scheduler.lease import Lease
 from drtool.services.context import Context
+from drtool.services.lease import Lease
 from drtool.storage import ObjectInfo, PendingUpload, Storage, open_storage
 
 

@@ -9,9 +9,9 @@ from pathlib import Path
 from drtool.cli.schedule_line import parse_schedule_command
 from drtool.config import Config, StorageConfig
 from drtool.scheduler.files import ScheduleJob
-from drtool.scheduler.lease import Lease, read_lease
 from drtool.scheduler.runner import Runner, RunOptions
 from drtool.services.context import Context, build_context
+from drtool.services.lease import Lease, read_lease
 
 NIGHTLY = ScheduleJob(
     name="backup",

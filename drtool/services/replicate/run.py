@@ -15,11 +15,14 @@ from drtool.errors import (
     EXIT_OK,
     DrtoolError,
     IntegrityError,
+    OperationError,
+    RefusedError,
     UsageError,
 )
 from drtool.log import get_logger
 from drtool.pipeline.stages import ProgressFn
 from drtool.services.context import Context
+from drtool.services.lease import Lease, lease_key
 from drtool.services.replicate.item import ItemCopied, ItemCopier
 from drtool.services.replicate.plan import ItemToCopy, plan_replica
 from drtool.storage.copy import MULTIPART_COPY_THRESHOLD_BYTES, server_side_possible
@@ -134,6 +137,36 @@ def replicate_to(
         raise UsageError(f"--jobs must be at least 1, not {jobs}")
     started = time.monotonic()
     location = ctx.config.storage.replica(name)
+    # Two runs to one replica never interleave (SPEC "Concurrency"), by hand or scheduled, from
+    # one container or two: a lease in the primary storage, every write conditional.
+    lease = Lease(ctx, f"replicate.{name}")
+    try:
+        holder = lease.acquire()
+        if holder is not None:
+            raise RefusedError(
+                f"replica {name}: another replicate run holds the lease "
+                f"{lease_key(lease.job)} ({holder})",
+                hint="wait for it to finish; a lease of a killed run expires by itself",
+            )
+    except DrtoolError as exc:
+        log.error("replica %s: %s", name, exc.message)
+        return ReplicaResult(
+            name,
+            location.url,
+            seconds=time.monotonic() - started,
+            error=exc.message,
+            error_exit_code=exc.exit_code,
+        )
+    try:
+        return _replicate_held(ctx, name, lease, jobs, multipart_threshold, started)
+    finally:
+        lease.release()
+
+
+def _replicate_held(
+    ctx: Context, name: str, lease: Lease, jobs: int, multipart_threshold: int, started: float
+) -> ReplicaResult:
+    location = ctx.config.storage.replica(name)
     try:
         replica = ctx.replica_storage(name)
         plan = plan_replica(ctx.storage, replica, ctx.config.retention, ctx.clock())
@@ -148,6 +181,15 @@ def replicate_to(
             error=exc.message,
             error_exit_code=exc.exit_code,
         )
+
+    def check_abort() -> None:
+        ctx.check_abort()
+        if lease.lost.is_set():
+            raise OperationError(
+                f"replica {name}: lease {lease_key(lease.job)} lost: another run may be "
+                "copying; stopped"
+            )
+
     total = sum(item.size for item in plan.items)
     log.info("replica %s: %d item(s) to copy (%d bytes of data)", name, len(plan.items), total)
     copier = ItemCopier(
@@ -155,7 +197,7 @@ def replicate_to(
         replica,
         replica_name=name,
         progress=_locked(ctx.progress(f"replicate {name}", total or None)),
-        check_abort=ctx.check_abort,
+        check_abort=check_abort,
         multipart_threshold=multipart_threshold,
     )
     done, failed = _copy_all(copier, plan.items, jobs)

@@ -1,6 +1,9 @@
-"""A lease object per scheduled job in storage (``scheduler/<job>.json``): who runs it until
-when, and when it last started. It keeps two containers sharing one storage from running the
-same job at once, and tells a restarted scheduler whether a fire time was missed.
+"""A lease object per job in storage (``scheduler/<job>.json``): who runs it until when, and
+when it last started. It keeps two containers sharing one storage from running the same job
+at once (scheduled jobs; every `replicate` run, per replica), and tells a restarted scheduler
+whether a fire time was missed. A lease whose holder provably no longer runs (same kernel boot
+and PID namespace, no process with its pid and start time: killed with -9, say) is taken over
+at once; otherwise a dead holder's lease frees itself when its time to live runs out.
 
 Every write is conditional (``Storage.put_if``): acquiring creates the object only if it is
 absent, or replaces a free or expired lease only if it is unchanged since it was read, so of
@@ -17,8 +20,9 @@ import socket
 import threading
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from drtool.errors import DrtoolError, NotFoundInStorage
@@ -52,6 +56,48 @@ class LeaseState:
     holder: str | None
     expires_at: datetime | None
     last_started_at: datetime | None
+    # Where the holder runs (kernel boot, PID namespace, pid, process start), when known.
+    process: dict[str, Any] = field(default_factory=dict)
+
+
+def _start_ticks(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, /proc/<pid>/stat field 22)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return int(fields[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def process_identity() -> dict[str, Any]:
+    """This process, told apart from any other on any machine: the kernel's boot id, the PID
+    namespace (containers), the pid and its start time (a reused pid differs). Empty where
+    /proc does not say (then no lease is ever judged stale by its process)."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        pid_ns = os.stat("/proc/self/ns/pid").st_ino
+    except OSError:
+        return {}
+    pid = os.getpid()
+    start = _start_ticks(pid)
+    if start is None:
+        return {}
+    return {"boot_id": boot, "pid_ns": pid_ns, "pid": pid, "start": start}
+
+
+def holder_is_gone(process: dict[str, Any]) -> bool:
+    """True only when the holder provably no longer runs: same kernel boot and PID namespace
+    as this process (so its pid means the same here), and no process with that pid and start
+    time. Anything unknown counts as running: the lease then expires by its TTL."""
+    mine = process_identity()
+    if not mine or not process:
+        return False
+    if process.get("boot_id") != mine["boot_id"] or process.get("pid_ns") != mine["pid_ns"]:
+        return False
+    pid, start = process.get("pid"), process.get("start")
+    if not isinstance(pid, int) or not isinstance(start, int) or pid == mine["pid"]:
+        return False
+    return _start_ticks(pid) != start
 
 
 def read_lease(ctx: Context, job: str) -> LeaseState:
@@ -82,10 +128,12 @@ def _parse_lease(data: bytes, key: str) -> LeaseState:
         log.warning("ignoring unreadable lease %s", key)
         return LeaseState(None, None, None)
     holder = doc.get("holder")
+    process = doc.get("process")
     return LeaseState(
         holder if isinstance(holder, str) else None,
         _parse_time(doc.get("expires_at")),
         _parse_time(doc.get("last_started_at")),
+        process if isinstance(process, dict) and isinstance(holder, str) else {},
     )
 
 
@@ -126,6 +174,7 @@ class Lease:
             "expires_at": expires_at.isoformat() if expires_at else None,
             "last_started_at": self.started_at.isoformat() if self.started_at else None,
             "generation": self._generation,
+            "process": process_identity() if holder else None,
         }
         return json.dumps(doc, sort_keys=True).encode("utf-8")
 
@@ -154,7 +203,11 @@ class Lease:
             current = _parse_lease(data, key)
             self._generation = _generation(data)
         if current.holder and current.expires_at and current.expires_at > now:
-            return f"{current.holder} until {current.expires_at.isoformat(timespec='seconds')}"
+            if not holder_is_gone(current.process):
+                return f"{current.holder} until {current.expires_at.isoformat(timespec='seconds')}"
+            # Its process is gone (killed, crashed): taken over now rather than at expiry,
+            # still by a conditional write, so of several contenders one wins.
+            log.info("lease of %s: its holder %s is gone; taking it over", self.job, current.holder)
         self.started_at = now
         self._etag = self._write_if(self._doc(now + LEASE_TTL, self.holder), etag)
         if self._etag is None:
