@@ -4,6 +4,7 @@ name collision) and variables (quotes, newlines, dollars), and readers of what i
 from __future__ import annotations
 
 import base64
+import re
 import secrets
 import subprocess
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from pathlib import Path
 
 from tests.fixtures.cli import Setup
 
+TOKEN = re.compile(r"[a-z]+-[0-9a-f]{40}")
 ENV_NAMES = ("APP_ENCRYPTION_KEY", "GOOGLE_CLIENT_SECRET", "STRIPE_TOKEN")
 
 
@@ -24,8 +26,18 @@ class Captured:
     def values(self) -> list[bytes]:
         """Every secret a test must never find outside the bundle object (and the restore)."""
         found = [v.encode() for v in self.env.values()]
+        # The random part alone too: a value cut at its quote or newline still leaks it.
+        found += [t.encode() for v in self.env.values() for t in TOKEN.findall(v)]
         found += [f"FILE-SECRET-{p.name}".encode() for p in self.files]
         return found
+
+    def tokens(self) -> list[bytes]:
+        """The values' random parts and the files' markers: each is in the decrypted bundle."""
+        return [
+            v
+            for v in self.values()
+            if TOKEN.fullmatch(v.decode(errors="replace")) or v.startswith(b"FILE-SECRET-")
+        ]
 
 
 def secret_value(tag: str) -> str:
@@ -38,7 +50,7 @@ def configure_bundle(setup: Setup, where: Path, **bundle: object) -> Captured:
     variables whose values need quoting."""
     env = {
         "APP_ENCRYPTION_KEY": secret_value("aek"),
-        "GOOGLE_CLIENT_SECRET": secret_value("gcs") + "' \"$HOME\" `x`\nsecond line",
+        "GOOGLE_CLIENT_SECRET": secret_value("gcs") + '\' "$HOME" `x`\nsecond line',
         "STRIPE_TOKEN": secret_value("stripe"),
     }
     first = where / "etc" / "app.env"

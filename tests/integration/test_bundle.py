@@ -16,8 +16,9 @@ import pytest
 
 from drtool.crypto.keys import generate_identity
 from tests.fixtures.cli import Setup
-from tests.integration.bundle_support import configure_bundle, read_env_file
+from tests.integration.bundle_support import configure_bundle, forms, read_env_file, secret_value
 from tests.integration.test_break_glass import require
+from tests.integration.test_rehearse import drill_tmp  # noqa: F401 (the fixture)
 from tests.integration.test_scheduler import storage_root
 
 BUNDLE_FILE = "bundle.tar.zst.age"
@@ -95,7 +96,9 @@ def test_bundle_opens_with_age_zstd_and_tar_alone(file_setup: Setup, tmp_path: P
     assert (out / "files" / "näme with 'quotes' $x -.bin").read_bytes() == contents[2]
 
 
-def test_status_breaches_bundle_drift_when_a_value_changes(file_setup: Setup, tmp_path: Path) -> None:
+def test_status_breaches_bundle_drift_when_a_value_changes(
+    file_setup: Setup, tmp_path: Path
+) -> None:
     textfile = file_setup.dir / "drtool.prom"
     file_setup.doc["metrics"] = {"textfile": str(textfile)}
     configure_bundle(file_setup, tmp_path / "host")
@@ -242,8 +245,8 @@ def test_bundle_show_and_restore_from_a_replica(
 def test_restore_leaves_no_partial_directory_when_the_bundle_does_not_match(
     file_setup: Setup, tmp_path: Path
 ) -> None:
-    """A bundle whose content differs from the manifest's fingerprints (another backup's
-    bundle in its place: authentic age, wrong content) fails with exit 3, nothing written."""
+    """Another backup's bundle in its place (authentic age, other content) fails with exit 3,
+    nothing written."""
     configure_bundle(file_setup, tmp_path / "host")
     first = backup(file_setup)
     file_setup.env["APP_ENCRYPTION_KEY"] = "another-value-entirely"
@@ -255,3 +258,91 @@ def test_restore_leaves_no_partial_directory_when_the_bundle_does_not_match(
     assert not out.exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".out")]
     assert os.listdir(tmp_path / "cfg")  # untouched
+
+
+def _decrypted(setup: Setup, obj: Path) -> bytes:
+    age, zstd = require("age"), require("zstd")
+    command = f"set -o pipefail; {age} -d -i {setup.identity_path} {obj} | {zstd} -d"
+    return subprocess.run(["bash", "-c", command], capture_output=True, check=True).stdout
+
+
+def test_no_value_appears_in_output_logs_records_or_stored_bytes(
+    file_setup: Setup,
+    tmp_path: Path,
+    drill_tmp: Path,  # noqa: F811 (the fixture)
+) -> None:
+    """backup, show, bundle show, status with drift, verify --deep, rehearse (with a report),
+    bundle restore, all with -v: no captured value (nor the drifted one), in itself, base64 or
+    hex, is in any output, any stored byte, any decrypted object but the bundle, the metrics
+    textfile or the drill report. The bundle object holds them, encrypted only."""
+    textfile = file_setup.dir / "drtool.prom"
+    file_setup.doc["metrics"] = {"textfile": str(textfile)}
+    captured = configure_bundle(file_setup, tmp_path / "host")
+    rotated = secret_value("rotated")
+    report = tmp_path / "drill.html"
+    outputs: list[str] = []
+
+    def run(*args: str, expect: int = 0, **kw: Any) -> None:
+        done = file_setup.run("-v", *args, expect=expect, **kw)
+        outputs.extend([done.stdout, done.stderr])
+
+    run("backup")
+    backup_id = file_setup.run("list", "--json").json["items"][0]["id"]
+    for args in (("show", backup_id), ("bundle", "show", "latest")):
+        run(*args)
+        run(*args, "--json")
+    run("status")
+    run("status", "--json", expect=4, extra_env={"APP_ENCRYPTION_KEY": rotated})
+    run("verify", backup_id, "--deep")
+    run("rehearse", backup_id, "--report", str(report), extra_env={"TMPDIR": str(drill_tmp)})
+    run("bundle", "restore", backup_id, "--out", str(tmp_path / "out"))
+    run("bundle", "restore", backup_id, "--out", str(tmp_path / "out"), expect=5)
+    run("bundle", "restore", backup_id, "--out", str(tmp_path / "o2"), "--json")
+
+    drills = sorted((storage_root(file_setup) / "drills").glob("*.json"))
+    [check] = [c for c in json.loads(drills[-1].read_text())["checks"] if c["name"] == "bundle"]
+    assert check["ok"] is True and "decrypted" in check["detail"]
+
+    stored: dict[str, bytes] = {}
+    for path in storage_root(file_setup).rglob("*"):
+        if path.is_file():
+            stored[str(path)] = path.read_bytes()
+            if path.name.endswith(".age") and path.name != BUNDLE_FILE:
+                stored[f"{path} (decrypted)"] = _decrypted(file_setup, path)
+    stored["metrics textfile"] = textfile.read_bytes()
+    stored["drill report"] = report.read_bytes()
+    stored["output"] = "\n".join(outputs).encode()
+    assert any(BUNDLE_FILE in where for where in stored)
+
+    values = [*captured.values(), rotated.encode()]
+    for value in values:
+        for form in forms(value):
+            leaks = [where for where, data in stored.items() if form in data]
+            assert not leaks, f"a value (as {form[:6]!r}...) is in {leaks}"
+    # The control: decrypted, the bundle does hold every captured value.
+    plain = _decrypted(file_setup, bundle_object(file_setup, backup_id))
+    assert len(set(captured.tokens())) == 5  # 3 variables, 2 distinct file markers
+    assert all(token in plain for token in captured.tokens())
+
+
+def test_a_drill_fails_when_the_bundle_does_not_match_its_manifest(
+    file_setup: Setup,
+    tmp_path: Path,
+    drill_tmp: Path,  # noqa: F811 (the fixture)
+) -> None:
+    configure_bundle(file_setup, tmp_path / "host")
+    first = backup(file_setup)
+    file_setup.env["STRIPE_TOKEN"] = secret_value("other")
+    second = backup(file_setup)
+    # Authentic age from the same keys, but another backup's content: the manifest (its
+    # SHA-256 of the object, its fingerprints) tells.
+    shutil.copyfile(bundle_object(file_setup, second), bundle_object(file_setup, first))
+    done = file_setup.run(
+        "rehearse", first, "--json", expect=None, extra_env={"TMPDIR": str(drill_tmp)}
+    )
+    assert done.code == 4, done.stderr  # a completed drill with a failed check
+    record = sorted((storage_root(file_setup) / "drills").glob("*.json"))[-1]
+    doc = json.loads(record.read_text())
+    assert doc["verdict"] == "fail"
+    [check] = [c for c in doc["checks"] if c["name"] == "bundle"]
+    assert check["ok"] is False and "bundle" in check["detail"]
