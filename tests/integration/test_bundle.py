@@ -16,6 +16,7 @@ import pytest
 
 from drtool.crypto.keys import generate_identity
 from tests.fixtures.cli import Setup
+from tests.fixtures.webhook import Webhook
 from tests.integration.bundle_support import configure_bundle, forms, read_env_file, secret_value
 from tests.integration.test_break_glass import require
 from tests.integration.test_rehearse import drill_tmp  # noqa: F401 (the fixture)
@@ -346,3 +347,20 @@ def test_a_drill_fails_when_the_bundle_does_not_match_its_manifest(
     assert doc["verdict"] == "fail"
     [check] = [c for c in doc["checks"] if c["name"] == "bundle"]
     assert check["ok"] is False and "bundle" in check["detail"]
+
+
+def test_bundle_drift_is_notified_after_a_job_like_every_breach(
+    file_setup: Setup, tmp_path: Path, webhook: Webhook
+) -> None:
+    file_setup.doc["notifications"] = {"webhook_url": webhook.url, "on": ["breach"]}
+    captured = configure_bundle(file_setup, tmp_path / "host")
+    backup_id = backup(file_setup)
+    assert webhook.posts() == []  # the bundle was just captured: no drift
+    rotated = secret_value("rotated")
+    file_setup.run("verify", backup_id, extra_env={"APP_ENCRYPTION_KEY": rotated})
+    [post] = webhook.posts()
+    assert post["event"] == "breach"
+    assert post["drtool"]["breached"] == ["bundle_drift"]
+    assert "bundle drift: env APP_ENCRYPTION_KEY differs" in post["text"]
+    sent = json.dumps(webhook.posts()).encode()
+    assert not [v for v in [*captured.values(), rotated.encode()] if v in sent]
