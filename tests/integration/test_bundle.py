@@ -364,3 +364,15 @@ def test_bundle_drift_is_notified_after_a_job_like_every_breach(
     assert "bundle drift: env APP_ENCRYPTION_KEY differs" in post["text"]
     sent = json.dumps(webhook.posts()).encode()
     assert not [v for v in [*captured.values(), rotated.encode()] if v in sent]
+
+
+def test_a_backup_without_a_bundle_says_so(file_setup: Setup, tmp_path: Path) -> None:
+    backup_id = backup(file_setup)
+    shown = file_setup.run("bundle", "show", backup_id, expect=2)
+    assert f"backup {backup_id} has no configuration & secrets bundle" in shown.stderr
+    out = tmp_path / "out"
+    file_setup.run("bundle", "restore", "latest", "--out", str(out), expect=2)
+    assert not out.exists()
+    assert file_setup.run("status", "--json").json["bundle"] is None
+    unknown = file_setup.run("bundle", "show", "20990101T000000.000Z-0000", expect=2)
+    assert "no complete backup" in unknown.stderr

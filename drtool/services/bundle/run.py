@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import tempfile
@@ -12,7 +13,7 @@ from typing import BinaryIO
 
 from drtool.catalog.manifest import BackupManifest, BundleInfo, expect_kind
 from drtool.crypto.keys import Identity
-from drtool.errors import EXIT_OK, DrtoolError, RefusedError, UsageError
+from drtool.errors import EXIT_OK, DrtoolError, OperationError, RefusedError, UsageError
 from drtool.log import get_logger
 from drtool.services.bundle.read import BundleContents, read_bundle
 from drtool.services.context import Context
@@ -74,6 +75,20 @@ def _check_out(out: Path) -> None:
         )
 
 
+def _move_into_place(tmp: Path, out: Path) -> None:
+    """rename(2) replaces an empty directory and refuses a non-empty one, atomically: a
+    directory filled meanwhile is never written into."""
+    try:
+        os.rename(tmp, out)
+    except OSError as exc:
+        if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
+            raise RefusedError(
+                f"--out {out} was filled while the bundle was decrypted: nothing was written",
+                hint="choose a new (or empty) directory for --out",
+            ) from exc
+        raise OperationError(f"--out {out}: cannot create it ({exc.strerror})") from exc
+
+
 def _new_file(path: Path) -> BinaryIO:
     """Created 0600, never over an existing file or through a symlink."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
@@ -93,10 +108,7 @@ def restore_bundle(ctx: Context, ref: str, out: Path) -> BundleRestoreResult:
     try:
         contents = _read_into(ctx, manifest, identities, tmp)
         os.chmod(tmp, 0o700)
-        _check_out(out)
-        if out.is_dir():
-            out.rmdir()
-        os.rename(tmp, out)
+        _move_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
