@@ -3,6 +3,8 @@ restore wrote the files."""
 
 from __future__ import annotations
 
+import shlex
+
 from drtool.catalog.manifest import BundleInfo
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable, when
 from drtool.services.bundle.run import BundleRestoreResult, BundleShowResult
@@ -45,5 +47,5 @@ def bundle_restore_result(result: BundleRestoreResult, as_json: bool) -> None:
         f"{result.seconds:.1f}s\n"
         f"  files (0600): {files}\n"
         f"  env (0600):   {len(result.env)} variables: {', '.join(result.env) or 'none'}\n"
-        f"  load them with: set -a; . {result.out}/env; set +a"
+        f"  load them with: set -a; . {shlex.quote(result.out + '/env')}; set +a"
     )

@@ -58,6 +58,7 @@ def test_bundle_round_trips_files_and_values_exactly(file_setup: Setup, tmp_path
     assert shown["fingerprint"]["algorithm"] == "scrypt" and shown["fingerprint"]["salt"]
     human = file_setup.run("bundle", "show", backup_id).stdout
     assert "APP_ENCRYPTION_KEY" in human and "app.env.2" in human
+    assert "bundle:      3 files, 3 variables" in file_setup.run("show", backup_id).stdout
 
     out = tmp_path / "restored"
     result = file_setup.run("bundle", "restore", "latest", "--out", str(out), "--json").json
