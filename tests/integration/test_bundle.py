@@ -304,6 +304,7 @@ def test_no_value_appears_in_output_logs_records_or_stored_bytes(
     drills = sorted((storage_root(file_setup) / "drills").glob("*.json"))
     [check] = [c for c in json.loads(drills[-1].read_text())["checks"] if c["name"] == "bundle"]
     assert check["ok"] is True and "decrypted" in check["detail"]
+    assert "decrypted; 3 files and 3 variables match" in report.read_text()
 
     stored: dict[str, bytes] = {}
     for path in storage_root(file_setup).rglob("*"):
