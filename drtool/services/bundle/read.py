@@ -21,6 +21,8 @@ from drtool.storage.base import Storage
 
 CHUNK_BYTES = 1 << 20
 MAX_ENV_BYTES = 16 << 20
+# What unpacking a damaged archive can raise; read_bundle reports each as an IntegrityError.
+UNREADABLE = (ValueError, tarfile.TarError, KeyError, EOFError)
 _ENV_LINE = re.compile(rb"([A-Za-z_][A-Za-z0-9_]*)='((?:[^']|'\\'')*)'\n")
 
 # Where a file's content goes: a writable binary stream for the file named, or None to only
@@ -167,7 +169,7 @@ def read_bundle(
         files, env, env_text = _unpack(reader, sink)
         reader.drain()
         problems = _problems(info, files, env)
-    except (ValueError, tarfile.TarError, KeyError) as exc:
+    except UNREADABLE as exc:
         raise IntegrityError(f"{what} is unreadable: {exc}", obj=entry.name) from exc
     if problems:
         raise IntegrityError(
