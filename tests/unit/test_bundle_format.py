@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import os
 import subprocess
 import tarfile
 import time
@@ -79,11 +80,15 @@ def _config(tmp_path: Path, files: list[str], env: list[str]) -> object:
 
 
 def test_missing_files_and_variables_are_all_named(tmp_path: Path) -> None:
-    cfg = _config(tmp_path, [str(tmp_path / "gone.env"), str(tmp_path)], ["DRTOOL_TEST_UNSET_X"])
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # opening it would block: it is refused without being opened
+    files = [str(tmp_path / "gone.env"), str(tmp_path), str(fifo)]
+    cfg = _config(tmp_path, files, ["DRTOOL_TEST_UNSET_X"])
     with pytest.raises(UsageError) as err:
         open_capture(cfg, datetime.now(UTC))  # type: ignore[arg-type]
     assert "gone.env" in err.value.message
-    assert str(tmp_path) in err.value.message
+    assert f"{tmp_path} is not a regular file" in err.value.message
+    assert f"{fifo} is not a regular file" in err.value.message
     assert "DRTOOL_TEST_UNSET_X" in err.value.message
 
 

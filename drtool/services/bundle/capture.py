@@ -208,17 +208,16 @@ def open_capture(config: Config, captured_at: datetime) -> Capture | None:
     paths = [config.resolve(p) for p in cfg.files]
     files: list[_File] = []
     for path, name in zip(paths, unique_names(paths), strict=True):
+        if path.exists() and not path.is_file():
+            # Checked before opening: opening a FIFO would block the backup.
+            problems.append(f"bundle.files: {path} is not a regular file")
+            continue
         try:
             handle = open(path, "rb")  # noqa: SIM115 - held until the archive is streamed
         except OSError as exc:
             problems.append(f"bundle.files: {path} cannot be read ({exc.strerror or exc})")
             continue
-        stat = os.fstat(handle.fileno())
-        if not os.path.isfile(path):
-            handle.close()
-            problems.append(f"bundle.files: {path} is not a regular file")
-            continue
-        files.append(_File(path, name, handle, stat.st_size))
+        files.append(_File(path, name, handle, os.fstat(handle.fileno()).st_size))
     if problems:
         for f in files:
             f.handle.close()
