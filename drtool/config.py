@@ -183,6 +183,13 @@ class StorageConfig(StorageLocation):
         )
 
 
+def _age_recipients(value: list[str]) -> list[str]:
+    for item in value:
+        if not item.startswith("age1"):
+            raise ValueError(f"recipient {item[:12]!r}... is not an age X25519 recipient (age1...)")
+    return value
+
+
 class EncryptionConfig(Section):
     recipients: list[str] = Field(default_factory=list)
     identity_file: Path | None = None
@@ -191,12 +198,37 @@ class EncryptionConfig(Section):
     @field_validator("recipients")
     @classmethod
     def _recipients_shape(cls, value: list[str]) -> list[str]:
-        for item in value:
-            if not item.startswith("age1"):
-                raise ValueError(
-                    f"recipient {item[:12]!r}... is not an age X25519 recipient (age1...)"
-                )
+        return _age_recipients(value)
+
+
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class BundleConfig(Section):
+    """Configuration & secrets stored with every backup (docs/bundle.md)."""
+
+    files: list[Path] = Field(default_factory=list)
+    env: list[str] = Field(default_factory=list)
+    recipients: list[str] = Field(default_factory=list)  # empty: encryption.recipients
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, value: list[str]) -> list[str]:
+        for name in value:
+            if not _ENV_NAME.match(name):
+                raise ValueError(f"{name!r} is not an environment variable name")
+        if len(set(value)) != len(value):
+            raise ValueError("a variable is listed twice")
         return value
+
+    @field_validator("recipients")
+    @classmethod
+    def _bundle_recipients(cls, value: list[str]) -> list[str]:
+        return _age_recipients(value)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.files or self.env)
 
 
 class BackupConfig(Section):
@@ -363,6 +395,7 @@ class Config(Section):
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    bundle: BundleConfig = Field(default_factory=BundleConfig)
     # Where the file was read from: relative paths resolve against its directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

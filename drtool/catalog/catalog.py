@@ -20,6 +20,8 @@ DUMP_OBJECT = "dump"
 GLOBALS_OBJECT = "globals"
 DUMP_FILE = "dump.pgdump.zst.age"
 GLOBALS_FILE = "globals.sql.zst.age"
+BUNDLE_OBJECT = "bundle"
+BUNDLE_FILE = "bundle.tar.zst.age"
 KIND_PREFIX: dict[str, str] = {
     "backup": "backups/",
     "export": "exports/",

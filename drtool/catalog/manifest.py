@@ -156,6 +156,33 @@ def _optional_fields(cls: type[ManifestBase]) -> list[str]:
     return ["seal", *declared]
 
 
+class BundleEntry(BaseModel):
+    """One captured file or variable: its name, size and fingerprint, never its value."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    kind: Literal["file", "env"]
+    name: str  # the variable's name, or the file's name in the bundle and in a restore
+    size: int = Field(ge=0)
+    fingerprint: str
+    path: str | None = None  # a file's configured path
+
+
+class BundleInfo(BaseModel):
+    """A backup's configuration & secrets bundle (docs/bundle.md): the object holding it, the
+    fingerprint parameters (with the per-bundle salt) and an entry per file and variable."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    object: str
+    format: str
+    version: int = 1
+    captured_at: datetime
+    fingerprint: dict[str, Any]
+    recipients: list[str] = Field(default_factory=list)
+    entries: list[BundleEntry] = Field(default_factory=list)
+
+
 class BackupManifest(ManifestBase):
     """A full logical backup (``backups/<id>/``): objects ``dump`` and, if stored, ``globals``.
     Every field here is absent from some older manifest, so each has a default."""
@@ -171,6 +198,7 @@ class BackupManifest(ManifestBase):
     platform: str | None = None
     platform_details: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
+    bundle: BundleInfo | None = None
 
 
 class ExportManifest(ManifestBase):

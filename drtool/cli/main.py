@@ -12,6 +12,7 @@ import click
 from drtool import __version__
 from drtool.cli import render
 from drtool.cli.commands import COMMANDS
+from drtool.cli.commands_bundle import bundle_group
 from drtool.cli.commands_replicate import replicate_cmd
 from drtool.cli.state import State
 from drtool.errors import EXIT_FAILED, EXIT_USAGE, DrtoolError, UsageError
@@ -58,6 +59,7 @@ def cli(
 for command in COMMANDS:
     cli.add_command(command)
 cli.add_command(replicate_cmd)
+cli.add_command(bundle_group)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -95,6 +95,12 @@ def manifest_text(m: Manifest) -> str:
         lines.append(f"  encryption:  {m.encryption.get('format')} to {recips}")
     if backup is not None and backup.globals is not None:
         lines.append(f"  globals:     {backup.globals.get('status')}")
+    if backup is not None and backup.bundle is not None:
+        kinds = [e.kind for e in backup.bundle.entries]
+        lines.append(
+            f"  bundle:      {kinds.count('file')} files, {kinds.count('env')} variables "
+            f"(`drtool bundle show {m.id}`)"
+        )
     if taken is not None and "platform" in taken.model_fields_set:
         details = backup.platform_details if backup else None
         lines += platform_text(taken.platform, details)

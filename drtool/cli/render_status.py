@@ -44,6 +44,14 @@ def status_lines(result: StatusResult) -> list[str]:
     if objectives.drill_max_age is not None:
         lines.append(f"  drills due:   every {objectives.drill_max_age} (objective drill_max_age)")
     lines += replica_lines(result)
+    if result.bundle is not None:
+        drifted = result.bundle.drifted
+        state = (
+            "DRIFT: " + ", ".join(f"{e.kind} {e.name} {e.state}" for e in drifted)
+            if drifted
+            else f"{len(result.bundle.entries)} checked, unchanged"
+        )
+        lines.append(f"  bundle:       {state} (backup {result.bundle.backup_id})")
     failed = [run for run in result.jobs if run.last_failure_at is not None]
     if failed:
         lines.append("  last failures:")

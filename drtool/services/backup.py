@@ -9,25 +9,30 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from drtool import __version__
 from drtool.catalog.catalog import (
+    BUNDLE_FILE,
+    BUNDLE_OBJECT,
     DUMP_FILE,
     DUMP_OBJECT,
     GLOBALS_FILE,
     GLOBALS_OBJECT,
     backup_prefix,
 )
-from drtool.catalog.manifest import BackupManifest
+from drtool.catalog.manifest import BackupManifest, BundleInfo
 from drtool.catalog.writer import ItemWriter
 from drtool.crypto.keys import Recipient
 from drtool.errors import EXIT_OK, DrtoolError, SubprocessError, UsageError
 from drtool.ids import new_id
 from drtool.log import get_logger
+from drtool.pg.conn import Target
 from drtool.pg.dump.dependencies import Dependency, dependency_warnings, find_dependencies
 from drtool.pg.dump.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
 from drtool.pg.dump.stream import dump_globals, dump_stream, dump_tool, dumpall_tool
 from drtool.pg.platform.detect import PlatformFacts, detect
+from drtool.services.bundle.capture import Capture, bundle_recipients, open_capture
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
 
@@ -156,6 +161,19 @@ def _store_globals(
     return {"status": "stored"}
 
 
+def _store_bundle(ctx: Context, item: ItemWriter, capture: Capture) -> BundleInfo:
+    """The configuration & secrets bundle, encrypted to ``bundle.recipients``."""
+    recipients = bundle_recipients(ctx.config)
+    item.store(
+        BUNDLE_OBJECT,
+        BUNDLE_FILE,
+        capture.stream(),
+        recipients=recipients,
+        level=ctx.config.compression.level,
+    )
+    return capture.info(recipients)
+
+
 def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
     """Full logical backup of the configured database; the manifest is the last write."""
     cfg = ctx.config
@@ -164,6 +182,26 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
     target = ctx.database()
     started_at = ctx.clock()
     item_id = new_id(started_at)
+    # Files and variables are checked (and opened) before anything starts: a missing one
+    # fails the backup with exit 2, and no backup item is left.
+    capture = open_capture(cfg, started_at)
+    try:
+        return _run(ctx, label, recipients, target, item_id, started_at, capture)
+    finally:
+        if capture is not None:
+            capture.close()
+
+
+def _run(
+    ctx: Context,
+    label: str | None,
+    recipients: list[Recipient],
+    target: Target,
+    item_id: str,
+    started_at: datetime,
+    capture: Capture | None,
+) -> BackupResult:
+    cfg = ctx.config
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     with (
@@ -210,6 +248,11 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
         t1 = time.monotonic()
         globals_info = _store_globals(ctx, item, snap.server_major, recipients)
         timings["globals"] = time.monotonic() - t1
+        bundle = None
+        if capture is not None:
+            t2 = time.monotonic()
+            bundle = _store_bundle(ctx, item, capture)
+            timings["bundle"] = time.monotonic() - t2
         excluded_rows = {t.qualified: counts.get(t.qualified, 0) for t in excluded_data}
         warnings = inspection.warnings(counts)
         for text in warnings:
@@ -242,6 +285,7 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
             platform=platform.name if platform else None,
             platform_details=platform.details() if platform else None,
             warnings=warnings,
+            **({"bundle": bundle} if bundle is not None else {}),
         )
         manifest = item.commit(manifest, seal=DUMP_OBJECT)
     log.info("backup %s complete: %d bytes stored", item_id, manifest.size)

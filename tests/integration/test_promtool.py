@@ -22,9 +22,10 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from drtool.config import StorageConfig
-from tests.fixtures.cli import make_setup
+from tests.fixtures.cli import Setup, make_setup
 from tests.fixtures.procs import stop
 from tests.fixtures.s3 import MotoServer
+from tests.integration.bundle_support import configure_bundle
 from tests.integration.test_scheduler import BACKUP_SCHEDULE, Scheduler, free_port, with_schedules
 
 NOWHERE = "postgresql://drtool@127.0.0.1:9/nowhere"
@@ -120,6 +121,21 @@ def test_the_replica_series_pass_promtool(tmp_path: Path) -> None:
     assert found[("drtool_replica_up", (("replica", "gone"),))] == 0.0
     assert found[("drtool_replica_lag_objective_seconds", ())] == 26 * 3600.0
     assert found[("drtool_objective_breached", (("objective", "replica_lag"),))] == 1.0
+
+
+def test_the_bundle_drift_series_pass_promtool(file_setup: Setup, tmp_path: Path) -> None:
+    file_setup.doc["metrics"] = {"textfile": str(tmp_path / "drtool.prom")}
+    configure_bundle(file_setup, tmp_path / "host")
+    file_setup.run("backup")
+    file_setup.run("status", expect=4, extra_env={"STRIPE_TOKEN": "changed"})
+    text = (tmp_path / "drtool.prom").read_text(encoding="utf-8")
+    promtool_check(text)
+    found = samples(text)
+    drift = "drtool_bundle_drift"
+    assert found[(drift, (("kind", "env"), ("name", "STRIPE_TOKEN")))] == 1.0
+    assert found[(drift, (("kind", "env"), ("name", "APP_ENCRYPTION_KEY")))] == 0.0
+    assert found[(drift, (("kind", "file"), ("name", "app.env")))] == 0.0
+    assert found[("drtool_objective_breached", (("objective", "bundle_drift"),))] == 1.0
 
 
 def test_the_scheduler_metrics_pass_promtool(tmp_path: Path) -> None:

@@ -5,7 +5,10 @@ byte for byte and verify their seals; kind-specific fields are typed; future fie
 from __future__ import annotations
 
 import copy
+import hashlib
+import io
 import json
+import tarfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -21,9 +24,11 @@ from drtool.catalog.manifest import (
     expect_kind,
     parse_manifest,
 )
-from drtool.crypto.age import open_seal_key, seal
+from drtool.crypto.age import decrypt, open_seal_key, seal
+from drtool.crypto.fingerprint import FingerprintParams
 from drtool.crypto.keys import parse_identity_file
 from drtool.errors import IntegrityError
+from drtool.pipeline.stages import decompress
 
 GOLDEN = Path(__file__).resolve().parents[1] / "golden" / "manifests"
 NOW = datetime(2026, 12, 5, tzinfo=UTC)
@@ -189,3 +194,35 @@ def test_expect_kind_narrows_or_refuses() -> None:
     assert expect_kind(manifest, ExportManifest).user_id == "u1"
     with pytest.raises(IntegrityError, match="not a backup manifest"):
         expect_kind(manifest, BackupManifest)
+
+
+def test_a_backup_manifest_with_a_bundle_parses_typed_and_its_fingerprints_hold() -> None:
+    """Golden `backup-bundle/` (a real backup with a bundle: one file, one variable, both
+    throwaway values; the dump cut to its age header, which is all the seal needs)."""
+    data, _doc = golden("backup-bundle")
+    manifest = parse_manifest(data, "golden backup with a bundle")
+    assert isinstance(manifest, BackupManifest) and manifest.bundle is not None
+    assert manifest.seal_valid(seal_key("backup-bundle", "dump.header.age"))
+    assert manifest.to_json() == data
+    info = manifest.bundle
+    params = FingerprintParams.from_doc(info.fingerprint)
+    by_name = {e.name: e for e in info.entries}
+    env = by_name["GOLDEN_KEY"]
+    assert env.kind == "env" and env.size == len(b"golden-not-a-secret")
+    assert params.fingerprint("env", "GOLDEN_KEY", b"golden-not-a-secret") == env.fingerprint
+    content = b"GOLDEN_FILE_VALUE=not-a-secret\n"
+    digest = hashlib.sha256(content).digest()
+    assert params.fingerprint("file", "app.env", digest) == by_name["app.env"].fingerprint
+    # The bundle object is a standard age file of a zstd tar stream.
+    stored = (GOLDEN / "backup-bundle" / "bundle.tar.zst.age").read_bytes()
+    entry = manifest.object("bundle")
+    assert hashlib.sha256(stored).hexdigest() == entry.sha256
+    identities = parse_identity_file(GOLDEN / "identity.txt")
+    plain = b"".join(decompress(decrypt([stored], identities)))
+    with tarfile.open(fileobj=io.BytesIO(plain)) as tar:
+        assert tar.getnames() == ["bundle.json", "env", "files/app.env"]
+        member = tar.extractfile("files/app.env")
+        assert member is not None and member.read() == content
+        env_member = tar.extractfile("env")
+        assert env_member is not None
+        assert env_member.read() == b"GOLDEN_KEY='golden-not-a-secret'\n"

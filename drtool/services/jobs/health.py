@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
+from drtool.catalog.manifest import BackupManifest
 from drtool.catalog.records.drills import DrillRecord, latest_drill
 from drtool.catalog.records.runs import JobRun, list_runs
 from drtool.catalog.records.verifications import latest_verification
 from drtool.config import ObjectivesConfig, format_duration
 from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
+from drtool.services.bundle.drift import BundleDrift, bundle_drift, drift_breach
 from drtool.services.context import Context
 from drtool.services.jobs.replica_lag import ReplicaState, replica_breaches, replica_states
 
@@ -21,6 +23,7 @@ OBJECTIVE_VERIFY = "verify"
 OBJECTIVE_DRILL = "drill"
 OBJECTIVE_DRILL_AGE = "drill_age"
 OBJECTIVE_REPLICA_LAG = "replica_lag"  # a replica behind objectives.replica_lag, or unreadable
+OBJECTIVE_BUNDLE_DRIFT = "bundle_drift"  # a configured value differs from the newest bundle's
 OBJECTIVE_NAMES = (
     OBJECTIVE_RPO,
     OBJECTIVE_RTO,
@@ -28,6 +31,7 @@ OBJECTIVE_NAMES = (
     OBJECTIVE_DRILL,
     OBJECTIVE_DRILL_AGE,
     OBJECTIVE_REPLICA_LAG,
+    OBJECTIVE_BUNDLE_DRIFT,
 )
 
 
@@ -88,6 +92,7 @@ class StatusResult:
     breached: list[str]  # objective names (OBJECTIVE_NAMES) in breach
     jobs: list[JobRun]
     replicas: list[ReplicaState] = field(default_factory=list)
+    bundle: BundleDrift | None = None
 
     @property
     def exit_code(self) -> int:
@@ -250,6 +255,12 @@ def gather_status(ctx: Context) -> StatusResult:
     found = breaches_of(cfg, backup, verify, drill, ctx.storage.description)
     replicas = replica_states(ctx, backups)
     found += [(OBJECTIVE_REPLICA_LAG, text) for text in replica_breaches(replicas, cfg, format_age)]
+    newest_backup = backups[0] if backups else None
+    drift = bundle_drift(
+        ctx.config, newest_backup if isinstance(newest_backup, BackupManifest) else None
+    )
+    if (text := drift_breach(drift)) is not None:
+        found.append((OBJECTIVE_BUNDLE_DRIFT, text))
     return StatusResult(
         ok=not found,
         checked_at=now,
@@ -262,4 +273,5 @@ def gather_status(ctx: Context) -> StatusResult:
         breached=sorted({name for name, _ in found}),
         jobs=list_runs(ctx.storage),
         replicas=replicas,
+        bundle=drift,
     )

@@ -87,8 +87,8 @@ def _objective_families(result: StatusResult) -> list[Metric]:
     objectives = result.objectives
     breached = GaugeMetricFamily(
         "drtool_objective_breached",
-        "1 if the objective is breached now (rpo, rto, verify, drill, drill_age, replica_lag), "
-        "else 0.",
+        "1 if the objective is breached now (rpo, rto, verify, drill, drill_age, replica_lag, "
+        "bundle_drift), else 0.",
         labels=["objective"],
     )
     for name in OBJECTIVE_NAMES:
@@ -170,6 +170,22 @@ def _state_families(result: StatusResult) -> list[Metric]:
             (1.0 if drill.verdict == "pass" else 0.0) if drill and drill.verdict else None,
         ),
     ]
+
+
+def _bundle_families(result: StatusResult) -> list[Metric]:
+    """Per captured variable or readable file of the newest bundle (labels ``kind``, ``name``):
+    1 when its fingerprint here differs from the bundle's (or the variable is unset), else 0."""
+    if result.bundle is None:
+        return []
+    drift = GaugeMetricFamily(
+        "drtool_bundle_drift",
+        "1 if the configured variable or file now differs from the newest backup's bundle "
+        "(or the variable is unset), else 0.",
+        labels=["kind", "name"],
+    )
+    for entry in result.bundle.entries:
+        drift.add_metric([entry.kind, entry.name], 1.0 if entry.drifted else 0.0)
+    return [drift]
 
 
 def _replica_families(result: StatusResult) -> list[Metric]:
@@ -289,6 +305,7 @@ def registry_for(result: StatusResult | None) -> CollectorRegistry:
             + _objective_families(result)
             + _state_families(result)
             + _replica_families(result)
+            + _bundle_families(result)
             + _replicate_run_families(result)
             + families
         )

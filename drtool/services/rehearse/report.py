@@ -77,6 +77,12 @@ def follow_ups(record: DrillRecord) -> list[str]:
                 f"Check '{check.name}' failed ({check.detail}): find out whether production "
                 "has the same problem; if the check itself is wrong, fix rehearsal.checks."
             )
+        elif check.kind == "bundle":
+            out.append(
+                f"The configuration & secrets bundle failed its check ({check.detail}): "
+                "a restore would not bring back the application's keys; use the previous "
+                "backup's bundle (`drtool bundle show`) and investigate the storage."
+            )
         else:
             out.append(
                 f"{check.name.capitalize()} failed ({check.detail}): a restore would need "

@@ -27,6 +27,7 @@ from drtool.errors import EXIT_OBJECTIVE, EXIT_OK, DrtoolError, IntegrityError, 
 from drtool.ids import new_id
 from drtool.log import get_logger, redact
 from drtool.pg.cluster.procs import exit_on_sigterm
+from drtool.services.bundle.run import check_bundle
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
 from drtool.services.rehearse.report import TREND_DRILLS, check_report_path, write_report
@@ -187,6 +188,11 @@ def _restore_and_validate(ctx: Context, manifest: Manifest, scratch: Scratch, ru
     run.tables = table_counts(manifest, restored)
     run.checks = run_checks(scratch.target, ctx.config.rehearsal.checks, ctx.check_abort)
     run.checks += builtin_checks(scratch.target, manifest, restored)
+    if isinstance(manifest, BackupManifest):
+        bundle = check_bundle(ctx, manifest)
+        if bundle is not None:
+            check = CheckResult(name="bundle", ok=bundle.ok, detail=bundle.detail, kind="bundle")
+            run.checks.append(check)
     ctx.check_abort()
     run.validated_at = time.monotonic()
     # The restore's exact count(*) of every table is the first part of the validation.
