@@ -1,0 +1,158 @@
+"""``audit``: the trail newest first (optionally since a duration, or naming a user or item),
+and ``audit --verify``: the hash chain walked in storage order, every break named."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from drtool.catalog.records.audit import (
+    AUDIT_PREFIX,
+    AuditRecord,
+    is_record_key,
+    parse_audit_record,
+    read_head,
+    record_key,
+    sha256_hex,
+)
+from drtool.errors import EXIT_INTEGRITY, EXIT_OK, DrtoolError, OperationError
+from drtool.services.context import Context
+
+
+@dataclass(frozen=True)
+class AuditListResult:
+    records: list[AuditRecord]
+    exit_code: int = EXIT_OK
+
+
+@dataclass(frozen=True)
+class AuditVerifyResult:
+    ok: bool
+    records: int
+    newest_id: str | None
+    problems: list[str]
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_OK if self.ok else EXIT_INTEGRITY
+
+
+def _record_keys(ctx: Context) -> list[str]:
+    return sorted(i.key for i in ctx.storage.list(AUDIT_PREFIX) if is_record_key(i.key))
+
+
+def list_audit(
+    ctx: Context,
+    *,
+    since: timedelta | None = None,
+    user: str | None = None,
+    item: str | None = None,
+) -> AuditListResult:
+    """Records newest first; ``user`` keeps those naming ``user:<id>``, ``item`` those naming
+    that item (``backup:<id>``, or the bare id)."""
+    cutoff = ctx.clock() - since if since is not None else None
+    records: list[AuditRecord] = []
+    for key in _record_keys(ctx):
+        record = parse_audit_record(ctx.storage.get_bytes(key), key)
+        if cutoff is not None and record.at < cutoff:
+            continue
+        if user is not None and f"user:{user}" not in record.items:
+            continue
+        if item is not None and not any(i == item or i.endswith(f":{item}") for i in record.items):
+            continue
+        records.append(record)
+    records.sort(key=lambda r: (r.seq, r.id), reverse=True)
+    return AuditListResult(records)
+
+
+def verify_audit(ctx: Context) -> AuditVerifyResult:
+    """Walk the records in key (time) order: each must sit at its own key, carry the next
+    sequence number and the SHA-256 of the previous record's bytes; the newest must be the
+    one ``audit/head.json`` names. A removed record is a gap, an edited one a hash that no
+    longer matches, a reordered one a record at another's key or out of sequence."""
+    problems: list[str] = []
+    prev_key: str | None = None
+    prev_seq = 0
+    prev_sha: str | None = None
+    newest: AuditRecord | None = None
+    keys = _record_keys(ctx)
+    for key in keys:
+        data = ctx.storage.get_bytes(key)
+        sha = sha256_hex(data)
+        try:
+            record = parse_audit_record(data, key)
+        except DrtoolError as exc:
+            problems.append(f"{key}: unreadable, edited ({exc.message})")
+            prev_key, prev_seq, prev_sha = key, prev_seq + 1, sha
+            continue
+        try:
+            own_key = record_key(record.id)
+        except OperationError:
+            own_key = None
+        if own_key != key:
+            problems.append(
+                f"{key}: holds record {record.id} (seq {record.seq}), which belongs at "
+                f"{own_key}: moved or reordered"
+            )
+        expected = prev_seq + 1
+        if record.seq > expected:
+            missing = (
+                f"seq {expected}"
+                if record.seq == expected + 1
+                else (f"seq {expected}..{record.seq - 1}")
+            )
+            after = f" after {prev_key}" if prev_key else " at the start of the trail"
+            problems.append(f"{key} (seq {record.seq}): record {missing} removed{after}")
+        elif record.seq < expected:
+            problems.append(
+                f"{key} (seq {record.seq}): out of order, stored after {prev_key} "
+                f"(seq {prev_seq}): reordered"
+            )
+        elif record.prev_sha256 != prev_sha:
+            what = f"{prev_key} was edited" if prev_key else "the first record's link was edited"
+            problems.append(
+                f"{key} (seq {record.seq}): prev_sha256 does not match the previous record: {what}"
+            )
+        prev_key, prev_seq, prev_sha = key, record.seq, sha
+        newest = record
+    problems += _check_head(ctx, prev_key, prev_seq, prev_sha)
+    return AuditVerifyResult(not problems, len(keys), newest.id if newest else None, problems)
+
+
+def _head_follows(record_text: str, last_sha: str | None) -> bool:
+    try:
+        record = parse_audit_record(record_text.encode("utf-8"), "audit/head.json")
+    except DrtoolError:
+        return False
+    return record.prev_sha256 == last_sha
+
+
+def _check_head(
+    ctx: Context, last_key: str | None, last_seq: int, last_sha: str | None
+) -> list[str]:
+    try:
+        head, _etag = read_head(ctx.storage)
+    except DrtoolError as exc:
+        return [f"audit/head.json: unreadable ({exc.message})"]
+    if head is None:
+        if last_key is None or ctx.source is not None:
+            # A replica holds the records `replicate` copied, not the primary's head.
+            return []
+        return ["audit/head.json is missing: the newest records cannot be checked"]
+    if head.seq == last_seq + 1 and _head_follows(head.record, last_sha):
+        # A writer moved the head and has not stored the record yet (or died doing so): the
+        # head holds its bytes and the next append stores them. Not a break.
+        return []
+    if last_key is None or head.seq > last_seq:
+        return [
+            f"{head.key} (seq {head.seq}), the newest record named by audit/head.json, is "
+            f"missing: removed"
+        ]
+    if head.key == last_key and head.sha256 != last_sha:
+        return [f"{last_key} (seq {last_seq}): the newest record was edited"]
+    if head.key != last_key and ctx.source is None:
+        return [
+            f"{last_key} (seq {last_seq}) is newer than the head {head.key} (seq {head.seq}): "
+            "not appended through the chain"
+        ]
+    return []
