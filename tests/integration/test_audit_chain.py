@@ -1,0 +1,167 @@
+"""The audit chain on real storage (a local directory and moto S3): records link by the
+SHA-256 of the previous record's bytes; N concurrent writers (threads, processes) form one
+linear chain with every record present; `audit --verify` names a removed, an edited and a
+reordered record, found by really deleting, editing and swapping stored objects."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import multiprocessing
+import threading
+from pathlib import Path
+
+import pytest
+
+from drtool.catalog.records.audit import AUDIT_HEAD_KEY, record_key
+from drtool.config import StorageConfig
+from drtool.services.audit.view import list_audit, verify_audit
+from drtool.storage import Storage, open_storage
+from tests.integration.audit_support import (
+    append,
+    append_from_process,
+    context,
+    record_keys,
+    records,
+    storage_config_json,
+)
+
+
+@pytest.fixture(params=["local", "s3"])
+def config(request: pytest.FixtureRequest) -> StorageConfig:
+    name = "file_storage_config" if request.param == "local" else "s3_storage_config"
+    cfg: StorageConfig = request.getfixturevalue(name)
+    return cfg
+
+
+@pytest.fixture
+def storage(config: StorageConfig) -> Storage:
+    return open_storage(config)
+
+
+def assert_linear(storage: Storage, n: int) -> None:
+    docs = records(storage)
+    keys = record_keys(storage)
+    assert [d["seq"] for d in docs] == list(range(1, n + 1))
+    assert docs[0]["prev_sha256"] is None
+    for prev_key, doc in zip(keys, docs[1:], strict=False):
+        assert doc["prev_sha256"] == hashlib.sha256(storage.get_bytes(prev_key)).hexdigest()
+    for key, doc in zip(keys, docs, strict=True):
+        assert key == record_key(doc["id"])
+    head = json.loads(storage.get_bytes(AUDIT_HEAD_KEY))
+    assert head["seq"] == n and head["key"] == keys[-1]
+    result = verify_audit(context(storage))
+    assert result.ok, result.problems
+    assert result.records == n
+
+
+def test_records_chain_by_the_hash_of_the_previous_records_bytes(storage: Storage) -> None:
+    append(storage, 4)
+    assert_linear(storage, 4)
+    doc = records(storage)[0]
+    assert set(doc) >= {
+        "id", "at", "command", "actor", "items", "target", "outcome", "exit_code", "prev_sha256"
+    }
+    assert set(doc["actor"]) == {"os_user", "host", "db_user"}
+    listed = list_audit(context(storage)).records
+    assert [r.seq for r in listed] == [4, 3, 2, 1]  # newest first
+
+
+def test_concurrent_threads_form_one_linear_chain(storage: Storage) -> None:
+    threads = [threading.Thread(target=append, args=(storage, 5)) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert_linear(storage, 40)
+
+
+def test_concurrent_processes_form_one_linear_chain(config: StorageConfig) -> None:
+    spawn = multiprocessing.get_context("spawn")
+    doc = storage_config_json(config)
+    procs = [spawn.Process(target=append_from_process, args=(doc, 5, str(i))) for i in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(timeout=300)
+        assert p.exitcode == 0
+    storage = open_storage(config)
+    assert_linear(storage, 20)
+    commands = [d["command"] for d in records(storage)]
+    assert sorted(set(commands)) == [f"restore-{i}" for i in range(4)]
+
+
+def _local_path(config: StorageConfig, key: str) -> Path:
+    return Path(config.url.removeprefix("file://")) / key
+
+
+def _replace(config: StorageConfig, storage: Storage, key: str, data: bytes) -> None:
+    """Really change the stored object: the file on disk, or the S3 object."""
+    if config.url.startswith("file://"):
+        _local_path(config, key).write_bytes(data)
+    else:
+        storage.put_bytes(key, data)
+
+
+def test_verify_names_a_removed_record(config: StorageConfig, storage: Storage) -> None:
+    append(storage, 5)
+    keys = record_keys(storage)
+    if config.url.startswith("file://"):
+        _local_path(config, keys[2]).unlink()
+    else:
+        storage.delete(keys[2])
+    result = verify_audit(context(storage))
+    assert not result.ok and result.exit_code == 3
+    assert any(keys[3] in p and "seq 3 removed" in p for p in result.problems), result.problems
+
+
+def test_verify_names_the_newest_record_removed(config: StorageConfig, storage: Storage) -> None:
+    append(storage, 3)
+    keys = record_keys(storage)
+    storage.delete(keys[-1])
+    result = verify_audit(context(storage))
+    assert not result.ok
+    assert any(keys[-1] in p and "removed" in p for p in result.problems), result.problems
+
+
+def test_verify_names_an_edited_record(config: StorageConfig, storage: Storage) -> None:
+    append(storage, 5)
+    keys = record_keys(storage)
+    doc = json.loads(storage.get_bytes(keys[1]))
+    doc["target"] = "elsewhere:5432/app"
+    _replace(config, storage, keys[1], (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode())
+    result = verify_audit(context(storage))
+    assert not result.ok and result.exit_code == 3
+    assert any(f"{keys[1]} was edited" in p for p in result.problems), result.problems
+
+
+def test_verify_names_the_newest_record_edited(config: StorageConfig, storage: Storage) -> None:
+    append(storage, 3)
+    keys = record_keys(storage)
+    data = storage.get_bytes(keys[-1]).replace(b'"succeeded"', b'"failed"')
+    _replace(config, storage, keys[-1], data)
+    result = verify_audit(context(storage))
+    assert any(keys[-1] in p and "edited" in p for p in result.problems), result.problems
+
+
+def test_verify_names_reordered_records(config: StorageConfig, storage: Storage) -> None:
+    append(storage, 5)
+    keys = record_keys(storage)
+    second, third = storage.get_bytes(keys[1]), storage.get_bytes(keys[2])
+    _replace(config, storage, keys[1], third)
+    _replace(config, storage, keys[2], second)
+    result = verify_audit(context(storage))
+    assert not result.ok and result.exit_code == 3
+    text = "\n".join(result.problems)
+    assert f"{keys[1]}: holds record" in text and "reordered" in text, text
+    assert f"{keys[2]}: holds record" in text, text
+
+
+def test_a_writer_that_died_after_moving_the_head_is_completed(storage: Storage) -> None:
+    append(storage, 2)
+    keys = record_keys(storage)
+    storage.delete(keys[-1])  # as if the writer died between the head and the record
+    problems = verify_audit(context(storage)).problems
+    assert len(problems) == 1 and "writer died" in problems[0], problems
+    append(storage, 1)  # stores the head's copy first, then chains to it
+    assert_linear(storage, 3)
