@@ -60,7 +60,15 @@ def test_records_chain_by_the_hash_of_the_previous_records_bytes(storage: Storag
     assert_linear(storage, 4)
     doc = records(storage)[0]
     assert set(doc) >= {
-        "id", "at", "command", "actor", "items", "target", "outcome", "exit_code", "prev_sha256"
+        "id",
+        "at",
+        "command",
+        "actor",
+        "items",
+        "target",
+        "outcome",
+        "exit_code",
+        "prev_sha256",
     }
     assert set(doc["actor"]) == {"os_user", "host", "db_user"}
     listed = list_audit(context(storage)).records

@@ -20,7 +20,15 @@ from tests.integration.export_helpers import copy_database
 from tests.integration.test_archive import archive_setup
 
 SPEC_FIELDS = {
-    "id", "at", "command", "actor", "items", "target", "outcome", "exit_code", "prev_sha256"
+    "id",
+    "at",
+    "command",
+    "actor",
+    "items",
+    "target",
+    "outcome",
+    "exit_code",
+    "prev_sha256",
 }
 
 
@@ -39,7 +47,11 @@ def setup(
 ) -> Setup:
     s = archive_setup(tmp_path / "cfg", pg_cluster, source_db, file_storage_config)
     s.doc["retention"] = {
-        "keep_last": 1, "keep_daily": 0, "keep_weekly": 0, "keep_monthly": 0, "keep_yearly": 0
+        "keep_last": 1,
+        "keep_daily": 0,
+        "keep_weekly": 0,
+        "keep_monthly": 0,
+        "keep_yearly": 0,
     }
     s.write()
     return s
@@ -73,14 +85,14 @@ def test_every_sensitive_operation_appends_its_records(
     assert trail(setup) == []  # a backup and a shallow verify decrypt nothing, change nothing
 
     setup.run("verify", first, "--deep")
-    (_s, done), = pairs(setup, "verify --deep")
+    ((_s, done),) = pairs(setup, "verify --deep")
     assert done["items"] == [f"backup:{first}"] and done["exit_code"] == 0
 
     # restore: the target named without its password, even when the DSN carries one
     with_password = empty_db.dsn.replace("@", f":{TEST_PASSWORD}@", 1)
     setup.run("restore", first, "--to", with_password)
     setup.run("restore", "latest", "--to", empty_db.dsn, expect=5)  # refused: not empty
-    (s1, ok), (s2, refused) = pairs(setup, "restore")
+    (s1, ok), (_s2, refused) = pairs(setup, "restore")
     assert s1["items"] == ["backup:latest"] or s1["items"] == [f"backup:{first}"]
     assert ok["items"] == [f"backup:{first}"] and ok["outcome"] == "succeeded"
     host_db = f"127.0.0.1:{pg_cluster.port}/{empty_db.name}"
@@ -96,23 +108,23 @@ def test_every_sensitive_operation_appends_its_records(
     assert handed["items"] == [f"user:{user}"] and handed["target"] == f"file:{out}"
 
     setup.run("export-users", "--all")
-    (_c, many), = pairs(setup, "export-users")
+    ((_c, many),) = pairs(setup, "export-users")
     assert f"user:{user}" in many["items"] and many["detail"]["exported"] >= 1
 
     setup.run("restore-user", user, "--from-export", export, "--to", empty_db.dsn)
-    (_d, back), = pairs(setup, "restore-user")
+    ((_d, back),) = pairs(setup, "restore-user")
     assert back["items"] == [f"user:{user}", f"export:{export}"]
     assert back["target"] == f"supabase_admin@{host_db}" and back["outcome"] == "succeeded"
 
     run = setup.run("--json", "archive", "run").json
-    (_e, archived), = pairs(setup, "archive run")
+    ((_e, archived),) = pairs(setup, "archive run")
     deleted = {p["name"]: p["deleted"] for p in run["policies"]}
     assert archived["detail"]["deleted"] == deleted and sum(deleted.values()) > 0
     setup.run("archive", "run", "--dry-run")
     assert len(pairs(setup, "archive run")) == 1  # a dry run deletes nothing: not audited
 
     setup.run("archive", "restore", "--policy", "old-raw-events", "--to", empty_db.dsn)
-    (_f, put_back), = pairs(setup, "archive restore")
+    ((_f, put_back),) = pairs(setup, "archive restore")
     assert put_back["items"][0] == "policy:old-raw-events" and len(put_back["items"]) > 1
     assert put_back["detail"]["rows"] > 0
 
@@ -121,11 +133,11 @@ def test_every_sensitive_operation_appends_its_records(
     setup.run("prune", "--dry-run")
     assert [r for r in trail(setup) if r["command"] == "prune"] == []
     removed = [e["id"] for e in setup.run("--json", "prune").json["removed"]]
-    (_g, pruned), = pairs(setup, "prune")
+    ((_g, pruned),) = pairs(setup, "prune")
     assert removed and pruned["items"] == [f"backup:{i}" for i in removed]
 
     setup.run("rehearse", first)
-    (_h, drill), = pairs(setup, "rehearse")
+    ((_h, drill),) = pairs(setup, "rehearse")
     assert drill["items"][0] == f"backup:{first}" and drill["items"][1].startswith("drill:")
 
     records = trail(setup)
@@ -145,9 +157,16 @@ def test_every_sensitive_operation_appends_its_records(
 
 
 def test_a_failed_restore_user_still_gets_its_record(setup: Setup, empty_db: Any) -> None:
-    setup.run("restore-user", "nobody", "--from-export", "20261126T021500.123Z-7f3a",
-              "--to", empty_db.dsn, expect=2)
-    (_s, failed), = pairs(setup, "restore-user")
+    setup.run(
+        "restore-user",
+        "nobody",
+        "--from-export",
+        "20261126T021500.123Z-7f3a",
+        "--to",
+        empty_db.dsn,
+        expect=2,
+    )
+    ((_s, failed),) = pairs(setup, "restore-user")
     assert failed["outcome"] == "failed" and failed["exit_code"] == 2
     assert "20261126T021500.123Z-7f3a" in failed["error"]
 

@@ -26,6 +26,9 @@ HEAD_FORMAT = "drtool-audit-head"
 # Compare-and-swap attempts before giving up; each lost race means another record landed.
 MAX_APPEND_ATTEMPTS = 200
 Outcome = Literal["started", "succeeded", "failed"]
+# The trail a record belongs to: the primary's, or a replica's own (operations run with
+# `--from NAME` record there); a replica holds both once `replicate` copied the primary's.
+PRIMARY_TRAIL = "primary"
 
 
 class AuditWriteError(OperationError):
@@ -60,6 +63,7 @@ class AuditRecord(BaseModel):
     error: str | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
     prev_sha256: str | None = None
+    trail: str = PRIMARY_TRAIL
     tool_version: str
 
 

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from drtool import __version__
 from drtool.catalog.records.audit import (
+    PRIMARY_TRAIL,
     AuditActor,
     AuditRecord,
     AuditWriteError,
@@ -99,6 +100,7 @@ def write_audit_record(
             error=error,
             detail=dict(detail or {}),
             prev_sha256=prev,
+            trail=f"replica:{ctx.source}" if ctx.source else PRIMARY_TRAIL,
             tool_version=__version__,
         )
 

@@ -8,8 +8,11 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from drtool.catalog.records.audit import (
+    AUDIT_HEAD_KEY,
     AUDIT_PREFIX,
+    PRIMARY_TRAIL,
     AuditRecord,
+    Head,
     is_record_key,
     parse_audit_record,
     read_head,
@@ -69,81 +72,97 @@ def list_audit(
     return AuditListResult(records)
 
 
+@dataclass
+class _Chain:
+    """Where the walk of one trail stands: its last record's key, seq and hash."""
+
+    key: str | None = None
+    seq: int = 0
+    sha: str | None = None
+
+
 def verify_audit(ctx: Context) -> AuditVerifyResult:
     """Walk the records in key (time) order: each must sit at its own key, carry the next
     sequence number and the SHA-256 of the previous record's bytes; the newest must be the
     one ``audit/head.json`` names. A removed record is a gap, an edited one a hash that no
-    longer matches, a reordered one a record at another's key or out of sequence."""
+    longer matches, a reordered one a record at another's key or out of sequence.
+
+    A replica holds the primary's trail (copied by `replicate`) and, if operations ran with
+    ``--from`` it, its own: each record names its ``trail``, and each trail is walked alone."""
     problems: list[str] = []
-    prev_key: str | None = None
-    prev_seq = 0
-    prev_sha: str | None = None
+    chains: dict[str, _Chain] = {}
     newest: AuditRecord | None = None
     keys = _record_keys(ctx)
     for key in keys:
         data = ctx.storage.get_bytes(key)
-        sha = sha256_hex(data)
         try:
             record = parse_audit_record(data, key)
         except DrtoolError as exc:
             problems.append(f"{key}: unreadable, edited ({exc.message})")
-            prev_key, prev_seq, prev_sha = key, prev_seq + 1, sha
             continue
-        try:
-            own_key = record_key(record.id)
-        except OperationError:
-            own_key = None
-        if own_key != key:
-            problems.append(
-                f"{key}: holds record {record.id} (seq {record.seq}), which belongs at "
-                f"{own_key}: moved or reordered"
-            )
-        expected = prev_seq + 1
-        if record.seq > expected:
-            missing = (
-                f"seq {expected}"
-                if record.seq == expected + 1
-                else (f"seq {expected}..{record.seq - 1}")
-            )
-            after = f" after {prev_key}" if prev_key else " at the start of the trail"
-            problems.append(f"{key} (seq {record.seq}): record {missing} removed{after}")
-        elif record.seq < expected:
-            problems.append(
-                f"{key} (seq {record.seq}): out of order, stored after {prev_key} "
-                f"(seq {prev_seq}): reordered"
-            )
-        elif record.prev_sha256 != prev_sha:
-            what = f"{prev_key} was edited" if prev_key else "the first record's link was edited"
-            problems.append(
-                f"{key} (seq {record.seq}): prev_sha256 does not match the previous record: {what}"
-            )
-        prev_key, prev_seq, prev_sha = key, record.seq, sha
+        chain = chains.setdefault(record.trail, _Chain())
+        problems += _check_record(key, record, chain)
+        chain.key, chain.seq, chain.sha = key, record.seq, sha256_hex(data)
         newest = record
-    problems += _check_head(ctx, prev_key, prev_seq, prev_sha)
+    problems += _check_head(ctx, chains)
     return AuditVerifyResult(not problems, len(keys), newest.id if newest else None, problems)
 
 
-def _head_follows(record_text: str, last_sha: str | None) -> bool:
+def _check_record(key: str, record: AuditRecord, chain: _Chain) -> list[str]:
+    problems: list[str] = []
     try:
-        record = parse_audit_record(record_text.encode("utf-8"), "audit/head.json")
+        own_key: str | None = record_key(record.id)
+    except OperationError:
+        own_key = None
+    if own_key != key:
+        problems.append(
+            f"{key}: holds record {record.id} (seq {record.seq}), which belongs at "
+            f"{own_key}: moved or reordered"
+        )
+    expected = chain.seq + 1
+    if record.seq > expected:
+        missing = (
+            f"seq {expected}"
+            if record.seq == expected + 1
+            else (f"seq {expected}..{record.seq - 1}")
+        )
+        after = f" after {chain.key}" if chain.key else " at the start of the trail"
+        problems.append(f"{key} (seq {record.seq}): record {missing} removed{after}")
+    elif record.seq < expected:
+        problems.append(
+            f"{key} (seq {record.seq}): out of order, stored after {chain.key} "
+            f"(seq {chain.seq}): reordered"
+        )
+    elif record.prev_sha256 != chain.sha:
+        what = f"{chain.key} was edited" if chain.key else "the first record's link was edited"
+        problems.append(
+            f"{key} (seq {record.seq}): prev_sha256 does not match the previous record: {what}"
+        )
+    return problems
+
+
+def _head_record(head: Head) -> AuditRecord | None:
+    try:
+        return parse_audit_record(head.record.encode("utf-8"), AUDIT_HEAD_KEY)
     except DrtoolError:
-        return False
-    return record.prev_sha256 == last_sha
+        return None
 
 
-def _check_head(
-    ctx: Context, last_key: str | None, last_seq: int, last_sha: str | None
-) -> list[str]:
+def _check_head(ctx: Context, chains: dict[str, _Chain]) -> list[str]:
     try:
         head, _etag = read_head(ctx.storage)
     except DrtoolError as exc:
-        return [f"audit/head.json: unreadable ({exc.message})"]
+        return [f"{AUDIT_HEAD_KEY}: unreadable ({exc.message})"]
     if head is None:
-        if last_key is None or ctx.source is not None:
+        if not chains.get(PRIMARY_TRAIL) or ctx.source is not None:
             # A replica holds the records `replicate` copied, not the primary's head.
             return []
-        return ["audit/head.json is missing: the newest records cannot be checked"]
-    if head.seq == last_seq + 1 and _head_follows(head.record, last_sha):
+        return [f"{AUDIT_HEAD_KEY} is missing: the newest records cannot be checked"]
+    in_head = _head_record(head)
+    if in_head is None:
+        return [f"{AUDIT_HEAD_KEY}: the record it holds is unreadable (edited)"]
+    last = chains.get(in_head.trail, _Chain())
+    if head.seq == last.seq + 1 and in_head.prev_sha256 == last.sha:
         # The head moved to a record that is not stored: a writer between its two steps (give
         # it a moment), one that died there, or a removed newest record. The head holds the
         # record's bytes and the next append stores them again.
@@ -155,16 +174,16 @@ def _check_head(
             "writer died before storing it (the head keeps a copy; the next audited "
             "operation stores it again)"
         ]
-    if last_key is None or head.seq > last_seq:
+    if last.key is None or head.seq > last.seq:
         return [
-            f"{head.key} (seq {head.seq}), the newest record named by audit/head.json, is "
+            f"{head.key} (seq {head.seq}), the newest record named by {AUDIT_HEAD_KEY}, is "
             f"missing: removed"
         ]
-    if head.key == last_key and head.sha256 != last_sha:
-        return [f"{last_key} (seq {last_seq}): the newest record was edited"]
-    if head.key != last_key and ctx.source is None:
+    if head.key == last.key and head.sha256 != last.sha:
+        return [f"{last.key} (seq {last.seq}): the newest record was edited"]
+    if head.key != last.key:
         return [
-            f"{last_key} (seq {last_seq}) is newer than the head {head.key} (seq {head.seq}): "
+            f"{last.key} (seq {last.seq}) is newer than the head {head.key} (seq {head.seq}): "
             "not appended through the chain"
         ]
     return []
