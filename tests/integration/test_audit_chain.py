@@ -9,13 +9,16 @@ import hashlib
 import json
 import multiprocessing
 import threading
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
 from drtool.catalog.records.audit import AUDIT_HEAD_KEY, record_key
-from drtool.config import StorageConfig
+from drtool.config import Config, StorageConfig
+from drtool.services.audit.trail import write_audit_record
 from drtool.services.audit.view import list_audit, verify_audit
+from drtool.services.context import Context
 from drtool.storage import Storage, open_storage
 from tests.integration.audit_support import (
     append,
@@ -173,3 +176,19 @@ def test_a_writer_that_died_after_moving_the_head_is_completed(storage: Storage)
     assert len(problems) == 1 and "writer died" in problems[0], problems
     append(storage, 1)  # stores the head's copy first, then chains to it
     assert_linear(storage, 3)
+
+
+def test_since_reads_the_months_it_needs_and_filters_by_time(tmp_path: Path) -> None:
+    storage = open_storage(StorageConfig(url=(tmp_path / "s").as_uri()))
+    for when in (datetime(2026, 10, 30, tzinfo=UTC), datetime(2026, 11, 29, tzinfo=UTC)):
+        ctx = Context(Config(storage=StorageConfig()), storage, lambda w=when: w)
+        write_audit_record(ctx, "restore", items=["user:42"], outcome="succeeded")
+    now = Context(
+        Config(storage=StorageConfig()), storage, lambda: datetime(2026, 12, 2, tzinfo=UTC)
+    )
+    assert [k.split("/")[2] for k in record_keys(storage)] == ["10", "11"]
+    assert len(list_audit(now, since=timedelta(days=40)).records) == 2
+    assert len(list_audit(now, since=timedelta(days=5)).records) == 1
+    assert len(list_audit(now, user="42").records) == 2
+    assert list_audit(now, user="4").records == []
+    assert verify_audit(now).ok

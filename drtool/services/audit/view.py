@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from drtool.catalog.records.audit import (
     AUDIT_HEAD_KEY,
@@ -44,8 +44,19 @@ class AuditVerifyResult:
         return EXIT_OK if self.ok else EXIT_INTEGRITY
 
 
-def _record_keys(ctx: Context) -> list[str]:
-    return sorted(i.key for i in ctx.storage.list(AUDIT_PREFIX) if is_record_key(i.key))
+def _record_keys(ctx: Context, since: datetime | None = None) -> list[str]:
+    """Every record key in order; with ``since``, only those of its month and later (records
+    are filed by month, so `audit --since` does not read the whole trail)."""
+    if since is None:
+        prefixes = [AUDIT_PREFIX]
+    else:
+        now, month = ctx.clock(), since.replace(day=1)
+        prefixes = []
+        while (month.year, month.month) <= (now.year, now.month):
+            prefixes.append(f"{AUDIT_PREFIX}{month:%Y}/{month:%m}/")
+            month = (month + timedelta(days=32)).replace(day=1)
+    keys = (i.key for p in prefixes for i in ctx.storage.list(p))
+    return sorted(k for k in keys if is_record_key(k))
 
 
 def list_audit(
@@ -59,7 +70,7 @@ def list_audit(
     that item (``backup:<id>``, or the bare id)."""
     cutoff = ctx.clock() - since if since is not None else None
     records: list[AuditRecord] = []
-    for key in _record_keys(ctx):
+    for key in _record_keys(ctx, cutoff):
         record = parse_audit_record(ctx.storage.get_bytes(key), key)
         if cutoff is not None and record.at < cutoff:
             continue
