@@ -24,7 +24,7 @@ from drtool.catalog.records.audit import (
     audit_id,
 )
 from drtool.errors import EXIT_FAILED, EXIT_OK, DrtoolError
-from drtool.log import get_logger
+from drtool.log import get_logger, redact
 from drtool.pg.conn import parse_target
 from drtool.services.context import Context
 
@@ -97,7 +97,7 @@ def write_audit_record(
             target=target,
             outcome=outcome,
             exit_code=exit_code,
-            error=error,
+            error=redact(error) if error is not None else None,
             detail=dict(detail or {}),
             prev_sha256=prev,
             trail=f"replica:{ctx.source}" if ctx.source else PRIMARY_TRAIL,
