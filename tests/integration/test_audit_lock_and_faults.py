@@ -1,6 +1,6 @@
 """Object Lock keeps the audit records (moto S3 with a lock-enabled bucket), never the head
-pointer rewritten by every append; and the order of an audited operation's writes when the
-storage fails: no started record, nothing runs; no outcome record, no success."""
+pointer rewritten by every append; and an audited operation when the storage fails: a trail
+that cannot be read, nothing runs; a record that cannot be written, no success."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 
 from drtool.catalog.records.audit import AUDIT_HEAD_KEY, AuditWriteError
 from drtool.config import ObjectLockConfig, StorageConfig
-from drtool.errors import StorageError
+from drtool.errors import StorageError, UsageError
 from drtool.services.audit.trail import audited
 from drtool.storage import Storage, open_storage
 from drtool.storage.faults import FaultyStorage
@@ -64,29 +64,53 @@ def local(tmp_path: Path) -> Storage:
     return open_storage(StorageConfig(url=(tmp_path / "storage").as_uri()))
 
 
-def test_no_started_record_means_the_operation_does_not_run(local: Storage) -> None:
+class UnreadableHead(FaultyStorage):
+    def get_tagged(self, key: str) -> tuple[bytes, str]:
+        raise StorageError(f"{self.description}: injected fault: get {key} failed")
+
+
+def test_an_unreadable_trail_means_the_operation_does_not_run(local: Storage) -> None:
     ran = []
-    ctx = context(FailingConditionalWrites(local, 0))
     with (
-        pytest.raises(AuditWriteError, match="audit write failed"),
-        audited(ctx, "restore", items=["backup:x"]),
+        pytest.raises(AuditWriteError, match="cannot be read and written"),
+        audited(context(UnreadableHead(local)), "restore", items=["backup:x"]),
     ):
         ran.append(True)
     assert ran == [] and record_keys(local) == []
 
 
-def test_no_outcome_record_means_no_success(local: Storage) -> None:
+def test_a_trail_that_cannot_be_written_means_the_operation_does_not_run(
+    local: Storage,
+) -> None:
+    append(local, 1)
     ran = []
-    ctx = context(FailingConditionalWrites(local, 1))
+    with (
+        pytest.raises(AuditWriteError, match="cannot be read and written"),
+        audited(context(FailingConditionalWrites(local, 0)), "restore", items=["backup:x"]),
+    ):
+        ran.append(True)
+    assert ran == [] and len(record_keys(local)) == 1
+
+
+def test_no_record_means_no_success(local: Storage) -> None:
+    ran = []
+    ctx = context(FailingConditionalWrites(local, 0))
     with (
         pytest.raises(AuditWriteError, match="audit write failed") as caught,
         audited(ctx, "restore", items=["backup:x"]),
     ):
         ran.append(True)
     assert caught.value.exit_code == 1
-    assert ran == [True]
-    # The started record says the operation began: its outcome is unknown to the trail.
-    assert [r["outcome"] for r in records(local)] == ["started"]
+    assert ran == [True] and record_keys(local) == []
+
+
+def test_a_usage_error_is_not_recorded(local: Storage) -> None:
+    with (
+        pytest.raises(UsageError),
+        audited(context(local), "restore", items=["backup:nope"]),
+    ):
+        raise UsageError("no backup nope")
+    assert record_keys(local) == []
 
 
 def test_a_failing_operation_keeps_its_own_error_and_gets_a_failed_record(local: Storage) -> None:
@@ -96,7 +120,7 @@ def test_a_failing_operation_keeps_its_own_error_and_gets_a_failed_record(local:
     ):
         entry.add("policy:p")
         raise StorageError("boom")
-    started, failed = records(local)
-    assert started["outcome"] == "started" and failed["outcome"] == "failed"
+    (failed,) = records(local)
+    assert failed["outcome"] == "failed"
     assert failed["exit_code"] == 1 and failed["error"] == "boom"
     assert failed["items"] == ["policy:p"] and failed["target"] == "db:5432/app"

@@ -1,7 +1,7 @@
 """Every sensitive operation of the SPEC list, run through the real CLI against real
-PostgreSQL, appends its audit records (a ``started`` one before, the outcome after) with the
-SPEC fields, also when it fails; the chain stays linear and verifies; no password reaches any
-record; an operation whose record cannot be written does not start (exit 1 naming it)."""
+PostgreSQL, appends its audit record with the SPEC fields, also when it fails (a usage error,
+exit 2, changes nothing and records nothing); the chain stays linear and verifies; no
+password reaches any record; with an unreadable trail the operation does not start."""
 
 from __future__ import annotations
 
@@ -62,18 +62,14 @@ def trail(setup: Setup) -> list[dict[str, Any]]:
     return list(reversed(setup.run("--json", "audit").json["records"]))
 
 
-def pairs(setup: Setup, command: str) -> list[tuple[dict[str, Any], dict[str, Any]]]:
-    """(started, outcome) record pairs of ``command``, oldest first."""
+def of(setup: Setup, command: str) -> list[dict[str, Any]]:
+    """The records of ``command``, oldest first, each with the SPEC fields."""
     records = [r for r in trail(setup) if r["command"] == command]
-    assert records and len(records) % 2 == 0, records
-    out = list(zip(records[::2], records[1::2], strict=True))
-    for started, ended in out:
-        assert started["outcome"] == "started" and ended["outcome"] != "started"
-        assert ended["seq"] > started["seq"]
-        for r in (started, ended):
-            assert set(r) >= SPEC_FIELDS, r
-            assert set(r["actor"]) >= {"os_user", "host", "db_user"} and r["actor"]["os_user"]
-    return out
+    for r in records:
+        assert set(r) >= SPEC_FIELDS, r
+        assert set(r["actor"]) >= {"os_user", "host", "db_user"} and r["actor"]["os_user"]
+        assert r["outcome"] in ("succeeded", "failed") and r["started_at"] <= r["at"]
+    return records
 
 
 def test_every_sensitive_operation_appends_its_records(
@@ -85,46 +81,46 @@ def test_every_sensitive_operation_appends_its_records(
     assert trail(setup) == []  # a backup and a shallow verify decrypt nothing, change nothing
 
     setup.run("verify", first, "--deep")
-    ((_s, done),) = pairs(setup, "verify --deep")
+    (done,) = of(setup, "verify --deep")
     assert done["items"] == [f"backup:{first}"] and done["exit_code"] == 0
 
     # restore: the target named without its password, even when the DSN carries one
     with_password = empty_db.dsn.replace("@", f":{TEST_PASSWORD}@", 1)
     setup.run("restore", first, "--to", with_password)
     setup.run("restore", "latest", "--to", empty_db.dsn, expect=5)  # refused: not empty
-    (s1, ok), (_s2, refused) = pairs(setup, "restore")
-    assert s1["items"] == ["backup:latest"] or s1["items"] == [f"backup:{first}"]
+    ok, refused = of(setup, "restore")
     assert ok["items"] == [f"backup:{first}"] and ok["outcome"] == "succeeded"
     host_db = f"127.0.0.1:{pg_cluster.port}/{empty_db.name}"
     assert ok["target"] == f"supabase_admin@{host_db}", ok["target"]
     assert refused["outcome"] == "failed" and refused["exit_code"] == 5
+    assert refused["items"] == ["backup:latest"]  # as asked: it failed before resolving
     assert "not empty" in refused["error"]
 
     export = setup.run("--json", "export-user", user).json["id"]
     out = tmp_path / "subject.tar"
     setup.run("export-user", user, "--out", str(out))
-    (_a, stored), (_b, handed) = pairs(setup, "export-user")
+    stored, handed = of(setup, "export-user")
     assert stored["items"] == [f"user:{user}", f"export:{export}"]
     assert handed["items"] == [f"user:{user}"] and handed["target"] == f"file:{out}"
 
     setup.run("export-users", "--all")
-    ((_c, many),) = pairs(setup, "export-users")
+    (many,) = of(setup, "export-users")
     assert f"user:{user}" in many["items"] and many["detail"]["exported"] >= 1
 
     setup.run("restore-user", user, "--from-export", export, "--to", empty_db.dsn)
-    ((_d, back),) = pairs(setup, "restore-user")
+    (back,) = of(setup, "restore-user")
     assert back["items"] == [f"user:{user}", f"export:{export}"]
     assert back["target"] == f"supabase_admin@{host_db}" and back["outcome"] == "succeeded"
 
     run = setup.run("--json", "archive", "run").json
-    ((_e, archived),) = pairs(setup, "archive run")
+    (archived,) = of(setup, "archive run")
     deleted = {p["name"]: p["deleted"] for p in run["policies"]}
     assert archived["detail"]["deleted"] == deleted and sum(deleted.values()) > 0
     setup.run("archive", "run", "--dry-run")
-    assert len(pairs(setup, "archive run")) == 1  # a dry run deletes nothing: not audited
+    assert len(of(setup, "archive run")) == 1  # a dry run deletes nothing: not audited
 
     setup.run("archive", "restore", "--policy", "old-raw-events", "--to", empty_db.dsn)
-    ((_f, put_back),) = pairs(setup, "archive restore")
+    (put_back,) = of(setup, "archive restore")
     assert put_back["items"][0] == "policy:old-raw-events" and len(put_back["items"]) > 1
     assert put_back["detail"]["rows"] > 0
 
@@ -133,11 +129,11 @@ def test_every_sensitive_operation_appends_its_records(
     setup.run("prune", "--dry-run")
     assert [r for r in trail(setup) if r["command"] == "prune"] == []
     removed = [e["id"] for e in setup.run("--json", "prune").json["removed"]]
-    ((_g, pruned),) = pairs(setup, "prune")
+    (pruned,) = of(setup, "prune")
     assert removed and pruned["items"] == [f"backup:{i}" for i in removed]
 
     setup.run("rehearse", first)
-    ((_h, drill),) = pairs(setup, "rehearse")
+    (drill,) = of(setup, "rehearse")
     assert drill["items"][0] == f"backup:{first}" and drill["items"][1].startswith("drill:")
 
     records = trail(setup)
@@ -156,27 +152,43 @@ def test_every_sensitive_operation_appends_its_records(
     assert TEST_PASSWORD not in setup.run("--json", "audit").stdout + human
 
 
-def test_a_failed_restore_user_still_gets_its_record(setup: Setup, empty_db: Any) -> None:
+def test_a_failed_restore_user_gets_its_record_and_a_usage_error_none(
+    setup: Setup, sample_db: Any, pg_cluster: EphemeralCluster
+) -> None:
+    user = sample_db.info.heavy_user_id
+    export = setup.run("--json", "export-user", user).json["id"]
     setup.run(
         "restore-user",
-        "nobody",
+        user,
         "--from-export",
         "20261126T021500.123Z-7f3a",
         "--to",
-        empty_db.dsn,
+        sample_db.dsn,
         expect=2,
-    )
-    ((_s, failed),) = pairs(setup, "restore-user")
-    assert failed["outcome"] == "failed" and failed["exit_code"] == 2
-    assert "20261126T021500.123Z-7f3a" in failed["error"]
+    )  # unknown export: exit 2, nothing changed
+    assert of(setup, "restore-user") == []
+    gone = pg_cluster.dsn("no_such_database")
+    failed = setup.run("restore-user", user, "--from-export", export, "--to", gone, expect=1)
+    (record,) = of(setup, "restore-user")
+    assert record["outcome"] == "failed" and record["exit_code"] == 1
+    assert record["items"] == [f"user:{user}", f"export:{export}"]
+    assert record["target"] == f"supabase_admin@127.0.0.1:{pg_cluster.port}/no_such_database"
+    assert record["error"] and record["error"] in failed.stderr
 
 
 def test_an_operation_whose_record_cannot_be_written_does_not_start(
     setup: Setup, sample_db: Any
 ) -> None:
     storage = Path(setup.doc["storage"]["url"].removeprefix("file://"))
-    (storage / "audit" / "head.json").mkdir(parents=True)  # the head can no longer be read
-    result = setup.run("--json", "export-user", sample_db.info.heavy_user_id, expect=1)
-    assert "audit write failed" in result.json["error"]["message"]
+    (storage / "audit").mkdir(parents=True)
+    (storage / "audit" / "head.json").write_bytes(b"damaged")  # the trail cannot be appended to
+    out = setup.dir / "handed-out.zip"
+    for args in (
+        ("export-user", sample_db.info.heavy_user_id),
+        ("export-user", sample_db.info.heavy_user_id, "--out", str(out)),
+    ):
+        result = setup.run("--json", *args, expect=1)
+        assert "audit write failed" in result.json["error"]["message"]
+    assert not out.exists()  # nothing handed out without its record
     assert not (storage / "exports").exists()  # nothing exported without its record
     assert json.loads(setup.run("--json", "list").stdout)["items"] == []

@@ -1,4 +1,4 @@
-"""Audit records: ``audit/<yyyy>/<mm>/<id>.json``, one per sensitive operation (and its start),
+"""Audit records: ``audit/<yyyy>/<mm>/<id>.json``, one per sensitive operation,
 hash-chained by ``prev_sha256``; ``audit/head.json`` names the newest record and is the one
 object every appender compare-and-swaps, so concurrent writers form a single linear chain."""
 
@@ -25,7 +25,7 @@ SUPPORTED_VERSIONS = (1,)
 HEAD_FORMAT = "drtool-audit-head"
 # Compare-and-swap attempts before giving up; each lost race means another record landed.
 MAX_APPEND_ATTEMPTS = 200
-Outcome = Literal["started", "succeeded", "failed"]
+Outcome = Literal["succeeded", "failed"]
 # The trail a record belongs to: the primary's, or a replica's own (operations run with
 # `--from NAME` record there); a replica holds both once `replicate` copied the primary's.
 PRIMARY_TRAIL = "primary"
@@ -44,7 +44,7 @@ class AuditActor(BaseModel):
 
 
 class AuditRecord(BaseModel):
-    """One sensitive operation (or its start). ``seq`` counts from 1; ``prev_sha256`` is the
+    """One sensitive operation and how it ended. ``seq`` counts from 1; ``prev_sha256`` is the
     SHA-256 of the previous record's exact stored bytes (None for the first)."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
@@ -54,6 +54,7 @@ class AuditRecord(BaseModel):
     id: str
     seq: int = Field(ge=1)
     at: datetime
+    started_at: datetime | None = None
     command: str
     actor: AuditActor
     items: list[str] = Field(default_factory=list)
@@ -103,12 +104,16 @@ class Head(BaseModel):
     record: str
 
 
+def parse_head(data: bytes) -> Head:
+    return parse_record(Head, data, AUDIT_HEAD_KEY, "audit head")
+
+
 def read_head(storage: Storage) -> tuple[Head | None, str | None]:
     try:
         data, etag = storage.get_tagged(AUDIT_HEAD_KEY)
     except NotFoundInStorage:
         return None, None
-    return parse_record(Head, data, AUDIT_HEAD_KEY, "audit head"), etag
+    return parse_head(data), etag
 
 
 def _ensure_stored(storage: Storage, head: Head) -> None:

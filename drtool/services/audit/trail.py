@@ -1,6 +1,6 @@
-"""Recording sensitive operations: ``audited`` writes a ``started`` record before the
-operation and its outcome after it (``succeeded`` or ``failed``, with the exit code). No
-started record, no operation; no outcome record, no success (exit 1 naming the audit write)."""
+"""Recording sensitive operations: ``audited`` checks the trail can be read before the
+operation, and appends one record with its outcome (``succeeded`` or ``failed``, with the
+exit code) after it, also on failure. No record, no success (exit 1 naming the audit write)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from drtool import __version__
 from drtool.catalog.records.audit import (
+    AUDIT_HEAD_KEY,
     PRIMARY_TRAIL,
     AuditActor,
     AuditRecord,
@@ -22,8 +23,9 @@ from drtool.catalog.records.audit import (
     Outcome,
     append_record,
     audit_id,
+    parse_head,
 )
-from drtool.errors import EXIT_FAILED, EXIT_OK, DrtoolError
+from drtool.errors import EXIT_FAILED, EXIT_OK, DrtoolError, NotFoundInStorage, UsageError
 from drtool.log import get_logger, redact
 from drtool.pg.conn import parse_target
 from drtool.services.context import Context
@@ -80,6 +82,7 @@ def write_audit_record(
     exit_code: int | None = None,
     error: str | None = None,
     detail: Mapping[str, Any] | None = None,
+    started_at: datetime | None = None,
 ) -> AuditRecord:
     """Append one record to the trail on ``ctx.storage``; AuditWriteError (exit 1) if not."""
     who = actor(ctx)
@@ -91,6 +94,7 @@ def write_audit_record(
             id=record_id,
             seq=seq,
             at=max(now, after) if after is not None else now,
+            started_at=started_at,
             command=command,
             actor=who,
             items=list(items),
@@ -117,16 +121,22 @@ def audited(
 ) -> Iterator[AuditEntry]:
     """Run the ``with`` body as an audited operation (see the module docstring).
 
-    The started record comes first so that an operation that changes a database is never
-    left half-done because the trail cannot be written: if it cannot, nothing starts. A
-    failing operation still gets its record; its own error is the one raised (a failure to
-    record it is logged). A succeeding one whose record cannot be written raises
-    AuditWriteError: it must not report success."""
+    Before the body: ``check_trail``, so a trail that cannot be read or written stops the
+    operation before it changes, decrypts or hands out anything. After it: one record with
+    the outcome, written before the command reports; a succeeding operation whose record cannot be
+    written raises AuditWriteError (exit 1): it must not report success. The operation has
+    then completed (never half-done: the record is not written in its middle). A failing
+    operation gets its record too, and its own error is the one raised (a failure to record
+    it is logged). A usage error (exit 2) changed and decrypted nothing (SPEC "Exit codes")
+    and is not recorded, as ``run_job`` does not record it."""
     entry = AuditEntry(list(items), target)
-    write_audit_record(ctx, command, items=entry.items, target=target, outcome="started")
+    check_trail(ctx)
+    started_at = ctx.clock()
     try:
         yield entry
     except BaseException as exc:
+        if isinstance(exc, UsageError):
+            raise
         if isinstance(exc, DrtoolError):
             code, error = exc.exit_code, exc.message
         else:
@@ -141,6 +151,7 @@ def audited(
                 exit_code=code,
                 error=error,
                 detail=entry.detail,
+                started_at=started_at,
             )
         except AuditWriteError as audit_exc:
             log.error("%s failed and its audit record was not written: %s", command, audit_exc)
@@ -154,7 +165,28 @@ def audited(
         outcome="succeeded" if ok else "failed",
         exit_code=entry.exit_code,
         detail=entry.detail,
+        started_at=started_at,
     )
+
+
+def check_trail(ctx: Context) -> None:
+    """Before an operation starts: read the trail's head and rewrite it unchanged (a
+    conditional write of the same bytes), so a storage that cannot be read or written stops
+    the operation before it changes, decrypts or hands out anything (AuditWriteError, exit 1).
+    A lost race means another writer moved the head: the storage is answering, go ahead."""
+    try:
+        try:
+            data, etag = ctx.storage.get_tagged(AUDIT_HEAD_KEY)
+        except NotFoundInStorage:
+            return  # an empty trail: the first append creates the head
+        parse_head(data)
+        ctx.storage.put_if(AUDIT_HEAD_KEY, data, etag=etag)
+    except Exception as exc:
+        why = exc.message if isinstance(exc, DrtoolError) else f"{type(exc).__name__}: {exc}"
+        raise AuditWriteError(
+            f"audit write failed: the audit trail cannot be read and written: {why}",
+            hint="check the storage and its permissions on audit/; nothing was started",
+        ) from exc
 
 
 def audited_call(

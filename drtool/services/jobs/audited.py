@@ -1,7 +1,7 @@
 """Every sensitive operation (SPEC "Configuration & secrets bundle, audit trail") as one
 audited call: the CLI and the scheduler call these, never the bare service, so no path
-restores, exports, deletes or decrypts without its audit records (services/audit/trail.py:
-a ``started`` record before, the outcome after, also on failure)."""
+restores, exports, deletes or decrypts without its audit record (services/audit/trail.py:
+the trail checked before, the outcome recorded after, also on failure)."""
 
 from __future__ import annotations
 
