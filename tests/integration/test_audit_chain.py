@@ -192,3 +192,24 @@ def test_since_reads_the_months_it_needs_and_filters_by_time(tmp_path: Path) -> 
     assert len(list_audit(now, user="42").records) == 2
     assert list_audit(now, user="4").records == []
     assert verify_audit(now).ok
+
+
+def test_a_replica_holds_the_primarys_copied_trail_and_its_own(tmp_path: Path) -> None:
+    primary = open_storage(StorageConfig(url=(tmp_path / "p").as_uri()))
+    replica = open_storage(StorageConfig(url=(tmp_path / "r").as_uri()))
+    append(primary, 3)
+    for key in record_keys(primary):  # what `replicate` copies: the records, not the head
+        replica.put_bytes(key, primary.get_bytes(key))
+    on_replica = Context(
+        Config(storage=StorageConfig()), replica, lambda: datetime.now(UTC), source="dr"
+    )
+    assert verify_audit(on_replica).ok
+    for _ in range(2):  # operations run with --from dr record on the replica, in its own trail
+        write_audit_record(on_replica, "restore", items=["backup:x"], outcome="succeeded")
+    append(primary, 1)
+    key = record_keys(primary)[-1]
+    replica.put_bytes(key, primary.get_bytes(key))  # the next replicate run
+    result = verify_audit(on_replica)
+    assert result.ok and result.records == 6, result.problems
+    trails = [r.trail for r in list_audit(on_replica).records]
+    assert sorted(trails) == ["primary"] * 4 + ["replica:dr"] * 2
