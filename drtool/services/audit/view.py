@@ -79,7 +79,7 @@ def list_audit(
         if item is not None and not any(i == item or i.endswith(f":{item}") for i in record.items):
             continue
         records.append(record)
-    records.sort(key=lambda r: (r.seq, r.id), reverse=True)
+    records.sort(key=lambda r: r.id, reverse=True)  # ids follow the chain within a trail
     return AuditListResult(records)
 
 
