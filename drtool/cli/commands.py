@@ -9,6 +9,7 @@ import click
 
 from drtool.cli import render
 from drtool.cli.commands_archive import archive_group
+from drtool.cli.commands_audit import audit_cmd
 from drtool.cli.commands_export import export_user_cmd, export_users_cmd, restore_user_cmd
 from drtool.cli.commands_prune import prune_cmd
 from drtool.cli.commands_rehearse import rehearse_cmd
@@ -137,3 +138,4 @@ COMMANDS.append(prune_cmd)
 COMMANDS.append(schedule_group)
 COMMANDS += [export_user_cmd, export_users_cmd, restore_user_cmd]
 COMMANDS.append(archive_group)
+COMMANDS.append(audit_cmd)

@@ -15,10 +15,11 @@ from drtool.cli.render_archive import (
 )
 from drtool.cli.state import common_options, from_option, get_state
 from drtool.config import parse_duration
-from drtool.services.archive.restore import parse_time, restore_archive
+from drtool.services.archive.restore import parse_time
 from drtool.services.archive.run import ArchiveRequest, ArchiveRunResult
 from drtool.services.archive.view import list_archive
 from drtool.services.context import Context
+from drtool.services.jobs.audited import archive_restore_audited
 from drtool.services.jobs.calls import archive_job
 
 
@@ -154,7 +155,7 @@ def archive_restore_cmd(
     """Put archived rows back: rows whose primary key is missing are inserted, present rows
     are left alone; every batch is authenticated before any of its rows is inserted."""
     state = get_state()
-    result = restore_archive(
+    result = archive_restore_audited(
         state.context(source),
         policy,
         to_dsn,

@@ -8,7 +8,8 @@ import click
 
 from drtool.cli.render_bundle import bundle_restore_result, bundle_show_result
 from drtool.cli.state import common_options, from_option, get_state
-from drtool.services.bundle.run import restore_bundle, show_bundle
+from drtool.services.bundle.run import show_bundle
+from drtool.services.jobs.audited import bundle_restore_audited
 
 
 @click.group("bundle")
@@ -44,4 +45,4 @@ def bundle_restore(ref: str, out: Path, source: str | None) -> None:
     fingerprints (exit 3 on any difference). Needs encryption.identity_file holding a key
     among bundle.recipients."""
     state = get_state()
-    bundle_restore_result(restore_bundle(state.context(source), ref, out), state.json)
+    bundle_restore_result(bundle_restore_audited(state.context(source), ref, out), state.json)

@@ -11,10 +11,10 @@ import click
 from drtool.cli.render_export import export_result, export_users_result, restore_user_result
 from drtool.cli.state import common_options, from_option, get_state
 from drtool.services.context import Context
+from drtool.services.jobs.audited import export_user_audited, restore_user_audited
 from drtool.services.jobs.calls import export_users_job
-from drtool.services.userdata.export import export_user
 from drtool.services.userdata.export_users import ExportUsersResult, check_selection
-from drtool.services.userdata.restore_user import RestoreUserRequest, restore_user
+from drtool.services.userdata.restore_user import RestoreUserRequest
 
 
 @click.command("export-user")
@@ -34,7 +34,7 @@ def export_user_cmd(user_id: str, out: Path | None) -> None:
     Without --out: encrypted and stored under exports/<user_id>/<id>/ (restorable with
     restore-user). An unknown or malformed USER_ID exits 2 and stores nothing."""
     state = get_state()
-    export_result(export_user(state.context(), user_id, out), state.json)
+    export_result(export_user_audited(state.context(), user_id, out), state.json)
 
 
 def export_users_call(
@@ -131,4 +131,4 @@ def restore_user_cmd(
         mode=mode,
         dry_run=dry_run,
     )
-    restore_user_result(restore_user(state.context(source), request), state.json)
+    restore_user_result(restore_user_audited(state.context(source), request), state.json)

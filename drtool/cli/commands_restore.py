@@ -8,7 +8,8 @@ import click
 
 from drtool.cli.render_restore import restore_result
 from drtool.cli.state import common_options, from_option, get_state
-from drtool.services.restore.run import RestoreRequest, run_restore
+from drtool.services.jobs.audited import restore_audited
+from drtool.services.restore.run import RestoreRequest
 
 
 @click.command("restore")
@@ -116,4 +117,4 @@ def restore_cmd(
         role_map=role_map,
         dry_run=dry_run,
     )
-    restore_result(run_restore(state.context(source), request), state.json)
+    restore_result(restore_audited(state.context(source), request), state.json)

@@ -34,6 +34,16 @@ class Target:
         port = parts.get("port") or "5432"
         return f"{host}:{port}/{parts.get('dbname') or ''}"
 
+    @property
+    def user(self) -> str | None:
+        user = conninfo.conninfo_to_dict(self.conninfo).get("user")
+        return str(user) if user else None
+
+    def redacted(self) -> str:
+        """``user@host:port/db`` for the audit trail: never a password nor other options."""
+        user = self.user
+        return f"{user}@{self.describe()}" if user else self.describe()
+
     def with_dbname(self, dbname: str) -> Target:
         parts = conninfo.conninfo_to_dict(self.conninfo)
         parts["dbname"] = dbname

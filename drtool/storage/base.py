@@ -135,11 +135,16 @@ def check_key(key: str) -> str:
 LOCKED_TOP_DIRS = frozenset({"backups", "exports", "archive", "streams", "audit"})
 UNLOCKED_NAMES = frozenset({"void.json"})  # archive/<policy>/<yyyy>/<mm>/<id>/void.json
 ARCHIVE_JOURNAL_DIR = "journal"  # archive/<policy>/journal/<id>.json
+# The audit chain's head pointer is rewritten by every append (compare-and-swap); the records
+# under audit/<yyyy>/<mm>/ are written once and locked.
+AUDIT_HEAD = "audit/head.json"
 
 
 def object_lock_applies(key: str) -> bool:
     """Whether a backend with Object Lock configured puts ``key`` under retention."""
     segments = key.split("/")
+    if key == AUDIT_HEAD:
+        return False
     if segments[0] not in LOCKED_TOP_DIRS or segments[-1] in UNLOCKED_NAMES:
         return False
     return not (segments[0] == "archive" and segments[2:3] == [ARCHIVE_JOURNAL_DIR])

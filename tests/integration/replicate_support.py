@@ -78,11 +78,12 @@ def snapshot(storage: Storage, skip: tuple[str, ...] = NOT_REPLICATED) -> dict[s
 
 def replicated_part(primary: Storage) -> dict[str, str]:
     """What a replica must hold after a complete run: everything but job state, the archive
-    journal (pending batches) and restore records (what was restored from the primary)."""
+    journal (pending batches), restore records (what was restored from the primary) and the
+    audit trail's head (the primary's rewritten pointer; the audit records are copied)."""
     return {
         k: v
         for k, v in snapshot(primary).items()
-        if "/journal/" not in k and not k.startswith("restores/")
+        if "/journal/" not in k and not k.startswith("restores/") and k != "audit/head.json"
     }
 
 

@@ -74,6 +74,14 @@ def test_bundle_round_trips_files_and_values_exactly(file_setup: Setup, tmp_path
     assert read_env_file(restored["env"]) == captured.env
     # Nothing left beside the output (the temporary directory was renamed into place).
     assert sorted(p.name for p in out.parent.iterdir() if p.name.startswith(".")) == []
+    # The hand-out is audited: which backup, where to, no value.
+    [record] = [
+        r for r in file_setup.run("--json", "audit").json["records"]
+        if r["command"] == "bundle restore"
+    ]  # fmt: skip
+    assert record["items"] == [f"backup:{backup_id}"] and record["target"] == f"file:{out}"
+    assert record["outcome"] == "succeeded" and record["exit_code"] == 0
+    assert not any(v in json.dumps(record) for v in captured.env.values())
 
 
 def test_bundle_opens_with_age_zstd_and_tar_alone(file_setup: Setup, tmp_path: Path) -> None:
@@ -165,6 +173,12 @@ def test_a_non_empty_out_directory_is_refused_and_left_alone(
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text() == "mine"
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no partial output
+    [refusal] = file_setup.run("--json", "audit").json["records"]
+    assert (refusal["command"], refusal["outcome"], refusal["exit_code"]) == (
+        "bundle restore",
+        "failed",
+        5,
+    )
     # An empty directory is fine: it becomes the restore.
     empty = tmp_path / "empty"
     empty.mkdir()

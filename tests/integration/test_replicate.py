@@ -61,6 +61,12 @@ def test_every_kind_of_item_is_copied_byte_for_byte_and_a_rerun_copies_nothing(
     drills = [i.key for i in primary_storage.list("drills/")]
     assert drills and drills == [i.key for i in replica.list("drills/")]
     assert result["verified"] == len(result["copied"])
+    # The audit records (export-user, archive run, rehearse) come along, bytes unchanged, and
+    # the copied trail verifies on the replica (it has no head of its own).
+    audit = [i.key for i in primary_storage.list("audit/") if i.key != "audit/head.json"]
+    assert len(audit) == 3 and audit == [i.key for i in replica.list("audit/")]
+    assert setup.run("--json", "audit", "--verify", "--from", "dr").json["ok"] is True
+    assert len(setup.run("--json", "audit", "--from", "dr").json["records"]) == 3
     assert result["bytes"] >= sum(m.size for m in source.listing("backup").items)
 
     again = setup.run("--json", "replicate", "--to", "dr", "--jobs", "3").json["replicas"][0]

@@ -4,11 +4,18 @@ notify a run the same way; each result type says its own exit code (services/job
 
 from __future__ import annotations
 
-from drtool.services.archive.run import ArchiveRequest, ArchiveRunResult, run_archive
+from drtool.services.archive.run import ArchiveRequest, ArchiveRunResult
 from drtool.services.backup import BackupResult, run_backup
 from drtool.services.context import Context
+from drtool.services.jobs.audited import (
+    archive_run_audited,
+    export_users_audited,
+    prune_audited,
+    rehearse_audited,
+    verify_audited,
+)
 from drtool.services.jobs.job import run_job
-from drtool.services.rehearse.run import RehearseRequest, RehearseResult, rehearse
+from drtool.services.rehearse.run import RehearseRequest, RehearseResult
 from drtool.services.replicate.run import (
     DEFAULT_JOBS,
     ReplicaResult,
@@ -17,9 +24,9 @@ from drtool.services.replicate.run import (
     replicate_each,
     replicate_to,
 )
-from drtool.services.retention.prune import PruneResult, run_prune
-from drtool.services.userdata.export_users import ExportUsersResult, export_users
-from drtool.services.verify.run import VerifyResult, verify
+from drtool.services.retention.prune import PruneResult
+from drtool.services.userdata.export_users import ExportUsersResult
+from drtool.services.verify.run import VerifyResult
 
 
 def backup_job(ctx: Context, label: str | None) -> BackupResult:
@@ -30,7 +37,7 @@ def verify_job(ctx: Context, ref: str | None, *, all_items: bool, deep: bool) ->
     return run_job(
         ctx,
         "verify",
-        lambda: verify(ctx, ref, all_items=all_items, deep=deep),
+        lambda: verify_audited(ctx, ref, all_items=all_items, deep=deep),
         stats_of=VerifyResult.stats,
     )
 
@@ -39,7 +46,7 @@ def rehearse_job(ctx: Context, request: RehearseRequest) -> RehearseResult:
     return run_job(
         ctx,
         "rehearse",
-        lambda: rehearse(ctx, request),
+        lambda: rehearse_audited(ctx, request),
         stats_of=RehearseResult.stats,
         events=("drill",),
     )
@@ -47,7 +54,7 @@ def rehearse_job(ctx: Context, request: RehearseRequest) -> RehearseResult:
 
 def prune_job(ctx: Context, *, dry_run: bool) -> PruneResult:
     return run_job(
-        ctx, "prune", lambda: run_prune(ctx, dry_run=dry_run), stats_of=PruneResult.stats
+        ctx, "prune", lambda: prune_audited(ctx, dry_run=dry_run), stats_of=PruneResult.stats
     )
 
 
@@ -57,14 +64,14 @@ def export_users_job(
     return run_job(
         ctx,
         "export-users",
-        lambda: export_users(ctx, all_users=all_users, changed_since=changed_since),
+        lambda: export_users_audited(ctx, all_users=all_users, changed_since=changed_since),
         stats_of=ExportUsersResult.stats,
     )
 
 
 def archive_job(ctx: Context, request: ArchiveRequest) -> ArchiveRunResult:
     return run_job(
-        ctx, "archive", lambda: run_archive(ctx, request), stats_of=ArchiveRunResult.stats
+        ctx, "archive", lambda: archive_run_audited(ctx, request), stats_of=ArchiveRunResult.stats
     )
 
 

@@ -11,6 +11,7 @@ from datetime import datetime
 from drtool.catalog.archive_records import ARCHIVE_PREFIX, VOID_NAME, archive_entries
 from drtool.catalog.catalog import KIND_PREFIX, MANIFEST_NAME, Catalog
 from drtool.catalog.manifest import Manifest
+from drtool.catalog.records.audit import AUDIT_PREFIX, is_record_key
 from drtool.catalog.records.drills import DRILLS_PREFIX
 from drtool.catalog.records.verifications import VERIFICATIONS_PREFIX
 from drtool.config import RetentionConfig
@@ -22,7 +23,8 @@ from drtool.services.retention.plan import (
 )
 from drtool.storage.base import Storage
 
-RECORD_PREFIXES = (DRILLS_PREFIX, VERIFICATIONS_PREFIX)
+RECORD_PREFIXES = (DRILLS_PREFIX, VERIFICATIONS_PREFIX, AUDIT_PREFIX)
+RECORD_KINDS = {DRILLS_PREFIX: "drill", VERIFICATIONS_PREFIX: "verification", AUDIT_PREFIX: "audit"}
 
 
 @dataclass(frozen=True)
@@ -149,14 +151,16 @@ def _archive_items(primary: Storage, replica: Storage) -> list[ItemToCopy]:
 
 
 def _record_items(primary: Storage, replica: Storage) -> list[ItemToCopy]:
-    """Drill and verification records (single documents, written once) the replica lacks."""
+    """Drill, verification and audit records (single documents, written once) the replica
+    lacks; not the audit trail's head, which is the primary's rewritten state."""
     items: list[ItemToCopy] = []
     for prefix in RECORD_PREFIXES:
         on_replica = _keys(replica, prefix)
         for info in primary.list(prefix):
             if on_replica.get(info.key) == info.size:
                 continue
+            if prefix == AUDIT_PREFIX and not is_record_key(info.key):
+                continue
             record_id = info.key.rsplit("/", 1)[-1].removesuffix(".json")
-            kind = "drill" if prefix == DRILLS_PREFIX else "verification"
-            items.append(ItemToCopy(kind, record_id, (ObjectToCopy(info.key),)))
+            items.append(ItemToCopy(RECORD_KINDS[prefix], record_id, (ObjectToCopy(info.key),)))
     return items

@@ -43,6 +43,8 @@ class ExportUsersResult:
     seconds: float = 0.0
     warnings: list[str] = field(default_factory=list)
     not_exported: list[NotExported] = field(default_factory=list)
+    # user id -> the id of the export stored for them in this run (the audit trail names both)
+    exports: dict[str, str] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
@@ -107,6 +109,7 @@ def export_users(
     since = ctx.clock() - window if window is not None else None
     exported, rows, stored = 0, 0, 0
     failed: list[FailedExport] = []
+    exports: dict[str, str] = {}
     warnings: list[str] = []
     not_exported: list[NotExported] = []
     with advisory_lock(target, f"drtool:export-users:{ctx.storage.description}"):
@@ -130,6 +133,7 @@ def export_users(
                     uid = check_user(snap, discovery, user_id)
                     manifest = store_export(ctx, snap, discovery, uid, recipients)
                 exported += 1
+                exports[uid] = manifest.id
                 rows += sum(manifest.tables.values())
                 stored += manifest.size
             except DrtoolError as exc:
@@ -155,6 +159,7 @@ def export_users(
         seconds=round(time.monotonic() - started, 3),
         warnings=warnings,
         not_exported=not_exported,
+        exports=exports,
     )
     log.info("export-users: %s", result.summary())
     return result

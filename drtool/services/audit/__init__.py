@@ -1,0 +1,1 @@
+"""The audit trail of sensitive operations: appending records, listing and verifying them."""
