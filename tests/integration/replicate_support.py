@@ -3,11 +3,7 @@ CLI, replica configuration, storage snapshots, and a throttling TCP proxy to mot
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import socket
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -89,49 +85,6 @@ def replicated_part(primary: Storage) -> dict[str, str]:
 
 def open_cfg(setup: Setup, cfg: StorageConfig) -> Storage:
     return open_storage(cfg, base_dir=setup.dir)
-
-
-class ThrottlingProxy:
-    """A TCP proxy to moto that passes at most ``rate`` request bytes per second (0: no
-    limit), so a replication run lasts long enough to be killed mid-copy."""
-
-    def __init__(self, upstream_port: int, rate: int) -> None:
-        self.upstream_port = upstream_port
-        self.rate = rate
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            threading.Thread(target=self._pump, args=(client, upstream, True), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, False), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, request: bool) -> None:
-        try:
-            while data := src.recv(16384):
-                if request and self.rate:
-                    time.sleep(len(data) / self.rate)
-                dst.sendall(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-    def close(self) -> None:
-        self.server.close()
 
 
 @pytest.fixture(scope="module")

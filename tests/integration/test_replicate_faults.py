@@ -15,9 +15,9 @@ from drtool.catalog.catalog import Catalog
 from drtool.config import StorageConfig
 from drtool.storage import open_storage
 from tests.fixtures.cli import Setup, make_setup
+from tests.fixtures.proxy import FaultProxy
 from tests.fixtures.s3 import MotoServer
 from tests.integration.replicate_support import (
-    ThrottlingProxy,
     add_replica,
     replicated_part,
     s3_env,
@@ -149,7 +149,7 @@ def test_a_replicate_killed_mid_copy_resumes_and_copies_nothing_twice(
         Bucket=bucket, VersioningConfiguration={"Status": "Enabled"}
     )
     upstream = int(moto_server.endpoint_url.rsplit(":", 1)[1])
-    proxy = ThrottlingProxy(upstream, rate=max(total // 10, 64 * 1024))  # ~10 s of backups
+    proxy = FaultProxy(upstream, request_rate=max(total // 10, 64 * 1024))  # ~10 s of backups
     try:
         replica_cfg = moto_server.storage_config(bucket)
         slow = replica_cfg.model_copy(update={"endpoint_url": proxy.endpoint})
@@ -170,7 +170,7 @@ def test_a_replicate_killed_mid_copy_resumes_and_copies_nothing_twice(
         partial = snapshot(replica)
         assert partial and partial != replicated_part(storage)  # killed mid-run
 
-        proxy.rate = 0
+        proxy.request_rate = 0
         setup.run("replicate")
         assert snapshot(replica) == replicated_part(storage)
         after = _versions(moto_server, bucket)

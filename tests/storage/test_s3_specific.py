@@ -3,10 +3,8 @@ abandoned uploads, unreachable endpoints, ranged and resumed reads (moto_server)
 
 from __future__ import annotations
 
-import contextlib
 import random
 import socket
-import threading
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
@@ -19,6 +17,7 @@ from pydantic import SecretStr
 from drtool.config import ObjectLockConfig, StorageConfig
 from drtool.errors import NotFoundInStorage, StorageError
 from drtool.storage.s3 import S3Storage
+from tests.fixtures.proxy import FaultProxy
 from tests.fixtures.s3 import TEST_PART_SIZE_BYTES, MotoServer
 
 PART = TEST_PART_SIZE_BYTES
@@ -359,49 +358,6 @@ def test_foreign_objects_and_other_prefixes_are_not_listed(
     assert [i.key for i in S3Storage(s3_storage_config).list("")] == ["a/ok"]
 
 
-class CuttingProxy:
-    """A TCP proxy to moto that drops the connection once, mid-response, after N bytes."""
-
-    def __init__(self, upstream_port: int, cut_after: int) -> None:
-        self.upstream_port = upstream_port
-        self.cut_after = cut_after
-        self.cut = threading.Event()
-        self.server = socket.create_server(("127.0.0.1", 0))
-        self.port = self.server.getsockname()[1]
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    def _accept(self) -> None:
-        while True:
-            try:
-                client, _ = self.server.accept()
-            except OSError:
-                return
-            upstream = socket.create_connection(("127.0.0.1", self.upstream_port))
-            threading.Thread(target=self._pump, args=(client, upstream, False), daemon=True).start()
-            threading.Thread(target=self._pump, args=(upstream, client, True), daemon=True).start()
-
-    def _pump(self, src: socket.socket, dst: socket.socket, response: bool) -> None:
-        sent = 0
-        try:
-            while data := src.recv(65536):
-                if response and not self.cut.is_set() and sent + len(data) > self.cut_after:
-                    self.cut.set()
-                    dst.sendall(data[: self.cut_after - sent])
-                    break
-                dst.sendall(data)
-                sent += len(data)
-        except OSError:
-            pass
-        finally:
-            for sock in (src, dst):
-                with contextlib.suppress(OSError):
-                    sock.shutdown(socket.SHUT_RDWR)
-                sock.close()
-
-    def close(self) -> None:
-        self.server.close()
-
-
 @pytest.mark.parametrize("concurrency", [1, 3])
 def test_read_resumes_after_a_dropped_connection(
     s3_storage_config: StorageConfig, concurrency: int
@@ -409,7 +365,7 @@ def test_read_resumes_after_a_dropped_connection(
     data = payload(4 * MiB + 17, seed=9)
     S3Storage(s3_storage_config).put("k", [data])
     upstream_port = int(s3_storage_config.endpoint_url.rsplit(":", 1)[1])  # type: ignore[union-attr]
-    proxy = CuttingProxy(upstream_port, cut_after=700 * 1024)
+    proxy = FaultProxy(upstream_port, cut_response_after=700 * 1024)
     try:
         cfg = with_settings(
             s3_storage_config,

@@ -146,21 +146,28 @@ def replicate_to(
             raise RefusedError(
                 f"replica {name}: another replicate run holds the lease "
                 f"{lease_key(lease.job)} ({holder})",
-                hint="wait for it to finish; a lease of a killed run expires by itself",
+                hint="wait for it to finish (a killed run's lease is taken over at once on "
+                "its machine, elsewhere it expires within 5 minutes)",
             )
     except DrtoolError as exc:
-        log.error("replica %s: %s", name, exc.message)
-        return ReplicaResult(
-            name,
-            location.url,
-            seconds=time.monotonic() - started,
-            error=exc.message,
-            error_exit_code=exc.exit_code,
-        )
+        return _not_run(name, location.url, started, exc)
     try:
         return _replicate_held(ctx, name, lease, jobs, multipart_threshold, started)
     finally:
         lease.release()
+
+
+def _not_run(name: str, url: str, started: float, exc: DrtoolError) -> ReplicaResult:
+    """A replica this run could not work on (unreachable, or another run holds it): a result
+    with ``error`` and its exit code, not an exception, so the other replicas still run."""
+    log.error("replica %s: %s", name, exc.message)
+    return ReplicaResult(
+        name,
+        url,
+        seconds=time.monotonic() - started,
+        error=exc.message,
+        error_exit_code=exc.exit_code,
+    )
 
 
 def _replicate_held(
@@ -173,14 +180,7 @@ def _replicate_held(
     except DrtoolError as exc:
         if isinstance(exc, UsageError):
             raise
-        log.error("replica %s: %s", name, exc.message)
-        return ReplicaResult(
-            name,
-            location.url,
-            seconds=time.monotonic() - started,
-            error=exc.message,
-            error_exit_code=exc.exit_code,
-        )
+        return _not_run(name, location.url, started, exc)
 
     def check_abort() -> None:
         ctx.check_abort()
