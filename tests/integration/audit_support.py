@@ -12,6 +12,19 @@ from drtool.services.audit.trail import write_audit_record
 from drtool.services.context import Context
 from drtool.storage import Storage, open_storage
 
+# What SPEC says an audit record holds.
+SPEC_FIELDS = {
+    "id",
+    "at",
+    "command",
+    "actor",
+    "items",
+    "target",
+    "outcome",
+    "exit_code",
+    "prev_sha256",
+}
+
 
 def context(storage: Storage) -> Context:
     return Context(Config(storage=StorageConfig()), storage, lambda: datetime.now(UTC))

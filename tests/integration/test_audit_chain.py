@@ -21,6 +21,7 @@ from drtool.services.audit.view import list_audit, verify_audit
 from drtool.services.context import Context
 from drtool.storage import Storage, open_storage
 from tests.integration.audit_support import (
+    SPEC_FIELDS,
     append,
     append_from_process,
     context,
@@ -62,17 +63,7 @@ def test_records_chain_by_the_hash_of_the_previous_records_bytes(storage: Storag
     append(storage, 4)
     assert_linear(storage, 4)
     doc = records(storage)[0]
-    assert set(doc) >= {
-        "id",
-        "at",
-        "command",
-        "actor",
-        "items",
-        "target",
-        "outcome",
-        "exit_code",
-        "prev_sha256",
-    }
+    assert set(doc) >= SPEC_FIELDS
     assert set(doc["actor"]) == {"os_user", "host", "db_user"}
     listed = list_audit(context(storage)).records
     assert [r.seq for r in listed] == [4, 3, 2, 1]  # newest first

@@ -16,20 +16,9 @@ from drtool.config import StorageConfig
 from drtool.pg.cluster.ephemeral import EphemeralCluster
 from tests.fixtures.cli import Setup
 from tests.fixtures.pg import TEST_PASSWORD
+from tests.integration.audit_support import SPEC_FIELDS
 from tests.integration.export_helpers import copy_database
 from tests.integration.test_archive import archive_setup
-
-SPEC_FIELDS = {
-    "id",
-    "at",
-    "command",
-    "actor",
-    "items",
-    "target",
-    "outcome",
-    "exit_code",
-    "prev_sha256",
-}
 
 
 @pytest.fixture
