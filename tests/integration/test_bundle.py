@@ -239,7 +239,7 @@ def test_an_escrow_only_bundle_is_verified_and_drilled_without_its_key(
 def test_bundle_show_and_restore_from_a_replica(
     s3_setup: Setup, tmp_path: Path, moto_server: Any
 ) -> None:
-    from tests.integration.replica_support import add_replica, copy_bucket, lose_everything
+    from tests.integration.replica_support import add_replica, lose_everything
 
     replica = moto_server.create_bucket()
     try:
@@ -247,7 +247,8 @@ def test_bundle_show_and_restore_from_a_replica(
         captured = configure_bundle(s3_setup, tmp_path / "host")
         backup_id = backup(s3_setup)
         primary = s3_setup.doc["storage"]["url"].removeprefix("s3://").split("/")[0]
-        copy_bucket(moto_server, primary, replica)
+        [copied] = s3_setup.run("replicate", "--json").json["replicas"]
+        assert backup_id in copied["copied"]  # the bundle object travels with its backup
         lose_everything(moto_server, primary)
         shown = s3_setup.run("bundle", "show", "latest", "--from", "dr", "--json").json
         assert shown["backup_id"] == backup_id
