@@ -65,8 +65,19 @@ def schedule_group() -> None:
     callback=_duration,
     help="A fire time missed by at most this much (scheduler down) runs once on start.",
 )
+@click.option(
+    "--abort-wait",
+    default="30s",
+    metavar="DURATION",
+    show_default=True,
+    callback=_duration,
+    help="After aborting a job (timeout, or --grace over), how long it may take to stop; a "
+    "job still running then is recorded as failed and the scheduler exits 1.",
+)
 @common_options
-def schedule_run(run_now: tuple[str, ...], grace: timedelta, misfire_grace: timedelta) -> None:
+def schedule_run(
+    run_now: tuple[str, ...], grace: timedelta, misfire_grace: timedelta, abort_wait: timedelta
+) -> None:
     """Run the scheduled jobs until SIGTERM/SIGINT; serve /metrics and /healthz on
     metrics.listen.
 
@@ -80,6 +91,7 @@ def schedule_run(run_now: tuple[str, ...], grace: timedelta, misfire_grace: time
         _parser(),
         grace_seconds=grace.total_seconds(),
         misfire_grace_seconds=misfire_grace.total_seconds(),
+        abort_wait_seconds=abort_wait.total_seconds(),
         run_now=run_now,
     )
 

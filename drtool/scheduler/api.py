@@ -11,7 +11,7 @@ from drtool.config import Config
 from drtool.errors import ConfigError
 from drtool.scheduler.commands import CommandParser
 from drtool.scheduler.files import ScheduleJob, load_schedules, schedule_dir
-from drtool.scheduler.runner import Runner, RunOptions
+from drtool.scheduler.runner import ABORT_WAIT_SECONDS, Runner, RunOptions
 from drtool.services.context import build_context
 
 
@@ -104,6 +104,7 @@ def run_scheduler(
     *,
     grace_seconds: float,
     misfire_grace_seconds: float,
+    abort_wait_seconds: float = ABORT_WAIT_SECONDS,
     run_now: tuple[str, ...] = (),
 ) -> None:
     """Block until SIGTERM/SIGINT, running the jobs; returns after the running job finished or
@@ -113,6 +114,7 @@ def run_scheduler(
     options = RunOptions(
         grace_seconds=grace_seconds,
         misfire_grace_seconds=misfire_grace_seconds,
+        abort_wait_seconds=abort_wait_seconds,
         run_now=run_now,
     )
     Runner(ctx, jobs, options).run()

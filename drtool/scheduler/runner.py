@@ -64,6 +64,8 @@ class RunOptions:
     misfire_grace_seconds: float = 3600.0
     run_now: tuple[str, ...] = ()
     lease_renew_seconds: float = RENEW_EVERY_SECONDS
+    # How long an aborted job may take to stop before the scheduler exits without it.
+    abort_wait_seconds: float = ABORT_WAIT_SECONDS
 
 
 def _abortable(state: JobState) -> ProgressFactory:
@@ -386,7 +388,7 @@ class Runner:
             if state.running:
                 self.abort(name, "shutdown grace period over")
         with self._idle:
-            if self._idle.wait_for(lambda: self._active == 0, ABORT_WAIT_SECONDS):
+            if self._idle.wait_for(lambda: self._active == 0, self.options.abort_wait_seconds):
                 return
         # A job that ignores its abort (a statement or lock wait that checks no abort) is left
         # behind: its run is recorded as failed, and the exit code says the stop was not clean.
@@ -395,7 +397,7 @@ class Runner:
                 self._abandon(name, state)
         log.error(
             "a job did not stop within %.0fs of its abort; exiting (exit %d)",
-            ABORT_WAIT_SECONDS,
+            self.options.abort_wait_seconds,
             EXIT_FAILED,
         )
         sys.stdout.flush()
@@ -406,7 +408,8 @@ class Runner:
         """Record a run the scheduler exits without (its own wrapper never gets to)."""
         seconds = time.monotonic() - state.started
         error = (
-            f"aborted ({state.why}) and still running {ABORT_WAIT_SECONDS:.0f}s later: "
+            f"aborted ({state.why}) and still running {self.options.abort_wait_seconds:.0f}s "
+            "later: "
             "the scheduler exited without it; its item is uncommitted"
         )
         self._finish(name, "abort", False, seconds, None, EXIT_FAILED, error)

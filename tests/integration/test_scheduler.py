@@ -361,7 +361,7 @@ def test_a_job_that_ignores_its_abort_makes_the_scheduler_exit_non_zero(
     try:
         with released_by_file() as (path, release):
             setup = rehearse_schedule(file_setup, pg_cluster.dsn("postgres"), path, "timeout: 1h\n")
-            sched = Scheduler(setup, "--run-now", "rehearse", "--grace", "1s")
+            sched = Scheduler(setup, "--run-now", "rehearse", "--grace", "1s", "--abort-wait", "3s")
             wait_for_check(sched, pg_cluster)
             sched.proc.send_signal(signal.SIGTERM)
             sched.wait_for(lambda e: "aborting the running job" in e.get("message", ""))
@@ -371,7 +371,7 @@ def test_a_job_that_ignores_its_abort_makes_the_scheduler_exit_non_zero(
         assert code != 0, "".join(sched.raw)
         outcome = next(e for e in sched.lines if e.get("event") == "run")
         assert outcome["ok"] is False and outcome["exit_code"] != 0
-        assert "still running" in outcome["message"]
+        assert "still running 3s later" in outcome["message"]
         record = run_record(setup, "rehearse")
         assert record["last_ok"] is False and record["last_failure_exit_code"] != 0
         assert "the scheduler exited without it" in record["last_failure_error"]
