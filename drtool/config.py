@@ -371,6 +371,53 @@ class NotificationsConfig(Section):
         return value
 
 
+_IDENT = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class StreamConfig(Section):
+    """Continuous archiving (``stream run``): a logical replication slot with ``pgoutput``."""
+
+    enabled: bool = False
+    slot: str = "drtool"
+    publication: str = "drtool"
+    # None: every table the connected role may publish; else only these (schema.table).
+    tables: list[str] | None = None
+    flush_interval: Duration = timedelta(seconds=60)
+    max_slot_lag: Size = 5 * 1000**3
+    base_backup_every: Duration = timedelta(hours=24)
+    # A segment holds at most about this many changes (whole transactions; a bigger one is
+    # streamed into one segment of its own).
+    segment_max_changes: int = Field(default=200_000, ge=100)
+
+    @field_validator("slot", "publication")
+    @classmethod
+    def _identifier(cls, value: str) -> str:
+        # Slot names allow only lower-case letters, digits and underscores; the publication
+        # follows the same rule so both are safe as names of storage keys too.
+        if not _IDENT.match(value):
+            raise ValueError(
+                "expected 1-63 lower-case letters, digits or underscores, not starting "
+                "with a digit"
+            )
+        return value
+
+    @field_validator("tables")
+    @classmethod
+    def _qualified(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None:
+            bad = [t for t in value if t.count(".") != 1 or not all(t.split("."))]
+            if bad:
+                raise ValueError(f"expected schema.table names: {', '.join(bad)}")
+        return value
+
+    @field_validator("flush_interval")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value.total_seconds() < 1:
+            raise ValueError("must be at least 1s")
+        return value
+
+
 class MetricsConfig(Section):
     listen: str = "0.0.0.0:9187"
     textfile: Path | None = None
@@ -396,6 +443,7 @@ class Config(Section):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     bundle: BundleConfig = Field(default_factory=BundleConfig)
+    stream: StreamConfig = Field(default_factory=StreamConfig)
     # Where the file was read from: relative paths resolve against its directory.
     base_dir: Path = Field(default=Path("."), exclude=True)
 

@@ -27,7 +27,7 @@ MANIFEST_VERSION = 1
 SUPPORTED_VERSIONS = (1,)
 MANIFEST_FILE = "manifest.json"
 
-Kind = Literal["backup", "export", "archive", "drill", "verification", "purge"]
+Kind = Literal["backup", "export", "archive", "drill", "verification", "purge", "segment"]
 
 
 class ObjectEntry(BaseModel):
@@ -199,6 +199,19 @@ class BackupManifest(ManifestBase):
     platform_details: dict[str, Any] | None = None
     warnings: list[str] = Field(default_factory=list)
     bundle: BundleInfo | None = None
+    stream: StreamPoint | None = None
+
+
+class StreamPoint(BaseModel):
+    """Where a backup's snapshot stands in the change stream (continuous archiving): the WAL
+    position read just before the snapshot was taken and the snapshot itself
+    (``pg_current_snapshot()``, ``xmin:xmax:xip,...``). Replay on top of this backup skips
+    exactly the transactions this snapshot sees."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    lsn: str
+    snapshot: str
 
 
 class ExportManifest(ManifestBase):
@@ -254,10 +267,37 @@ class PurgeManifest(ManifestBase):
     interrupted: bool = False
 
 
+class SegmentManifest(ManifestBase):
+    """A change-stream segment (continuous archiving): committed transactions in commit order,
+    as pgoutput messages, in one object. Segments of one generation form a chain: each names
+    its predecessor and its sequence number, and its ``from_lsn`` is at or after the
+    predecessor's ``to_lsn`` (the slot was advanced over nothing but empty transactions)."""
+
+    kind: Literal["segment"] = "segment"
+    slot: str
+    generation: str
+    generation_lsn: str  # the slot's confirmed position when the generation started
+    sequence: int = Field(ge=1)
+    predecessor: str | None = None
+    from_lsn: str  # the slot's confirmed position when the changes were read
+    to_lsn: str  # the end of the last commit stored: the slot is advanced here once stored
+    first_commit_at: datetime
+    last_commit_at: datetime
+    transactions: int = Field(ge=1)
+    changes: int = Field(ge=0)
+    # Row changes per table (inserted/updated/deleted/truncated) and every relation's shape.
+    relations: dict[str, dict[str, int]] = Field(default_factory=dict)
+    # Sequence values read after the segment's last commit (>= their values at any commit in it).
+    sequences: dict[str, int] = Field(default_factory=dict)
+    schema_changes: list[str] = Field(default_factory=list)
+
+
 # Every kind of stored manifest; ``parse_manifest`` picks the model by ``kind``.
-Manifest: TypeAlias = BackupManifest | ExportManifest | ArchiveManifest | PurgeManifest
+Manifest: TypeAlias = (
+    BackupManifest | ExportManifest | ArchiveManifest | PurgeManifest | SegmentManifest
+)
 _MANIFEST = TypeAdapter[Manifest](Annotated[Manifest, Field(discriminator="kind")])
-M = TypeVar("M", BackupManifest, ExportManifest, ArchiveManifest, PurgeManifest)
+M = TypeVar("M", BackupManifest, ExportManifest, ArchiveManifest, PurgeManifest, SegmentManifest)
 
 
 def expect_kind(manifest: Manifest, model: type[M]) -> M:

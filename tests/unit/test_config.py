@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from pathlib import Path
 
@@ -137,15 +136,10 @@ def test_spec_example_configuration_is_valid(tmp_path: Path) -> None:
         pytest.skip("shared/SPEC.md not beside the checkout")
     text = spec.read_text(encoding="utf-8")
     block = text.split("```yaml", 1)[1].split("```", 1)[0].replace("age1...", "age1qqqq")
-    # Keys SPEC already promises for capabilities still open as issues: the loader must reject
-    # them as unknown until they are built (then they move out of this list).
-    not_yet = {"stream"}
-    with pytest.raises(ConfigError) as err:
-        load_config(write(tmp_path, block), environ={})
-    assert {p for p, _ in err.value.problems} == not_yet
-    for section in ("stream",):
-        block = re.sub(rf"(?ms)^{section}:.*?(?=^[a-z])", "", block)
     cfg = load_config(write(tmp_path, block), environ={})
+    assert cfg.stream.max_slot_lag == 5 * 1000**3
+    assert cfg.stream.base_backup_every == timedelta(hours=24)
+    assert cfg.stream.flush_interval == timedelta(seconds=60)
     assert cfg.objectives.replica_lag == timedelta(hours=26)
     assert [r.name for r in cfg.storage.replicas] == ["dr-region"]
     assert cfg.archival.policies[1].where == {"status": ["completed"]}
