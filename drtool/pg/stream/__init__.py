@@ -1,0 +1,1 @@
+"""Decoding of logical replication streams (the pgoutput plugin's wire messages)."""
