@@ -396,8 +396,7 @@ class StreamConfig(Section):
         # follows the same rule so both are safe as names of storage keys too.
         if not _IDENT.match(value):
             raise ValueError(
-                "expected 1-63 lower-case letters, digits or underscores, not starting "
-                "with a digit"
+                "expected 1-63 lower-case letters, digits or underscores, not starting with a digit"
             )
         return value
 

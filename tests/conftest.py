@@ -8,4 +8,5 @@ pytest_plugins = [
     "tests.fixtures.cli",
     "tests.fixtures.webhook",
     "tests.fixtures.zoo",
+    "tests.fixtures.stream",
 ]

@@ -22,6 +22,9 @@ DUMP_FILE = "dump.pgdump.zst.age"
 GLOBALS_FILE = "globals.sql.zst.age"
 BUNDLE_OBJECT = "bundle"
 BUNDLE_FILE = "bundle.tar.zst.age"
+# A change-stream segment's one object (streams/<slot>/segments/<id>/).
+SEGMENT_OBJECT = "changes"
+SEGMENT_FILE = "changes.pgoutput.zst.age"
 KIND_PREFIX: dict[str, str] = {
     "backup": "backups/",
     "export": "exports/",
@@ -32,6 +35,14 @@ KIND_PREFIX: dict[str, str] = {
 
 def backup_prefix(item_id: str) -> str:
     return check_key(f"backups/{item_id}") + "/"
+
+
+def segments_prefix(slot: str) -> str:
+    return check_key(f"streams/{slot}/segments") + "/"
+
+
+def segment_prefix(slot: str, item_id: str) -> str:
+    return check_key(f"streams/{slot}/segments/{item_id}") + "/"
 
 
 def export_prefix(user_id: str, item_id: str) -> str:

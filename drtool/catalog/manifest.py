@@ -281,15 +281,19 @@ class SegmentManifest(ManifestBase):
     predecessor: str | None = None
     from_lsn: str  # the slot's confirmed position when the changes were read
     to_lsn: str  # the end of the last commit stored: the slot is advanced here once stored
-    first_commit_at: datetime
-    last_commit_at: datetime
-    transactions: int = Field(ge=1)
+    # None: a marker segment without transactions (a schema change seen while nothing flowed).
+    first_commit_at: datetime | None = None
+    last_commit_at: datetime | None = None
+    transactions: int = Field(ge=0)
     changes: int = Field(ge=0)
     # Row changes per table (inserted/updated/deleted/truncated) and every relation's shape.
     relations: dict[str, dict[str, int]] = Field(default_factory=dict)
     # Sequence values read after the segment's last commit (>= their values at any commit in it).
     sequences: dict[str, int] = Field(default_factory=dict)
+    # Tables added or changed since the previous check (at ``schema_changed_after``): DDL that
+    # logical decoding does not carry; replay from an older base backup must stop before it.
     schema_changes: list[str] = Field(default_factory=list)
+    schema_changed_after: datetime | None = None
 
 
 # Every kind of stored manifest; ``parse_manifest`` picks the model by ``kind``.

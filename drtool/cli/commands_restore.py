@@ -10,6 +10,7 @@ from drtool.cli.render_restore import restore_result
 from drtool.cli.state import common_options, from_option, get_state
 from drtool.services.jobs.audited import restore_audited
 from drtool.services.restore.run import RestoreRequest
+from drtool.services.stream.replay import parse_until
 
 
 @click.command("restore")
@@ -80,6 +81,15 @@ from drtool.services.restore.run import RestoreRequest
     is_flag=True,
     help="Authenticate the backup, check the target and print the plan; change nothing.",
 )
+@click.option(
+    "--until",
+    "until",
+    metavar="TIME",
+    default=None,
+    help="Point in time (ISO 8601 with offset, e.g. 2026-12-05T17:03:59Z): restore the newest "
+    "backup before TIME (ID: that one), then replay the stored change stream up to TIME "
+    "(docs/streaming.md).",
+)
 @from_option
 @common_options
 def restore_cmd(
@@ -95,6 +105,7 @@ def restore_cmd(
     no_privileges: bool,
     role_map: tuple[str, ...],
     dry_run: bool,
+    until: str | None,
     source: str | None,
 ) -> None:
     """Restore backup ID (or `latest`) into a database, or write its dump to a file.
@@ -116,5 +127,6 @@ def restore_cmd(
         no_privileges=no_privileges,
         role_map=role_map,
         dry_run=dry_run,
+        until=parse_until(until) if until is not None else None,
     )
     restore_result(restore_audited(state.context(source), request), state.json)

@@ -14,6 +14,7 @@ from drtool.cli import render
 from drtool.cli.commands import COMMANDS
 from drtool.cli.commands_bundle import bundle_group
 from drtool.cli.commands_replicate import replicate_cmd
+from drtool.cli.commands_stream import stream_group
 from drtool.cli.state import State
 from drtool.errors import EXIT_FAILED, EXIT_USAGE, DrtoolError, UsageError
 
@@ -60,6 +61,7 @@ for command in COMMANDS:
     cli.add_command(command)
 cli.add_command(replicate_cmd)
 cli.add_command(bundle_group)
+cli.add_command(stream_group)
 
 
 def main(argv: list[str] | None = None) -> None:

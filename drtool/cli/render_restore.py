@@ -75,7 +75,7 @@ def restore_result(result: RestoreResult, as_json: bool) -> None:
         emit_json({"ok": True, **to_jsonable(result)})
         return
     if result.dry_run:
-        emit(plan_text(result))
+        emit(plan_text(result) + _pit_text(result))
         return
     rows = sum(n for n in result.tables.values() if n > 0)
     if result.plan.mode == "file":
@@ -96,4 +96,29 @@ def restore_result(result: RestoreResult, as_json: bool) -> None:
     lines += [f"  warning: {w}" for w in result.plan.warnings]
     if result.record_id:
         lines.append(f"  record: restores/{result.id}/{result.record_id}.json")
-    emit("\n".join(lines))
+    emit("\n".join(lines) + _pit_text(result))
+
+
+def _pit_text(result: RestoreResult) -> str:
+    """``--until``: what was replayed on the base backup."""
+    pit = result.point_in_time
+    if pit is None:
+        return ""
+    if result.dry_run:
+        lines = [
+            f"then replay the change stream up to {pit['until']}: {pit['segments']} segment(s) "
+            f"of chain {pit['chain']}; every change committed before {pit['stored_through']} "
+            "is stored"
+        ]
+    else:
+        lines = [
+            f"replayed the change stream up to {pit['until']}: {pit['transactions_applied']} "
+            f"transactions ({pit['changes_applied']} changes) from {pit['segments']} "
+            f"segment(s) in {pit['seconds']}s; the database is as committed at "
+            f"{pit['recovered_to'] or pit['until']} (last transaction applied); "
+            f"{pit['sequences_set']} sequences set; row counts match"
+        ]
+    warnings = pit.get("warnings")
+    if isinstance(warnings, list):
+        lines += [f"  warning: {w}" for w in warnings]
+    return "\n" + "\n".join(lines)

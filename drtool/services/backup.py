@@ -21,7 +21,7 @@ from drtool.catalog.catalog import (
     GLOBALS_OBJECT,
     backup_prefix,
 )
-from drtool.catalog.manifest import BackupManifest, BundleInfo
+from drtool.catalog.manifest import BackupManifest, BundleInfo, StreamPoint
 from drtool.catalog.writer import ItemWriter
 from drtool.crypto.keys import Recipient
 from drtool.errors import EXIT_OK, DrtoolError, SubprocessError, UsageError
@@ -286,6 +286,11 @@ def _run(
             platform_details=platform.details() if platform else None,
             warnings=warnings,
             **({"bundle": bundle} if bundle is not None else {}),
+            **(
+                {"stream": StreamPoint(lsn=snap.wal_lsn, snapshot=snap.xid_snapshot)}
+                if snap.wal_lsn is not None and snap.xid_snapshot is not None
+                else {}
+            ),
         )
         manifest = item.commit(manifest, seal=DUMP_OBJECT)
     log.info("backup %s complete: %d bytes stored", item_id, manifest.size)

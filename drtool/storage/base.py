@@ -145,6 +145,8 @@ def object_lock_applies(key: str) -> bool:
     segments = key.split("/")
     if key == AUDIT_HEAD:
         return False
+    if segments[0] == "streams" and len(segments) == 3 and segments[2] == "state.json":
+        return False  # the stream's state record, rewritten every cycle
     if segments[0] not in LOCKED_TOP_DIRS or segments[-1] in UNLOCKED_NAMES:
         return False
     return not (segments[0] == "archive" and segments[2:3] == [ARCHIVE_JOURNAL_DIR])

@@ -42,6 +42,11 @@ class Snapshot:
     server_version: str
     database: str
     tables: list[TableRef] = field(default_factory=list)
+    # Where the snapshot stands in the WAL, for replaying the change stream on top of it: the
+    # WAL position read just before it was taken, and ``pg_current_snapshot()`` (None on a
+    # standby, where neither is available).
+    wal_lsn: str | None = None
+    xid_snapshot: str | None = None
     _conn: psycopg.Connection[tuple[object, ...]] | None = None
     _target: Target | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
@@ -109,11 +114,15 @@ def open_snapshot(
     """Hold a REPEATABLE READ, READ ONLY transaction open and export its snapshot."""
     with connect(target, "taking the backup snapshot", autocommit=False) as conn:
         try:
+            wal_lsn = _wal_position(conn)
             lock_ms = int(lock_wait.total_seconds() * 1000)
             conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(f"{lock_ms}ms")))
             conn.execute("set statement_timeout = 0")
             conn.execute("set transaction isolation level repeatable read, read only")
-            row = conn.execute("select pg_export_snapshot(), now(), current_database()").fetchone()
+            row = conn.execute(
+                "select pg_export_snapshot(), now(), current_database(),"
+                " pg_current_snapshot()::text"
+            ).fetchone()
             assert row is not None
             major, version = server_version(conn)
             snap = Snapshot(
@@ -123,6 +132,8 @@ def open_snapshot(
                 server_version=version,
                 database=str(row[2]),
                 tables=list_tables(conn, exclude_schemas),
+                wal_lsn=wal_lsn,
+                xid_snapshot=str(row[3]) if wal_lsn is not None else None,
                 _conn=conn,
                 _target=target,
             )
@@ -133,6 +144,19 @@ def open_snapshot(
         finally:
             with contextlib.suppress(psycopg.Error):
                 conn.rollback()
+
+
+def _wal_position(conn: psycopg.Connection[tuple[object, ...]]) -> str | None:
+    """The current WAL position, in a transaction of its own (ended before the snapshot's)."""
+    try:
+        row = conn.execute(
+            "select case when pg_is_in_recovery() then null else pg_current_wal_lsn()::text end"
+        ).fetchone()
+        return str(row[0]) if row and row[0] else None
+    except psycopg.Error:
+        return None
+    finally:
+        conn.rollback()
 
 
 def lock_key(name: str) -> int:

@@ -218,15 +218,17 @@ class Replayer:
             (rel.namespace, rel.name),
         ).fetchone()
         names = [c.name for c in rel.columns]
-        if row is None or sorted(row[1]) != sorted(names):  # type: ignore[arg-type]
-            found = "missing" if row is None else f"columns {', '.join(row[1])}"  # type: ignore[arg-type]
+        columns = [str(n) for n in row[1]] if row is not None else []  # type: ignore[attr-defined]
+        primary = [str(n) for n in row[2]] if row is not None else []  # type: ignore[attr-defined]
+        if row is None or sorted(columns) != sorted(names):
+            found = "missing" if row is None else f"columns {', '.join(columns)}"
             raise SchemaChanged(
                 f"{rel.qualified} changed after the base backup: the stream carries columns "
                 f"{', '.join(names)}, the restored table has {found}",
                 hint="logical decoding does not carry DDL: recover to a time before the change, "
                 "or after the next base backup (`drtool list` shows them)",
             )
-        pk = [names.index(str(n)) for n in row[2] if n in names]  # type: ignore[union-attr]
+        pk = [names.index(n) for n in primary if n in names]
         flagged = [i for i, c in enumerate(rel.columns) if c.is_key]
         if rel.replica_identity == "f":
             key, by_text = (pk, False) if pk else (list(range(len(names))), True)

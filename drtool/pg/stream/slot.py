@@ -234,7 +234,7 @@ def check_slot(state: SlotState, dbname: str) -> None:
         raise OperationError(
             f"replication slot {state.name} lost WAL it needed (max_slot_wal_keep_size): "
             "changes are missing from the stream",
-            hint=f"`drtool stream drop` then `drtool stream run` (a new base backup starts a "
+            hint="`drtool stream drop` then `drtool stream run` (a new base backup starts a "
             "new chain); recovery before that point uses the older chain",
         )
 
@@ -286,7 +286,7 @@ def peek_changes(
                     if not batch:
                         return
                     for lsn, xid, data in batch:
-                        yield parse_lsn(str(lsn)), int(xid or 0), bytes(data)  # type: ignore[call-overload, arg-type]
+                        yield parse_lsn(str(lsn)), int(xid or 0), bytes(data)  # type: ignore[call-overload]
 
             yield rows()
         finally:

@@ -16,6 +16,7 @@ from drtool.services.context import Context
 from drtool.services.rehearse.run import RehearseRequest, RehearseResult, rehearse
 from drtool.services.restore.run import RestoreRequest, RestoreResult, run_restore
 from drtool.services.retention.prune import PruneResult, run_prune
+from drtool.services.stream.replay import run_restore_until
 from drtool.services.userdata.export import ExportResult, export_user
 from drtool.services.userdata.export_users import ExportUsersResult, export_users
 from drtool.services.userdata.restore_user import (
@@ -33,7 +34,7 @@ def restore_audited(ctx: Context, req: RestoreRequest) -> RestoreResult:
     else:
         target = redact_dsn(req.to_dsn) if req.to_dsn else None
     with audited(ctx, "restore", items=[f"backup:{req.ref}"], target=target) as entry:
-        result = run_restore(ctx, req)
+        result = run_restore_until(ctx, req) if req.until is not None else run_restore(ctx, req)
         entry.items[:] = [f"backup:{result.id}"]
         entry.detail.update(dry_run=result.dry_run, rows=sum(result.tables.values()))
         if req.force:

@@ -9,12 +9,19 @@ from datetime import UTC, datetime
 from drtool.catalog.manifest import BackupManifest
 from drtool.catalog.records.drills import DrillRecord, latest_drill
 from drtool.catalog.records.runs import JobRun, list_runs
+from drtool.catalog.records.stream_state import read_state
 from drtool.catalog.records.verifications import latest_verification
 from drtool.config import ObjectivesConfig, format_duration
 from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
 from drtool.services.bundle.drift import BundleDrift, bundle_drift, drift_breach
 from drtool.services.context import Context
 from drtool.services.jobs.replica_lag import ReplicaState, replica_breaches, replica_states
+from drtool.services.stream.status import (
+    OBJECTIVE_STREAM_RPO,
+    OBJECTIVE_STREAM_SLOT_LAG,
+    StreamStatus,
+    stream_status,
+)
 
 # Objective names, as in the `drtool_objective_breached{objective=...}` metric.
 OBJECTIVE_RPO = "rpo"
@@ -32,6 +39,8 @@ OBJECTIVE_NAMES = (
     OBJECTIVE_DRILL_AGE,
     OBJECTIVE_REPLICA_LAG,
     OBJECTIVE_BUNDLE_DRIFT,
+    OBJECTIVE_STREAM_SLOT_LAG,  # the stream's slot holds more WAL than stream.max_slot_lag
+    OBJECTIVE_STREAM_RPO,  # stream.enabled and the stream is stopped or not storing
 )
 
 
@@ -93,6 +102,7 @@ class StatusResult:
     jobs: list[JobRun]
     replicas: list[ReplicaState] = field(default_factory=list)
     bundle: BundleDrift | None = None
+    stream: StreamStatus | None = None
 
     @property
     def exit_code(self) -> int:
@@ -169,11 +179,15 @@ def breaches_of(
     verify: LastVerify | None,
     drill: LastDrill | None,
     where: str,
+    stream_rpo: float | None = None,
 ) -> list[tuple[str, str]]:
-    """Every objective in breach: (objective name, what is wrong and against which objective)."""
+    """Every objective in breach: (objective name, what is wrong and against which objective).
+    ``stream_rpo``: the change stream's RPO, when it stores changes on top of a backup."""
     found: list[tuple[str, str]] = []
     rpo = format_duration(cfg.rpo)
-    if backup is None:
+    if stream_rpo is not None and backup is not None and stream_rpo <= cfg.rpo.total_seconds():
+        pass  # the stream keeps the recovery point fresh
+    elif backup is None:
         found.append((OBJECTIVE_RPO, f"no complete backup in {where} (objective rpo {rpo})"))
     elif backup.age_seconds > cfg.rpo.total_seconds():
         found.append(
@@ -252,7 +266,11 @@ def gather_status(ctx: Context) -> StatusResult:
         )
     drill = _last_drill(latest_drill(ctx.storage), now)
     cfg = ctx.config.objectives
-    found = breaches_of(cfg, backup, verify, drill, ctx.storage.description)
+    stream = _stream(ctx)
+    stream_rpo = stream.rpo_seconds if stream is not None else None
+    found = breaches_of(cfg, backup, verify, drill, ctx.storage.description, stream_rpo)
+    if stream is not None:
+        found += stream.breaches
     replicas = replica_states(ctx, backups)
     found += [(OBJECTIVE_REPLICA_LAG, text) for text in replica_breaches(replicas, cfg, format_age)]
     newest_backup = backups[0] if backups else None
@@ -267,11 +285,30 @@ def gather_status(ctx: Context) -> StatusResult:
         last_backup=backup,
         last_verify=verify,
         last_drill=drill,
-        rpo_exposure_seconds=backup.age_seconds if backup else None,
+        rpo_exposure_seconds=_exposure(backup, stream_rpo),
         objectives=objectives_of(cfg),
         breaches=[text for _, text in found],
         breached=sorted({name for name, _ in found}),
         jobs=list_runs(ctx.storage),
         replicas=replicas,
         bundle=drift,
+        stream=stream,
     )
+
+
+def _stream(ctx: Context) -> StreamStatus | None:
+    """The stream's status when it is enabled, or when it left a state record (its slot may
+    still hold WAL on the server)."""
+    if not ctx.config.stream.enabled and read_state(ctx.storage, ctx.config.stream.slot) is None:
+        return None
+    return stream_status(ctx)
+
+
+def _exposure(backup: LastBackup | None, stream_rpo: float | None) -> float | None:
+    """RPO exposure: the age of the newest recovery point, a backup's snapshot or, with the
+    stream storing changes on top of a backup, the newest stored change."""
+    if backup is None:
+        return None
+    if stream_rpo is not None:
+        return round(min(backup.age_seconds, stream_rpo), 3)
+    return backup.age_seconds

@@ -188,6 +188,64 @@ def _bundle_families(result: StatusResult) -> list[Metric]:
     return [drift]
 
 
+def _stream_families(result: StatusResult) -> list[Metric]:
+    """Continuous archiving, when the stream is enabled or has left a state record."""
+    stream = result.stream
+    if stream is None:
+        return []
+    state = stream.state
+    newest = stream.newest
+    families = [
+        *_gauge(
+            "drtool_stream_up",
+            "1 if the stream's state record says it is running, else 0.",
+            1.0 if stream.running else 0.0,
+        ),
+        *_gauge(
+            "drtool_stream_rpo_seconds",
+            "Seconds since the newest point up to which every committed change is stored.",
+            stream.rpo_seconds,
+        ),
+        *_gauge(
+            "drtool_stream_slot_lag_bytes",
+            "WAL the server retains for the stream's replication slot.",
+            stream.retained_bytes,
+        ),
+        *_gauge(
+            "drtool_stream_max_slot_lag_bytes",
+            "stream.max_slot_lag: retained WAL above this breaches.",
+            stream.max_slot_lag,
+        ),
+        *_gauge(
+            "drtool_stream_last_segment_timestamp_seconds",
+            "When the newest stored change segment was written (Unix time).",
+            newest.finished_at.timestamp() if newest else None,
+        ),
+        *_gauge(
+            "drtool_stream_changes_per_second",
+            "Changes per second the stream stored in its last segment.",
+            state.changes_per_second if state else None,
+        ),
+    ]
+    if state is not None:
+        for name, doc, value in (
+            (
+                "drtool_stream_segments",
+                "Segments stored by the running stream.",
+                state.segments_stored,
+            ),
+            (
+                "drtool_stream_changes",
+                "Changes stored by the running stream.",
+                state.changes_stored,
+            ),
+        ):
+            counter = CounterMetricFamily(name, doc)
+            counter.add_metric([], float(value))
+            families.append(counter)
+    return families
+
+
 def _replica_families(result: StatusResult) -> list[Metric]:
     """Per replica (label ``replica``): readable or not, its newest backup, its lag. A replica
     that could not be read has ``drtool_replica_up 0`` and no lag series."""
@@ -306,6 +364,7 @@ def registry_for(result: StatusResult | None) -> CollectorRegistry:
             + _state_families(result)
             + _replica_families(result)
             + _bundle_families(result)
+            + _stream_families(result)
             + _replicate_run_families(result)
             + families
         )

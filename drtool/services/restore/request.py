@@ -4,6 +4,7 @@ PATH) ...``), and the checks of its options that need nothing read yet (exit 2).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from drtool.errors import UsageError
@@ -30,6 +31,8 @@ class RestoreRequest:
     # drtool's own throwaway cluster (a drill): every role the backup needs is created,
     # superuser ones included, NOLOGIN, bare where the globals lack them.
     scratch_owned: bool = False
+    # ``--until TIME``: point-in-time recovery from a base backup and the change stream.
+    until: datetime | None = None
 
     def selection(self) -> Selection:
         """The part of the dump to restore (``--table``, ``--schema-only``, ``--data-only``)."""

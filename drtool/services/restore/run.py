@@ -68,6 +68,8 @@ class RestoreResult:
     # False when pg_restore's selection needed only the start of the dump and pulling stopped
     # there; every byte it read was still authenticated.
     read_whole_dump: bool = True
+    # ``--until``: the base backup and what was replayed on it (services/stream/replay.py).
+    point_in_time: dict[str, object] | None = None
 
 
 def _write_record(ctx: Context, record: RestoreRecord) -> None:

@@ -1,0 +1,2 @@
+"""Continuous archiving: ``stream run`` (capture), the segment chain, replay (``restore
+--until``), ``stream status`` and ``stream drop``."""
