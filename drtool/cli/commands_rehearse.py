@@ -13,14 +13,22 @@ from drtool.cli.state import common_options, from_option, get_state
 from drtool.services.context import Context, with_source
 from drtool.services.jobs.calls import rehearse_job
 from drtool.services.rehearse.run import RehearseRequest, RehearseResult
+from drtool.services.stream.replay import parse_until
 
 
 def rehearse_call(
-    ref: str, scratch: str | None, report: Path | None, keep: bool, source: str | None = None
+    ref: str,
+    scratch: str | None,
+    report: Path | None,
+    keep: bool,
+    source: str | None = None,
+    until: str | None = None,
 ) -> Callable[[Context], RehearseResult]:
     """The call `rehearse` makes with its parsed options (also a schedule's `rehearse ...`);
     ``source``: `--from NAME`, the replica the drill restores from and records to."""
-    request = RehearseRequest(ref=ref, scratch=scratch, report=report, keep=keep)
+    if until is not None and until.strip().lower() != "now":
+        parse_until(until)  # a bad time is exit 2 now, not when a scheduled drill runs
+    request = RehearseRequest(ref=ref, scratch=scratch, report=report, keep=keep, until=until)
     return lambda ctx: rehearse_job(with_source(ctx, source), request)
 
 
@@ -46,10 +54,23 @@ def rehearse_call(
     help="Keep the scratch database (or ephemeral cluster) for inspection and print how to "
     "reach it and how to remove it.",
 )
+@click.option(
+    "--until",
+    metavar="TIME",
+    default=None,
+    help="A point-in-time drill: the newest backup before TIME (ISO 8601 with offset, or "
+    "`now`: the drill's start) plus the change stream replayed up to TIME; RPO is what the "
+    "stream had not stored of that time.",
+)
 @from_option
 @common_options
 def rehearse_cmd(
-    ref: str, scratch: str | None, report: Path | None, keep: bool, source: str | None
+    ref: str,
+    scratch: str | None,
+    report: Path | None,
+    keep: bool,
+    until: str | None,
+    source: str | None,
 ) -> int:
     """DR drill: restore backup ID (default `latest`) into scratch, validate it, record RTO/RPO.
 
@@ -60,6 +81,6 @@ def rehearse_cmd(
     drill is recorded in drills/<id>.json. Exits 4 naming each failed check or breached
     objective, 3 if the backup failed integrity."""
     state = get_state()
-    result = rehearse_call(ref, scratch, report, keep, source)(state.context(source))
+    result = rehearse_call(ref, scratch, report, keep, source, until)(state.context(source))
     rehearse_result(result, state.json)
     return result.exit_code

@@ -3,14 +3,15 @@ scheduler in the layers contract; the scheduler never imports cli)."""
 
 from __future__ import annotations
 
+import sys
 from datetime import timedelta
 from typing import Any
 
 import click
 
 from drtool.cli.render_schedule import schedule_listing
-from drtool.cli.state import common_options, get_state
-from drtool.config import parse_duration
+from drtool.cli.state import State, common_options, get_state
+from drtool.config import Config, parse_duration
 
 
 def _api() -> Any:
@@ -86,14 +87,27 @@ def schedule_run(
     starts; a running job gets --grace to finish, then it is aborted cleanly (nothing partial
     is committed) and the scheduler exits 0."""
     state = get_state()
+    config = state.config()
     _api().run_scheduler(
-        state.config(),
+        config,
         _parser(),
         grace_seconds=grace.total_seconds(),
         misfire_grace_seconds=misfire_grace.total_seconds(),
         abort_wait_seconds=abort_wait.total_seconds(),
         run_now=run_now,
+        companions=_companions(config, state),
     )
+
+
+def _companions(config: Config, state: State) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """``stream run`` beside the jobs when ``stream.enabled`` (the same drtool, config and
+    log format)."""
+    if not config.stream.enabled:
+        return ()
+    argv = [sys.executable, "-m", "drtool", "--log-format", state.log_format]
+    if state.config_path is not None:
+        argv += ["--config", str(state.config_path)]
+    return (("stream run", (*argv, "stream", "run")),)
 
 
 @schedule_group.command("list")

@@ -10,8 +10,8 @@ import click
 
 from drtool.cli.render_stream import drop_result, run_result, status_result
 from drtool.cli.state import common_options, get_state
+from drtool.services.jobs.calls import stream_run_job
 from drtool.services.stream.drop import drop_stream
-from drtool.services.stream.run import run_stream
 from drtool.services.stream.status import stream_status
 
 
@@ -41,7 +41,7 @@ def stream_run_cmd(once: bool) -> int:
 
     previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
-        result = run_stream(state.context(), stop, once=once)
+        result = stream_run_job(state.context(), stop, once=once)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

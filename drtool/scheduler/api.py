@@ -106,9 +106,10 @@ def run_scheduler(
     misfire_grace_seconds: float,
     abort_wait_seconds: float = ABORT_WAIT_SECONDS,
     run_now: tuple[str, ...] = (),
+    companions: tuple[tuple[str, tuple[str, ...]], ...] = (),
 ) -> None:
-    """Block until SIGTERM/SIGINT, running the jobs; returns after the running job finished or
-    was aborted."""
+    """Block until SIGTERM/SIGINT, running the jobs (and keeping ``companions`` running
+    beside them); returns after the running job finished or was aborted."""
     jobs = _load(config, parse)
     ctx = build_context(config)
     options = RunOptions(
@@ -116,5 +117,6 @@ def run_scheduler(
         misfire_grace_seconds=misfire_grace_seconds,
         abort_wait_seconds=abort_wait_seconds,
         run_now=run_now,
+        companions=companions,
     )
     Runner(ctx, jobs, options).run()

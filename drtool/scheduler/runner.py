@@ -23,6 +23,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from drtool.errors import EXIT_FAILED, DrtoolError, OperationError, RefusedError, UsageError
 from drtool.log import get_logger
 from drtool.pipeline.stages import ProgressFn
+from drtool.scheduler.companion import Companion
 from drtool.scheduler.files import ScheduleJob
 from drtool.scheduler.http import serve
 from drtool.services.context import Context, ProgressFactory, with_source
@@ -66,6 +67,8 @@ class RunOptions:
     lease_renew_seconds: float = RENEW_EVERY_SECONDS
     # How long an aborted job may take to stop before the scheduler exits without it.
     abort_wait_seconds: float = ABORT_WAIT_SECONDS
+    # Processes kept running beside the jobs: (name, argv), e.g. ``stream run``.
+    companions: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def _abortable(state: JobState) -> ProgressFactory:
@@ -474,12 +477,17 @@ class Runner:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         self.m_up.set(1)
+        companions = [Companion(name, argv) for name, argv in self.options.companions]
+        for companion in companions:
+            companion.start()
         try:
             if not self.stopping.is_set():
                 scheduler.start()
         finally:
             self.stopping.set()
             self.m_up.set(0)
+            for companion in companions:
+                companion.stop(self.options.grace_seconds)
             self._drain()
             server.shutdown()
             log.info("scheduler: stopped", extra={"event": "stop"})

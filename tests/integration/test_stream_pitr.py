@@ -6,6 +6,7 @@ point gives per-table checksums equal to the source's at that point."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
 from typing import Any
 
@@ -13,8 +14,6 @@ import psycopg
 import pytest
 
 from tests.fixtures.pg import TEST_PASSWORD
-import uuid
-
 from tests.fixtures.stream import StreamProject
 from tests.fixtures.supabase import _project
 from tests.integration.restore_support import checksums, user_tables
@@ -95,7 +94,13 @@ def test_restore_until_each_point_equals_the_source_then(
         dsn = target.dsn
         try:
             doc = setup.run(
-                "restore", "latest", "--to", dsn, "--until", at.isoformat(), "--json",
+                "restore",
+                "latest",
+                "--to",
+                dsn,
+                "--until",
+                at.isoformat(),
+                "--json",
                 extra_env=PW,
             ).json
             assert doc["point_in_time"]["until"].startswith(at.isoformat()[:19])

@@ -76,6 +76,8 @@ class DrillRecord(BaseModel):
     backup: dict[str, Any] = Field(default_factory=dict)
     scratch: dict[str, Any] = Field(default_factory=dict)
     restore_record_id: str | None = None
+    # ``rehearse --until``: the base backup, the change stream replayed on it, the point reached.
+    point_in_time: dict[str, Any] | None = None
     tool_version: str | None = None
     server_version: str | None = None
     host: str | None = None

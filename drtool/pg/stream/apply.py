@@ -4,7 +4,8 @@ snapshot already holds, stopping at the first commit after the recovery target."
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import contextlib
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import psycopg
@@ -348,6 +349,44 @@ class Replayer:
             name = t.relation.qualified
             self.stats.truncated.add(name)
             self.stats.rows[name] = 0
+
+
+@contextlib.contextmanager
+def quiet_triggers(
+    conn: psycopg.Connection[tuple[object, ...]], tables: list[str]
+) -> Iterator[str]:
+    """Replay must not fire the application's triggers (they already ran on the source, and
+    their effects are in the stream): ``session_replication_role = replica`` where allowed,
+    else the user triggers of the replayed tables disabled and re-enabled after."""
+    try:
+        conn.execute("set session_replication_role = replica")
+        conn.commit()
+        yield "session_replication_role"
+        return
+    except psycopg.errors.InsufficientPrivilege:
+        conn.rollback()
+    rows = conn.execute(
+        """
+        select distinct n.nspname, c.relname
+          from pg_trigger t join pg_class c on c.oid = t.tgrelid
+          join pg_namespace n on n.oid = c.relnamespace
+         where not t.tgisinternal and t.tgenabled <> 'D'
+           and format('%%s.%%s', n.nspname, c.relname) = any(%s)
+        """,
+        (tables,),
+    ).fetchall()
+    names = [sql.Identifier(str(r[0]), str(r[1])) for r in rows]
+    for name in names:
+        conn.execute(sql.SQL("alter table {} disable trigger user").format(name))
+    conn.commit()
+    try:
+        yield f"disabled on {len(names)} tables" if names else "none"
+    finally:
+        with contextlib.suppress(psycopg.Error):
+            conn.rollback()
+            for name in names:
+                conn.execute(sql.SQL("alter table {} enable trigger user").format(name))
+            conn.commit()
 
 
 def commit_datetime(value: int | None) -> str | None:

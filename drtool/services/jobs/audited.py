@@ -138,13 +138,15 @@ def prune_audited(ctx: Context, *, dry_run: bool) -> PruneResult:
     return result
 
 
-def verify_audited(ctx: Context, ref: str | None, *, all_items: bool, deep: bool) -> VerifyResult:
+def verify_audited(
+    ctx: Context, ref: str | None, *, all_items: bool, deep: bool, stream: bool = False
+) -> VerifyResult:
     """``verify``: only ``--deep`` decrypts with the identity, and only it is audited."""
     if not deep:
-        return verify(ctx, ref, all_items=all_items, deep=False)
-    items = ["all"] if all_items else [f"item:{ref or 'latest'}"]
+        return verify(ctx, ref, all_items=all_items, deep=False, stream=stream)
+    items = ["all"] if all_items else ["stream"] if stream else [f"item:{ref or 'latest'}"]
     with audited(ctx, "verify --deep", items=items, target=ctx.where) as entry:
-        result = verify(ctx, ref, all_items=all_items, deep=True)
+        result = verify(ctx, ref, all_items=all_items, deep=True, stream=stream)
         entry.items[:] = [f"{i.kind}:{i.id}" for i in result.items]
         entry.exit_code = result.exit_code
     return result

@@ -4,6 +4,9 @@ notify a run the same way; each result type says its own exit code (services/job
 
 from __future__ import annotations
 
+import socket
+import threading
+
 from drtool.services.archive.run import ArchiveRequest, ArchiveRunResult
 from drtool.services.backup import BackupResult, run_backup
 from drtool.services.context import Context
@@ -15,6 +18,7 @@ from drtool.services.jobs.audited import (
     verify_audited,
 )
 from drtool.services.jobs.job import run_job
+from drtool.services.jobs.notify import notify
 from drtool.services.rehearse.run import RehearseRequest, RehearseResult
 from drtool.services.replicate.run import (
     DEFAULT_JOBS,
@@ -25,6 +29,7 @@ from drtool.services.replicate.run import (
     replicate_to,
 )
 from drtool.services.retention.prune import PruneResult
+from drtool.services.stream.run import StreamRunResult, run_stream
 from drtool.services.userdata.export_users import ExportUsersResult
 from drtool.services.verify.run import VerifyResult
 
@@ -33,11 +38,13 @@ def backup_job(ctx: Context, label: str | None) -> BackupResult:
     return run_job(ctx, "backup", lambda: run_backup(ctx, label=label))
 
 
-def verify_job(ctx: Context, ref: str | None, *, all_items: bool, deep: bool) -> VerifyResult:
+def verify_job(
+    ctx: Context, ref: str | None, *, all_items: bool, deep: bool, stream: bool = False
+) -> VerifyResult:
     return run_job(
         ctx,
         "verify",
-        lambda: verify_audited(ctx, ref, all_items=all_items, deep=deep),
+        lambda: verify_audited(ctx, ref, all_items=all_items, deep=deep, stream=stream),
         stats_of=VerifyResult.stats,
     )
 
@@ -88,3 +95,13 @@ def replicate_job(ctx: Context, *, to: str | None, jobs: int = DEFAULT_JOBS) -> 
         )
 
     return replicate_each(replica_names(ctx, to), one)
+
+
+def stream_run_job(ctx: Context, stop: threading.Event, *, once: bool) -> StreamRunResult:
+    """``stream run``: a slot lag above stream.max_slot_lag is notified as a breach."""
+    host = socket.gethostname()
+
+    def on_breach(text: str) -> None:
+        notify(ctx.config, "breach", f"drtool stream on {host}: {text}", {"job": "stream"})
+
+    return run_stream(ctx, stop, once=once, on_breach=on_breach)

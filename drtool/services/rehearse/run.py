@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -49,6 +49,14 @@ from drtool.services.rehearse.validate import (
 )
 from drtool.services.restore.auth import backup_major, resolve_backup
 from drtool.services.restore.run import RestoreResult, restore_scratch
+from drtool.services.stream.chain import ReplayPlan
+from drtool.services.stream.replay import (
+    PointInTime,
+    check_counts,
+    parse_until,
+    prepare,
+    replay,
+)
 
 log = get_logger("rehearse")
 
@@ -63,6 +71,8 @@ class RehearseRequest:
     scratch: str | None = None
     report: Path | None = None
     keep: bool = False
+    # ``--until TIME`` (or ``now``, the drill's own start): replay the change stream.
+    until: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,6 +124,9 @@ class _Run:
 
     stages: dict[str, float]
     restored: RestoreResult | None = None
+    replay: ReplayPlan | None = None
+    point_in_time: PointInTime | None = None
+    replay_warnings: list[str] = field(default_factory=list)
     tables: list[TableCount] | None = None
     checks: list[CheckResult] | None = None
     validated_at: float | None = None
@@ -133,11 +146,18 @@ def rehearse(ctx: Context, req: RehearseRequest) -> RehearseResult:
     if req.report is not None:
         check_report_path(req.report)
     spec = scratch_spec(ctx, req.scratch)
-    manifest = resolve_backup(ctx, req.ref)
+    until = _until(req.until, started_at)
+    replay_plan: ReplayPlan | None = None
+    pit_warnings: list[str] = []
+    if until is not None:
+        replay_plan, pit_warnings = prepare(ctx, req.ref, until)
+        manifest: Manifest = replay_plan.base
+    else:
+        manifest = resolve_backup(ctx, req.ref)
     configured_identities(ctx.config)  # a missing identity exits 2 before anything starts
     exit_on_sigterm()
     log.info("drill %s: rehearsing backup %s (%s scratch)", drill_id, manifest.id, spec.kind)
-    run = _Run(stages={})
+    run = _Run(stages={}, replay=replay_plan, replay_warnings=pit_warnings)
     with contextlib.ExitStack() as stack:
         try:
             t0 = time.monotonic()
@@ -146,7 +166,7 @@ def rehearse(ctx: Context, req: RehearseRequest) -> RehearseResult:
             )
             run.scratch = scratch
             run.stages["scratch"] = time.monotonic() - t0
-            _restore_and_validate(ctx, manifest, scratch, run)
+            _restore_and_validate(ctx, manifest, scratch, run, until)
         except RefusedError:
             raise  # refused before anything was created: no drill happened
         except DrtoolError as exc:
@@ -176,9 +196,21 @@ def rehearse(ctx: Context, req: RehearseRequest) -> RehearseResult:
     return RehearseResult(record, report, kept)
 
 
-def _restore_and_validate(ctx: Context, manifest: Manifest, scratch: Scratch, run: _Run) -> None:
+def _restore_and_validate(
+    ctx: Context, manifest: Manifest, scratch: Scratch, run: _Run, until: datetime | None
+) -> None:
     restored = restore_scratch(ctx, manifest.id, scratch.target, scratch.kind == EPHEMERAL)
     ctx.check_abort()  # the restore's counting moves no data: a timeout during it stops here
+    if run.replay is not None and until is not None:
+        identities = configured_identities(ctx.config)
+        pit = replay(ctx, run.replay, scratch.target, until, identities)
+        pit.warnings = list(run.replay_warnings)
+        run.point_in_time = pit
+        run.stages["replay"] = pit.seconds
+        counts = check_counts(scratch.target, pit.expected_counts(restored.tables))
+        expected = pit.expected_counts(dict(manifest.tables))
+        restored = replace(restored, tables=counts)
+        manifest = manifest.model_copy(update={"tables": expected})
     run.restored = restored
     stages = restored.stages
     run.stages["prepare"] = stages.get("prepare", 0.0)
@@ -199,6 +231,13 @@ def _restore_and_validate(ctx: Context, manifest: Manifest, scratch: Scratch, ru
     run.stages["validate"] = stages.get("count", 0.0) + run.validated_at - t0
 
 
+def _until(text: str | None, now: datetime) -> datetime | None:
+    """``--until``: a time, or ``now`` (the drill's start: "if we lost the database now")."""
+    if text is None:
+        return None
+    return now if text.strip().lower() == "now" else parse_until(text)
+
+
 def _record(
     ctx: Context,
     drill_id: str,
@@ -208,6 +247,13 @@ def _record(
     run: _Run,
 ) -> DrillRecord:
     rpo_seconds = round((started_at - snapshot_time(manifest)).total_seconds(), 3)
+    pit = run.point_in_time
+    if run.replay is not None:
+        # Point in time: what the stream had not stored of the time recovered to.
+        covered = run.replay.covered_to
+        target_time = pit.until if pit is not None else started_at
+        lost = (target_time - covered).total_seconds() if covered is not None else rpo_seconds
+        rpo_seconds = round(max(lost, 0.0), 3)
     gap = worst_gap(ctx.catalog.listing("backup").items, started_at)
     rto = round(run.validated_at - started, 3) if run.validated_at is not None else None
     judgement = judge(
@@ -265,6 +311,7 @@ def _record(
             "roles_created": restored.roles_created if restored else [],
         },
         restore_record_id=restored.record_id if restored else None,
+        point_in_time=pit.as_dict() if pit is not None else None,
         tool_version=__version__,
         server_version=scratch.server_version if scratch else None,
         host=socket.gethostname(),

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from drtool.errors import EXIT_OK, RefusedError
 from drtool.log import get_logger
 from drtool.pg.conn import connect
+from drtool.pg.dump.snapshot import advisory_lock
 from drtool.pg.stream.slot import (
     check_slot,
     drop_publication,
@@ -17,6 +18,7 @@ from drtool.pg.stream.slot import (
     slot_state,
 )
 from drtool.services.context import Context
+from drtool.services.stream.run import lock_name
 
 log = get_logger("stream")
 
@@ -39,7 +41,10 @@ class StreamDropResult:
 def drop_stream(ctx: Context) -> StreamDropResult:
     cfg = ctx.config.stream
     target = ctx.database()
-    with connect(target, f"dropping replication slot {cfg.slot}") as conn:
+    with (
+        advisory_lock(target, lock_name(cfg.slot)),
+        connect(target, f"dropping replication slot {cfg.slot}") as conn,
+    ):
         state = slot_state(conn, cfg.slot)
         retained = state.retained_bytes if state is not None else None
         if state is not None:

@@ -6,12 +6,8 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-
-import psycopg
-from psycopg import sql
 
 from drtool.catalog.catalog import SEGMENT_OBJECT
 from drtool.catalog.manifest import BackupManifest, SegmentManifest
@@ -20,9 +16,9 @@ from drtool.catalog.seal import check_seal
 from drtool.crypto.keys import Identity
 from drtool.errors import DrtoolError, IntegrityError, UsageError
 from drtool.log import get_logger
-from drtool.pg.conn import Target, apply_copy_settings, connect, translate
+from drtool.pg.conn import Target, apply_copy_settings, connect
 from drtool.pg.restore.target import open_session
-from drtool.pg.stream.apply import Replayer, ReplayStats, XidSnapshot
+from drtool.pg.stream.apply import Replayer, ReplayStats, XidSnapshot, quiet_triggers
 from drtool.pg.stream.frames import FrameError, read_frames
 from drtool.pg.stream.pgoutput import datetime_to_pg_time, pg_time_to_datetime
 from drtool.pg.stream.slot import set_sequences
@@ -183,44 +179,6 @@ def _check_stored(ctx: Context, seg: SegmentManifest) -> None:
     )
 
 
-@contextlib.contextmanager
-def quiet_triggers(
-    conn: psycopg.Connection[tuple[object, ...]], tables: list[str]
-) -> Iterator[str]:
-    """Replay must not fire the application's triggers (they already ran on the source, and
-    their effects are in the stream): ``session_replication_role = replica`` where allowed,
-    else the user triggers of the replayed tables disabled and re-enabled after."""
-    try:
-        conn.execute("set session_replication_role = replica")
-        conn.commit()
-        yield "session_replication_role"
-        return
-    except psycopg.errors.InsufficientPrivilege:
-        conn.rollback()
-    rows = conn.execute(
-        """
-        select distinct n.nspname, c.relname
-          from pg_trigger t join pg_class c on c.oid = t.tgrelid
-          join pg_namespace n on n.oid = c.relnamespace
-         where not t.tgisinternal and t.tgenabled <> 'D'
-           and format('%%s.%%s', n.nspname, c.relname) = any(%s)
-        """,
-        (tables,),
-    ).fetchall()
-    names = [sql.Identifier(str(r[0]), str(r[1])) for r in rows]
-    for name in names:
-        conn.execute(sql.SQL("alter table {} disable trigger user").format(name))
-    conn.commit()
-    try:
-        yield f"disabled on {len(names)} tables" if names else "none"
-    finally:
-        with contextlib.suppress(psycopg.Error):
-            conn.rollback()
-            for name in names:
-                conn.execute(sql.SQL("alter table {} enable trigger user").format(name))
-            conn.commit()
-
-
 def replay(
     ctx: Context,
     plan: ReplayPlan,
@@ -265,11 +223,8 @@ def replay(
                 ctx.check_abort()
             replayer.finish()
             if last_applied is not None:
-                try:
-                    missing = set_sequences(conn, dict(last_applied.sequences))
-                    conn.commit()
-                except psycopg.Error as exc:
-                    raise translate(exc, target, "setting the sequences") from exc
+                missing = set_sequences(conn, dict(last_applied.sequences))
+                conn.commit()
                 pit.sequences = len(last_applied.sequences) - len(missing)
     pit.stats = replayer.stats
     if replayer.stats.last_commit_time is not None:

@@ -9,7 +9,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -50,6 +50,11 @@ from drtool.services.stream.chain import newest_segment
 log = get_logger("stream")
 
 BASE_LABEL = "stream base backup"
+
+
+def lock_name(slot: str) -> str:
+    """The advisory lock a ``stream run`` holds: one per slot, and ``stream drop`` waits."""
+    return f"drtool:stream:{slot}"
 
 
 class StreamStopped(Exception):
@@ -147,8 +152,17 @@ class _BaseBackup:
 class Streamer:
     """One ``stream run``: a connection to the source holding the slot's position."""
 
-    def __init__(self, ctx: Context, conn: Conn, target: Target, stop: threading.Event) -> None:
+    def __init__(
+        self,
+        ctx: Context,
+        conn: Conn,
+        target: Target,
+        stop: threading.Event,
+        on_breach: Callable[[str], None] | None = None,
+    ) -> None:
         self.ctx = ctx
+        self.on_breach = on_breach
+        self.lag_noticed_at: float | None = None
         self.cfg = ctx.config.stream
         self.conn = conn
         self.target = target
@@ -386,6 +400,7 @@ class Streamer:
                 hint="`drtool stream run` again creates a new slot and a new chain",
             )
         self.slot_bytes = (state.retained_bytes, state.pending_bytes)
+        self._check_lag(state.retained_bytes)
         if state.confirmed_lsn != self.pos.confirmed:
             self.pos = self._new_generation(
                 format_lsn(state.confirmed_lsn),
@@ -393,6 +408,25 @@ class Streamer:
                 f"left it at {format_lsn(self.pos.confirmed)})",
             )
             self.result.generation = self.pos.generation
+
+    def _check_lag(self, retained: int) -> None:
+        """Above stream.max_slot_lag: warn, and notify (breach) at most once an hour."""
+        limit = self.cfg.max_slot_lag
+        if retained <= limit:
+            self.lag_noticed_at = None
+            return
+        text = (
+            f"replication slot {self.slot} holds {retained} bytes of WAL on the server, above "
+            f"stream.max_slot_lag ({limit}): the stream is not keeping up; if it cannot catch "
+            "up, `drtool stream drop` before the server's disk fills (runbooks/pitr.md)"
+        )
+        log.warning("stream %s: %s", self.slot, text)
+        now = time.monotonic()
+        if self.on_breach is not None and (
+            self.lag_noticed_at is None or now - self.lag_noticed_at >= 3600
+        ):
+            self.lag_noticed_at = now
+            self.on_breach(text)
 
     def _store(
         self,
@@ -523,18 +557,24 @@ def _chain(
     yield from rest
 
 
-def run_stream(ctx: Context, stop: threading.Event, *, once: bool = False) -> StreamRunResult:
+def run_stream(
+    ctx: Context,
+    stop: threading.Event,
+    *,
+    once: bool = False,
+    on_breach: Callable[[str], None] | None = None,
+) -> StreamRunResult:
     """Capture until ``stop`` is set (SIGTERM), then flush what is committed and exit;
     ``once``: one pass (a base backup first if one is due), for cron-style use and tests."""
     cfg = ctx.config.stream
     target = ctx.database()
     with (
-        advisory_lock(target, f"drtool:stream:{cfg.slot}"),
+        advisory_lock(target, lock_name(cfg.slot)),
         connect(target, f"continuous archiving (slot {cfg.slot})") as conn,
     ):
         apply_copy_settings(conn)
         conn.execute("set statement_timeout = 0")
-        streamer = Streamer(ctx, conn, target, stop)
+        streamer = Streamer(ctx, conn, target, stop, on_breach)
         streamer.start()
         log.info(
             "stream %s: running (chain %s, flush every %ss)",

@@ -10,6 +10,7 @@ from datetime import datetime
 from drtool import __version__
 from drtool.catalog.catalog import MANIFEST_NAME, backup_prefix, object_key, path_id
 from drtool.catalog.manifest import Manifest
+from drtool.catalog.records.stream_state import read_state
 from drtool.catalog.records.verifications import Problem, VerificationRecord, write_verification
 from drtool.crypto.keys import Identity
 from drtool.errors import (
@@ -24,6 +25,7 @@ from drtool.ids import is_valid_id, new_id
 from drtool.log import get_logger
 from drtool.services.context import Context
 from drtool.services.keys import configured_identities
+from drtool.services.stream.chain import check_links, iter_chain
 from drtool.services.verify.checks import TAMPERED_HINT, Checker, KeyedProblem, Meter
 
 __all__ = ["KeyedProblem", "Problem", "VerifyItem", "VerifyResult", "verify"]
@@ -214,14 +216,75 @@ def _verify_one(ctx: Context, checker: Checker, target: Manifest | _Unreadable) 
     return item
 
 
+def _stream_items(ctx: Context, checker: Checker) -> list[VerifyItem]:
+    """The change stream: each chain's continuity (a gap, a missing or a reordered segment is
+    a failed item named by the chain), then every segment like any item."""
+    slot = ctx.config.stream.slot
+    items: list[VerifyItem] = []
+    state = read_state(ctx.storage, slot)
+    for generation, chain in iter_chain(ctx.storage, slot):
+        problems: list[KeyedProblem] = []
+        try:
+            check_links(chain)
+        except IntegrityError as exc:
+            problems.append(KeyedProblem(MANIFEST_NAME, None, exc.message, exc.hint))
+        if state is not None and state.generation == generation:
+            newest = chain[-1].sequence
+            if state.newest_sequence > newest:
+                missing = state.newest_sequence - newest
+                problems.append(
+                    KeyedProblem(
+                        MANIFEST_NAME,
+                        None,
+                        f"the newest {missing} segment(s) are missing: the stream stored "
+                        f"#{state.newest_sequence}, storage ends at #{newest}",
+                        TAMPERED_HINT,
+                    )
+                )
+        item = VerifyItem(
+            id=generation,
+            kind="stream",
+            ok=not problems,
+            deep=checker.deep,
+            problems=problems,
+            seconds=0.0,
+            bytes_read=0,
+            plain_bytes=0,
+            verified_at=ctx.clock(),
+        )
+        _log_outcome(item)
+        items.append(item)
+        items += [_verify_one(ctx, checker, seg) for seg in chain]
+    return items
+
+
 def verify(
-    ctx: Context, ref: str | None = None, *, all_items: bool = False, deep: bool = False
+    ctx: Context,
+    ref: str | None = None,
+    *,
+    all_items: bool = False,
+    deep: bool = False,
+    stream: bool = False,
 ) -> VerifyResult:
     """Verify one item (an id, or ``latest``, the default) or ``--all``; every problem of every
     item is collected. Unknown ids and an empty catalog are usage errors (exit 2); a missing
-    identity for ``deep`` too, before anything is read."""
+    identity for ``deep`` too, before anything is read. ``stream`` (and ``--all``): the
+    change stream's chains and segments too (``stream`` alone: only them)."""
     if all_items and ref is not None:
         raise UsageError("give an ID or --all, not both")
+    if stream and ref is not None:
+        raise UsageError("give an ID or --stream, not both")
     checker = Checker(ctx.storage, _identities(ctx) if deep else [], ctx.progress)
-    items = [_verify_one(ctx, checker, target) for target in _targets(ctx, ref, all_items)]
+    items: list[VerifyItem] = []
+    if not stream or all_items:
+        items = [_verify_one(ctx, checker, target) for target in _targets(ctx, ref, all_items)]
+    if stream or all_items:
+        found = _stream_items(ctx, checker)
+        if stream and not found and not all_items:
+            raise UsageError(
+                f"no change stream segments of slot {ctx.config.stream.slot} in "
+                f"{ctx.storage.description}",
+                hint="`drtool stream run` stores them",
+            )
+        items += found
     return VerifyResult(items, all(item.ok for item in items), ctx.storage.description)
