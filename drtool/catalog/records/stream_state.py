@@ -44,6 +44,9 @@ class StreamState(BaseModel):
     not_captured: list[str] = Field(default_factory=list)  # not ownable: not published at all
     last_error: str | None = None
     base_backup_due: bool = False
+    # Every published table's shape (columns, types, replica identity) when last checked, so
+    # DDL while the stream was stopped is seen when it starts again.
+    table_shapes: dict[str, str] = Field(default_factory=dict)
     stopped_at: datetime | None = None
 
 

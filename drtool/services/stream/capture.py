@@ -38,6 +38,12 @@ class SegmentFacts:
     shapes: dict[int, tuple[object, ...]] = field(default_factory=dict)  # oid -> newest shape
     names: dict[int, str] = field(default_factory=dict)
     in_transaction: bool = False
+    # Relation shapes seen so far (kept across a stream's cycles): a Relation message with
+    # another shape means DDL; the last commit before it is the latest recoverable point
+    # from an older base backup.
+    known_shapes: dict[int, tuple[object, ...]] = field(default_factory=dict)
+    changed_relations: list[str] = field(default_factory=list)
+    old_shape_until: datetime | None = None
 
     def count(self, oid: int, verb: str) -> None:
         name = self.names.get(oid, str(oid))
@@ -67,7 +73,14 @@ def frames(rows: Iterable[tuple[int, int, bytes]], facts: SegmentFacts) -> Itera
             facts.last_commit_at = at
             facts.to_lsn = msg.end_lsn
         elif isinstance(msg, Relation):
-            facts.shapes[msg.oid] = msg.shape()
+            shape = msg.shape()
+            old = facts.known_shapes.get(msg.oid)
+            if old is not None and old != shape:
+                facts.changed_relations.append(msg.qualified)
+                if facts.old_shape_until is None:
+                    facts.old_shape_until = facts.last_commit_at
+            facts.known_shapes[msg.oid] = shape
+            facts.shapes[msg.oid] = shape
             facts.names[msg.oid] = msg.qualified
         elif isinstance(msg, Insert | Update | Delete):
             facts.changes += 1

@@ -174,6 +174,9 @@ class Streamer:
         self.tables = Tables([], [], [])
         self.shapes: dict[str, str] = {}
         self.last_check: datetime | None = None
+        # Schema changes seen but not yet recorded in a segment, and since when they may be.
+        self.pending_changes: list[str] = []
+        self.relation_shapes: dict[int, tuple[object, ...]] = {}
         self.stored_through: datetime | None = None
         self.base: _BaseBackup | None = None
         self.base_due_at: float = 0.0  # monotonic time the next base backup is due
@@ -186,7 +189,14 @@ class Streamer:
 
     def start(self) -> None:
         check_source(self.conn)
-        self._sync_tables(initial=True)
+        record = read_state(self.ctx.storage, self.slot)
+        if record is not None and record.table_shapes:
+            # DDL while the stream was stopped: seen now, possible since the last check.
+            self.shapes = dict(record.table_shapes)
+            self.last_check = record.updated_at
+            self.pending_changes = self._sync_tables()
+        else:
+            self._sync_tables(initial=True)
         self.pos = self._resume()
         self.result.generation = self.pos.generation
         self._plan_base_backup()
@@ -340,7 +350,8 @@ class Streamer:
     def cycle(self) -> bool:
         """Store what is committed; True if more is pending (a segment reached its size)."""
         checked_at = self.ctx.clock()
-        changes = self._sync_tables()
+        changes = self.pending_changes + self._sync_tables()
+        self.pending_changes = []
         if changes:
             for change in changes:
                 log.warning("stream %s: schema change: %s", self.slot, change)
@@ -348,7 +359,7 @@ class Streamer:
         self._check_position()
         upto = flush_lsn(self.conn)
         started = time.monotonic()
-        facts = SegmentFacts()
+        facts = SegmentFacts(known_shapes=self.relation_shapes)
         seg_id = new_id(checked_at)
         stored: SegmentManifest | None = None
         with peek_changes(
@@ -358,6 +369,10 @@ class Streamer:
             if first is not None or changes:
                 body = frames(_chain(first, rows), facts)
                 stored = self._store(seg_id, checked_at, body, facts, changes)
+        if facts.changed_relations:
+            for name in facts.changed_relations:
+                log.warning("stream %s: schema change: changed table %s", self.slot, name)
+            self.base_needed = True
         if stored is not None:
             advance_slot(self.conn, self.slot, stored.to_lsn)
             self.pos.confirmed = parse_lsn(stored.to_lsn)
@@ -471,8 +486,13 @@ class Streamer:
                 changes=facts.changes,
                 relations=facts.relations,
                 sequences=sequences,
-                schema_changes=changes,
-                schema_changed_after=self.last_check if changes else None,
+                schema_changes=changes
+                + [
+                    f"changed table {name}"
+                    for name in facts.changed_relations
+                    if f"changed table {name}" not in changes
+                ],
+                schema_changed_after=_changed_after(self.last_check, facts, changes),
             )
             del major
             return w.commit(manifest, seal=SEGMENT_OBJECT)
@@ -537,6 +557,7 @@ class Streamer:
             not_captured=[t.qualified for t in self.tables.not_captured],
             base_backup_due=self.base_needed,
             stopped_at=None if running else now,
+            table_shapes=self.shapes,
         )
         try:
             write_state(self.ctx.storage, state)
@@ -547,6 +568,17 @@ class Streamer:
         if self.base is not None:
             self.tend_base_backup(wait=True)
         self._write_state(running=False)
+
+
+def _changed_after(
+    last_check: datetime | None, facts: SegmentFacts, changes: list[str]
+) -> datetime | None:
+    """Since when the schema may differ: the previous check, or later, the last commit the
+    stream carried with a relation's old shape (the DDL came after it)."""
+    if not changes and not facts.changed_relations:
+        return None
+    found = [t for t in (last_check, facts.old_shape_until) if t is not None]
+    return max(found) if found else facts.first_commit_at
 
 
 def _chain(
@@ -587,6 +619,10 @@ def run_stream(
                 streamer.tend_base_backup(wait=True)
                 while streamer.cycle():
                     pass
+                if streamer.base_needed:  # a schema change: its base backup, then the rest
+                    streamer.tend_base_backup(wait=True)
+                    while streamer.cycle():
+                        pass
                 return streamer.result
             while True:
                 streamer.tend_base_backup(wait=False)
