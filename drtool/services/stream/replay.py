@@ -154,6 +154,16 @@ def prepare(ctx: Context, ref: str, until: datetime) -> tuple[ReplayPlan, list[s
             f"changes committed after {stored} are not in storage: the database is recovered "
             f"as of then, not {until.isoformat()}"
         )
+    if state is not None and state.not_captured:
+        warnings.append(
+            "not captured by the stream (the role cannot publish them), so as in the base "
+            f"backup: {', '.join(state.not_captured)}"
+        )
+    if state is not None and state.not_replayable:
+        warnings.append(
+            "only INSERT and TRUNCATE are captured for (no replica identity): "
+            f"{', '.join(state.not_replayable)}"
+        )
     for seg in plan.segments:
         _check_stored(ctx, seg)
     return plan, warnings
