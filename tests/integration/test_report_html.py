@@ -135,6 +135,8 @@ def test_report_from_real_records_draws_every_backup_gap_and_drill_in_chromium(
     drill_measured = measure(CHROMIUM, drill_report, tmp_path)
     assert chart(drill_measured, "stages")["marks"] == {"stage": len(drill_one["stages"])}
     assert chart(drill_measured, "rto")["marks"] == {"drill": 1}
+    drill_narrow = measure(CHROMIUM, drill_report, tmp_path, width=420)
+    assert drill_narrow["scrollWidth"] <= drill_narrow["innerWidth"]
 
 
 def test_report_without_records_says_so_and_fails_cleanly_on_bad_options(
