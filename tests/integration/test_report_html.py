@@ -155,3 +155,29 @@ def test_report_without_records_says_so_and_fails_cleanly_on_bad_options(
     assert "does not exist" in nowhere.stderr
     err = file_setup.run("--json", "report", "--out", str(tmp_path), expect=2).json
     assert err["exit_code"] == 2 and "directory" in err["error"]["message"]
+
+
+@needs_chromium
+def test_report_shows_each_replicas_lag_against_the_objective(
+    file_setup: Setup, tmp_path: Path
+) -> None:
+    assert CHROMIUM is not None
+    for name in ("dr", "far"):
+        (tmp_path / name).mkdir()
+    file_setup.doc["storage"]["replicas"] = [
+        {"name": "dr", "url": (tmp_path / "dr").as_uri()},
+        {"name": "far", "url": (tmp_path / "far").as_uri()},
+    ]
+    file_setup.doc["objectives"] = {"rpo": "24h", "rto": "1h", "replica_lag": "1h"}
+    file_setup.write()
+    backup_id = backup(file_setup)
+    file_setup.run("replicate", "--to", "dr")
+    out = tmp_path / "replicas.html"
+    doc = file_setup.run("--json", "report", "--out", str(out)).json
+    assert doc["replicas"] == 2 and doc["verdict"] == "ok"
+    text = out.read_text(encoding="utf-8")
+    assert_self_contained(text)
+    assert "Replicas" in text and "replica_lag 1h" in text
+    section = text[text.index('id="replicas"') :]
+    assert backup_id in section[: section.index("</section>")]  # dr has it, far has none
+    assert chart(measure(CHROMIUM, out, tmp_path), "replicas")["marks"] == {"replica": 2}

@@ -38,7 +38,8 @@ class ReportResult:
         return None
 
     def summary(self) -> str | None:
-        return None
+        verdict = "ok" if self.ok else f"breached ({len(self.breaches)})"
+        return f"report {self.path}: verdict {verdict}"
 
 
 def render_report(view: ReportView) -> str:
