@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from drtool.catalog.records.drills import CheckResult, DrillRecord
 from drtool.services.html.charts import (
     Bar,
     bar_chart,
@@ -16,6 +17,7 @@ from drtool.services.html.charts import (
     timeline_chart,
     value_domain,
 )
+from drtool.services.html.page import environment
 from drtool.services.report.gaps import rpo_gaps, worst_gap
 
 T0 = datetime(2026, 11, 1, 2, 0, tzinfo=UTC)
@@ -123,3 +125,15 @@ def test_bars_are_proportional_oldest_left_and_bad_ones_highlighted() -> None:
     assert chart.objective_y is not None and chart.note == ""
     far = bar_chart("rto", "RTO", "drill", bars[:1], 3600.0, "RTO 1h", str)
     assert far.objective_y is None and "off the scale" in far.note
+
+
+def test_what_records_hold_is_escaped_in_the_pages() -> None:
+    drill = DrillRecord(
+        id="20261101T020000.000Z-abcd",
+        created_at=T0,
+        verdict="fail",
+        checks=[CheckResult(name="<script>alert(1)</script>", ok=False, detail='"><img src=x>')],
+    )
+    html = str(environment().get_template("macros.html.j2").module.checks(drill))
+    assert "<script>" not in html and "<img" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html
