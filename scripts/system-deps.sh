@@ -13,6 +13,8 @@ command -v age >/dev/null 2>&1 || need+=(age)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
 # promtool (the tests check the metrics with it) comes with Debian's prometheus package.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# chromium: the HTML report's tests render it headless (tests/integration/test_report_html.py).
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || need+=(chromium)
 
 if [ ${#need[@]} -eq 0 ]; then
   exit 0

@@ -13,6 +13,7 @@ from drtool.cli.commands_audit import audit_cmd
 from drtool.cli.commands_export import export_user_cmd, export_users_cmd, restore_user_cmd
 from drtool.cli.commands_prune import prune_cmd
 from drtool.cli.commands_rehearse import rehearse_cmd
+from drtool.cli.commands_report import report_cmd
 from drtool.cli.commands_restore import restore_cmd
 from drtool.cli.commands_schedule import schedule_group
 from drtool.cli.commands_status import status_cmd
@@ -139,3 +140,4 @@ COMMANDS.append(schedule_group)
 COMMANDS += [export_user_cmd, export_users_cmd, restore_user_cmd]
 COMMANDS.append(archive_group)
 COMMANDS.append(audit_cmd)
+COMMANDS.append(report_cmd)

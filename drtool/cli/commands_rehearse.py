@@ -46,7 +46,8 @@ def rehearse_call(
     "--report",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="Also write a Markdown drill report here (for compliance review).",
+    help="Also write a drill report here (for compliance review): Markdown, or HTML when "
+    "PATH ends in .html.",
 )
 @click.option(
     "--keep",

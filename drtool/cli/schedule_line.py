@@ -16,6 +16,7 @@ from drtool.cli.commands_export import export_users_call
 from drtool.cli.commands_prune import prune_call
 from drtool.cli.commands_rehearse import rehearse_call
 from drtool.cli.commands_replicate import replicate_call
+from drtool.cli.commands_report import report_call
 from drtool.cli.commands_status import status_call
 from drtool.cli.commands_verify import verify_call
 from drtool.cli.main import cli
@@ -36,6 +37,7 @@ SCHEDULABLE: dict[str, Callable[..., Callable[[Context], Outcome]]] = {
     "export-users": export_users_call,
     "archive run": archive_run_call,
     "replicate": replicate_call,
+    "report": report_call,
 }
 
 

@@ -143,16 +143,23 @@ def read_drill_record(storage: Storage, drill_id: str) -> DrillRecord | None:
     return read_record(storage, drill_key(drill_id), _parser(drill_id))
 
 
-def _readable(storage: Storage, *, lenient: bool = False) -> Iterator[DrillRecord]:
-    """Readable drill records, newest first, read lazily; unreadable ones logged and skipped."""
+def _readable(
+    storage: Storage, *, lenient: bool = False, since: datetime | None = None
+) -> Iterator[DrillRecord]:
+    """Readable drill records, newest first, read lazily; unreadable ones logged and skipped;
+    ``since``: only drills started then or later (known from the id, nothing else is read)."""
     for drill_id in reversed(drill_ids(storage)):
+        if since is not None and id_time(drill_id) < since:
+            break
         yield from readable(storage, [drill_key(drill_id)], _parser(drill_id, lenient=lenient))
 
 
-def drill_records(storage: Storage, limit: int | None = None) -> list[DrillRecord]:
-    """Readable drill records, newest first (at most ``limit``); unreadable ones are logged
-    and skipped."""
-    return list(itertools.islice(_readable(storage), limit))
+def drill_records(
+    storage: Storage, limit: int | None = None, since: datetime | None = None
+) -> list[DrillRecord]:
+    """Readable drill records, newest first (at most ``limit``; ``since``: started then or
+    later); unreadable ones are logged and skipped."""
+    return list(itertools.islice(_readable(storage, since=since), limit))
 
 
 def latest_drill(storage: Storage) -> DrillRecord | None:

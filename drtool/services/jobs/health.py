@@ -3,10 +3,11 @@ newest backup and RPO exposure, last verification, last drill, job runs, and the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from drtool.catalog.manifest import BackupManifest
+from drtool.catalog.manifest import BackupManifest, Manifest
 from drtool.catalog.records.drills import DrillRecord, latest_drill
 from drtool.catalog.records.runs import JobRun, list_runs
 from drtool.catalog.records.stream_state import read_state
@@ -234,12 +235,14 @@ def breaches_of(
     return found
 
 
-def gather_status(ctx: Context) -> StatusResult:
+def gather_status(ctx: Context, backups: Sequence[Manifest] | None = None) -> StatusResult:
     """Read the newest backup manifest, the newest verification and drill records, the
     job-run records and each replica's backup manifests (never a data object) and judge them
-    against ``objectives``."""
+    against ``objectives``. ``backups``: the complete backups, newest first, when the caller
+    has listed them already (the report)."""
     now = ctx.clock()
-    backups = ctx.catalog.listing("backup").items
+    if backups is None:
+        backups = ctx.catalog.listing("backup").items
     backup: LastBackup | None = None
     if backups:
         newest = backups[0]

@@ -1,20 +1,20 @@
-"""The Markdown drill report (``rehearse --report PATH``) a compliance reviewer can file: what
-was restored from where, timings, objectives against what was achieved, row counts, checks,
-the RTO trend of the last drills, the verdict, follow-up actions and sign-off lines."""
+"""The drill report (``rehearse --report PATH``: Markdown, or HTML for ``*.html``) a compliance
+reviewer can file: what was restored from where, timings, objectives against what was achieved,
+row counts, checks, the RTO trend of the last drills, the verdict, follow-up actions and
+sign-off lines."""
 
 from __future__ import annotations
 
-import contextlib
-import os
-import tempfile
 from pathlib import Path
 
 from drtool.catalog.manifest import Manifest
 from drtool.catalog.records.drills import DrillRecord
-from drtool.errors import OperationError, UsageError
+from drtool.services.html.page import check_out_path, write_page
+from drtool.services.rehearse.report_html import render_html_report
 from drtool.services.rehearse.validate import KIND_SQL, format_seconds
 
 TREND_DRILLS = 6
+HTML_SUFFIXES = (".html", ".htm")
 STAGE_TEXT = {
     "scratch": "start the scratch database",
     "prepare": "authenticate the backup, check the target",
@@ -26,12 +26,7 @@ STAGE_TEXT = {
 
 def check_report_path(path: Path) -> None:
     """Refuse a report path that cannot be written before the drill starts (exit 2)."""
-    if path.is_dir():
-        raise UsageError(f"--report {path} is a directory; give a file name")
-    if not path.parent.is_dir():
-        raise UsageError(f"--report {path}: directory {path.parent} does not exist")
-    if not os.access(path.parent, os.W_OK):
-        raise UsageError(f"--report {path}: directory {path.parent} is not writable")
+    check_out_path(path, "--report")
 
 
 def _md(text: object) -> str:
@@ -257,24 +252,15 @@ def _trend_section(trend: list[DrillRecord]) -> list[str]:
 def write_report(
     path: Path, record: DrillRecord, manifest: Manifest, storage: str, trend: list[DrillRecord]
 ) -> Path:
-    """Write the report atomically (a temp file renamed into place), mode 0644."""
-    text = render_report(record, manifest, storage, trend)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(text)
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.chmod(tmp, 0o644)
-            os.replace(tmp, path)
-        except BaseException:
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
-            raise
-    except OSError as exc:
-        raise OperationError(
-            f"could not write the drill report {path}: {exc.strerror}",
-            hint=f"the drill itself is recorded (drills/{record.id}.json); check --report",
-        ) from exc
-    return path
+    """Write the report atomically (a temp file renamed into place), mode 0644: HTML when the
+    path ends in ``.html`` (or ``.htm``), else Markdown."""
+    if path.suffix.lower() in HTML_SUFFIXES:
+        text = render_html_report(record, manifest, storage, trend, STAGE_TEXT, follow_ups(record))
+    else:
+        text = render_report(record, manifest, storage, trend)
+    return write_page(
+        path,
+        text,
+        "the drill report",
+        hint=f"the drill itself is recorded (drills/{record.id}.json); check --report",
+    )
