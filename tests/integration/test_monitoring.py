@@ -34,16 +34,6 @@ ALERTS_RUNBOOK = RUNBOOKS / "alerts.md"
 # Continuous archiving (services/stream/) is being written: these are the series it WILL emit
 # and the objectives it will report. Replace this list with the names collected from its source
 # (as for metrics.py below) once it lands.
-STREAM_METRICS = {
-    "drtool_stream_rpo_seconds",
-    "drtool_stream_slot_lag_bytes",
-    "drtool_stream_max_slot_lag_bytes",
-    "drtool_stream_last_segment_timestamp_seconds",
-    "drtool_stream_segments_total",
-    "drtool_stream_changes_total",
-    "drtool_stream_up",
-}
-STREAM_OBJECTIVES = {"stream_rpo", "stream_slot_lag"}
 # Written by the same colleague: the stream alerts link to it; its anchors are checked once it
 # exists.
 PENDING_RUNBOOKS = {RUNBOOKS / "pitr.md"}
@@ -205,11 +195,11 @@ def test_the_links_of_the_alert_rules_section_resolve() -> None:
 
 def test_the_rules_and_the_dashboard_query_only_metrics_drtool_emits() -> None:
     exprs = [rule["expr"] for rule in alert_rules()] + dashboard_exprs()
-    known = emitted_metrics() | STREAM_METRICS | EXTERNAL_METRICS
+    known = emitted_metrics() | EXTERNAL_METRICS
     unknown = {name for expr in exprs for name in metric_names(expr)} - known
     assert unknown == set(), f"not emitted by drtool: {sorted(unknown)}"
     objectives = {value for expr in exprs for value in re.findall(r'objective="(\w+)"', expr)}
-    assert objectives - set(OBJECTIVE_NAMES) - STREAM_OBJECTIVES == set()
+    assert objectives - set(OBJECTIVE_NAMES) == set()
     # Prometheus owns `job`: a series' own job label would come back as exported_job.
     assert not [expr for expr in exprs if re.search(r"[{,]\s*job\s*=", expr)]
 

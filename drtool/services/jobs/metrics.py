@@ -228,21 +228,15 @@ def _stream_families(result: StatusResult) -> list[Metric]:
         ),
     ]
     if state is not None:
-        for name, doc, value in (
-            (
-                "drtool_stream_segments",
-                "Segments stored by the running stream.",
-                state.segments_stored,
-            ),
-            (
-                "drtool_stream_changes",
-                "Changes stored by the running stream.",
-                state.changes_stored,
-            ),
-        ):
-            counter = CounterMetricFamily(name, doc)
-            counter.add_metric([], float(value))
-            families.append(counter)
+        segments = CounterMetricFamily(
+            "drtool_stream_segments", "Segments stored by the running stream (this process)."
+        )
+        segments.add_metric([], float(state.segments_stored))
+        changes = CounterMetricFamily(
+            "drtool_stream_changes", "Changes stored by the running stream (this process)."
+        )
+        changes.add_metric([], float(state.changes_stored))
+        families += [segments, changes]
     return families
 
 
