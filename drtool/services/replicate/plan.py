@@ -9,11 +9,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from drtool.catalog.archive_records import ARCHIVE_PREFIX, VOID_NAME, archive_entries
-from drtool.catalog.catalog import KIND_PREFIX, MANIFEST_NAME, Catalog
+from drtool.catalog.catalog import KIND_PREFIX, MANIFEST_NAME, Catalog, segments_prefix
 from drtool.catalog.manifest import Manifest
 from drtool.catalog.records.audit import AUDIT_PREFIX, is_record_key
 from drtool.catalog.records.drills import DRILLS_PREFIX
 from drtool.catalog.records.verifications import VERIFICATIONS_PREFIX
+from drtool.catalog.segments import read_segment, segment_keys
 from drtool.config import RetentionConfig
 from drtool.services.retention.plan import (
     BackupFacts,
@@ -78,7 +79,11 @@ def _folders(keys: Iterable[str], depth: int) -> dict[str, str]:
 
 
 def plan_replica(
-    primary: Storage, replica: Storage, retention: RetentionConfig, now: datetime
+    primary: Storage,
+    replica: Storage,
+    retention: RetentionConfig,
+    now: datetime,
+    slot: str | None = None,
 ) -> ReplicaPlan:
     """Everything ``replica`` lacks, oldest first (so an interrupted run leaves the oldest
     items complete). Reads the replica's listings: an unreachable replica fails here."""
@@ -122,6 +127,8 @@ def plan_replica(
 
     items += _archive_items(primary, replica)
     items += _record_items(primary, replica)
+    if slot is not None:
+        items += _segment_items(primary, replica, slot)
     items.sort(key=lambda item: (item.id, item.kind))
     return ReplicaPlan(items, not_copied)
 
@@ -147,6 +154,20 @@ def _archive_items(primary: Storage, replica: Storage) -> list[ItemToCopy]:
         # restorable, even for a moment.
         objects = _objects(entry.manifest) + void
         items.append(ItemToCopy(entry.manifest.kind, entry.manifest.id, objects, manifest_key))
+    return items
+
+
+def _segment_items(primary: Storage, replica: Storage, slot: str) -> list[ItemToCopy]:
+    """Change segments the replica lacks (complete ones: those with a manifest), so a
+    point-in-time recovery works ``--from`` the replica too."""
+    on_replica = _keys(replica, segments_prefix(slot))
+    items: list[ItemToCopy] = []
+    for item_id, key in segment_keys(primary, slot):
+        if key in on_replica:
+            continue
+        manifest = read_segment(primary, key)
+        if manifest is not None:
+            items.append(ItemToCopy("segment", item_id, _objects(manifest), key))
     return items
 
 

@@ -176,7 +176,9 @@ def _replicate_held(
     location = ctx.config.storage.replica(name)
     try:
         replica = ctx.replica_storage(name)
-        plan = plan_replica(ctx.storage, replica, ctx.config.retention, ctx.clock())
+        plan = plan_replica(
+            ctx.storage, replica, ctx.config.retention, ctx.clock(), ctx.config.stream.slot
+        )
     except DrtoolError as exc:
         if isinstance(exc, UsageError):
             raise

@@ -8,10 +8,12 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from drtool.catalog.catalog import KIND_PREFIX, MANIFEST_NAME
+from drtool.catalog.catalog import KIND_PREFIX, MANIFEST_NAME, segment_prefix, segments_prefix
 from drtool.catalog.manifest import Manifest
 from drtool.catalog.records.restores import RESTORES_PREFIX
+from drtool.catalog.records.stream_state import read_state
 from drtool.catalog.records.verifications import VERIFICATIONS_PREFIX, last_verifications
+from drtool.catalog.segments import all_segments
 from drtool.errors import EXIT_FAILED, EXIT_OK, DrtoolError, NotFoundInStorage
 from drtool.log import get_logger
 from drtool.services.context import Context, with_source
@@ -22,6 +24,7 @@ from drtool.services.retention.plan import (
     plan_exports,
     plan_retention,
 )
+from drtool.services.retention.segments import plan_segments
 from drtool.storage.base import ObjectInfo, Storage
 
 log = get_logger("prune")
@@ -170,6 +173,16 @@ def _item_folders(storage: Storage, kind: str) -> dict[str, list[ObjectInfo]]:
     return groups
 
 
+def _segment_folders(storage: Storage, slot: str) -> dict[str, list[ObjectInfo]]:
+    """Objects grouped by change-segment folder: ``streams/<slot>/segments/<id>/``."""
+    groups: dict[str, list[ObjectInfo]] = defaultdict(list)
+    for info in storage.list(segments_prefix(slot)):
+        parts = info.key.split("/")
+        if len(parts) > 4:
+            groups["/".join(parts[:4]) + "/"].append(info)
+    return groups
+
+
 def _clean_abandoned(ctx: Context, now: datetime, dry_run: bool) -> list[AbandonedEntry]:
     grace = ctx.config.retention.abandoned_after
     found: list[AbandonedEntry] = []
@@ -184,26 +197,68 @@ def _clean_abandoned(ctx: Context, now: datetime, dry_run: bool) -> list[Abandon
                 f"started {upload.started.isoformat()}, older than abandoned_after",
             )
         )
-    for kind in ("backup", "export"):
-        for folder, objects in _item_folders(ctx.storage, kind).items():
-            if any(info.key == folder + MANIFEST_NAME for info in objects):
-                continue
-            newest = max(info.modified for info in objects)
-            if now - newest < grace:
-                continue  # maybe a run still writing it
-            if _lock(ctx.storage, [info.key for info in objects], now) is not None:
-                log.warning("partial item %s is under Object Lock; left in place", folder)
-                continue
-            if not dry_run:
-                for info in objects:
-                    ctx.storage.delete(info.key)
-            found.append(
-                AbandonedEntry(
-                    f"partial item {folder} ({len(objects)} object(s), no manifest)",
-                    f"last written {newest.isoformat()}, older than abandoned_after",
-                )
+    folders = {
+        **_item_folders(ctx.storage, "backup"),
+        **_item_folders(ctx.storage, "export"),
+        **_segment_folders(ctx.storage, ctx.config.stream.slot),
+    }
+    for folder, objects in folders.items():
+        if any(info.key == folder + MANIFEST_NAME for info in objects):
+            continue
+        newest = max(info.modified for info in objects)
+        if now - newest < grace:
+            continue  # maybe a run still writing it
+        if _lock(ctx.storage, [info.key for info in objects], now) is not None:
+            log.warning("partial item %s is under Object Lock; left in place", folder)
+            continue
+        if not dry_run:
+            for info in objects:
+                ctx.storage.delete(info.key)
+        found.append(
+            AbandonedEntry(
+                f"partial item {folder} ({len(objects)} object(s), no manifest)",
+                f"last written {newest.isoformat()}, older than abandoned_after",
             )
+        )
     return found
+
+
+def _prune_segments(
+    ctx: Context, kept: list[Manifest], now: datetime, dry_run: bool
+) -> tuple[list[PruneEntry], list[PruneEntry]]:
+    """Change segments no kept backup needs (services/retention/segments.py), oldest first,
+    each manifest before its object; nothing under Object Lock."""
+    slot = ctx.config.stream.slot
+    segments = all_segments(ctx.storage, slot)
+    if not segments:
+        return [], []
+    state = read_state(ctx.storage, slot)
+    remove, keep = plan_segments(segments, kept, state.generation if state else None)
+    removed: list[PruneEntry] = []
+    # One line for the kept segments (there are thousands): the oldest, and how many.
+    kept_entries = [
+        PruneEntry(keep[0].segment.id, f"oldest of {len(keep)} kept: {keep[0].reason}", "segment")
+    ][: len(keep)]
+    for verdict in sorted(remove, key=lambda v: v.segment.id):
+        seg = verdict.segment
+        folder = segment_prefix(slot, seg.id)
+        locked = _lock(ctx.storage, [info.key for info in ctx.storage.list(folder)], now)
+        if locked is not None:
+            kept_entries.append(
+                PruneEntry(seg.id, f"object lock until {locked.isoformat()}", "segment")
+            )
+            continue
+        if not dry_run:
+            _delete_item(ctx.storage, folder, seg.id, records=False)
+        removed.append(PruneEntry(seg.id, verdict.reason, "segment"))
+    if removed:
+        log.info(
+            "%s %d change segment(s) from %s",
+            "would remove" if dry_run else "removed",
+            len(removed),
+            ctx.where,
+        )
+    return removed, kept_entries
 
 
 def _export_facts(ctx: Context) -> tuple[list[ExportFacts], dict[str, str]]:
@@ -273,10 +328,13 @@ def _prune_storage(ctx: Context, dry_run: bool) -> PruneResult:
     export_plan = plan_exports(exports, policy.exports_max_age, now)
     gone, stay = _apply(ctx, export_plan, export_folders, "export", now, dry_run)
 
+    kept_backups = [m for m in backups if m.id not in {e.id for e in removed}]
+    seg_removed, seg_kept = _prune_segments(ctx, kept_backups, now, dry_run)
+
     abandoned = _clean_abandoned(ctx, now, dry_run)
     return PruneResult(
-        removed=removed + gone,
-        kept=kept + stay,
+        removed=removed + gone + seg_removed,
+        kept=kept + stay + seg_kept,
         abandoned_removed=len(abandoned),
         dry_run=dry_run,
         abandoned=abandoned,

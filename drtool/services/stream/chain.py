@@ -8,11 +8,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 
-from drtool.catalog.catalog import MANIFEST_NAME, path_id, read_manifest, segments_prefix
-from drtool.catalog.manifest import BackupManifest, SegmentManifest, expect_kind
-from drtool.catalog.records.document import read_record
+from drtool.catalog.manifest import BackupManifest, SegmentManifest
+from drtool.catalog.segments import all_segments, generations
 from drtool.errors import IntegrityError
-from drtool.ids import is_valid_id
 from drtool.pg.stream.frames import parse_lsn
 from drtool.storage.base import Storage
 
@@ -20,40 +18,6 @@ HINT = (
     "a segment was deleted, replaced or edited in storage: `drtool verify --stream` names it; "
     "recover to a time before the gap, or from a base backup after it"
 )
-
-
-def segment_keys(storage: Storage, slot: str) -> list[tuple[str, str]]:
-    """``(id, manifest key)`` of every complete segment, oldest first (ids sort by time)."""
-    found = []
-    for info in storage.list(segments_prefix(slot)):
-        if info.key.endswith("/" + MANIFEST_NAME):
-            item = path_id(info.key)
-            if is_valid_id(item):
-                found.append((item, info.key))
-    return sorted(found)
-
-
-def read_segment(storage: Storage, key: str) -> SegmentManifest | None:
-    """A segment's manifest (None if deleted meanwhile); unreadable is an IntegrityError."""
-    manifest = read_record(storage, key, read_manifest)
-    return expect_kind(manifest, SegmentManifest) if manifest is not None else None
-
-
-def newest_segment(storage: Storage, slot: str) -> SegmentManifest | None:
-    for _, key in reversed(segment_keys(storage, slot)):
-        found = read_segment(storage, key)
-        if found is not None:
-            return found
-    return None
-
-
-def all_segments(storage: Storage, slot: str) -> list[SegmentManifest]:
-    out = []
-    for _, key in segment_keys(storage, slot):
-        found = read_segment(storage, key)
-        if found is not None:
-            out.append(found)
-    return out
 
 
 def check_links(segments: list[SegmentManifest]) -> None:
@@ -88,16 +52,6 @@ def check_links(segments: list[SegmentManifest]) -> None:
                 f"({seg.from_lsn})",
                 hint=HINT,
             )
-
-
-def generations(segments: list[SegmentManifest]) -> dict[str, list[SegmentManifest]]:
-    """Segments by generation, each in sequence order."""
-    out: dict[str, list[SegmentManifest]] = {}
-    for seg in segments:
-        out.setdefault(seg.generation, []).append(seg)
-    for chain in out.values():
-        chain.sort(key=lambda s: (s.sequence, s.id))
-    return out
 
 
 @dataclass(frozen=True)

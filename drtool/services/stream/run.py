@@ -17,6 +17,7 @@ from drtool import __version__
 from drtool.catalog.catalog import SEGMENT_FILE, SEGMENT_OBJECT, segment_prefix
 from drtool.catalog.manifest import BackupManifest, SegmentManifest
 from drtool.catalog.records.stream_state import StreamState, read_state, write_state
+from drtool.catalog.segments import newest_segment
 from drtool.config import StreamConfig
 from drtool.errors import EXIT_OK, DrtoolError, OperationError
 from drtool.ids import new_id
@@ -45,7 +46,6 @@ from drtool.services.backup import run_backup
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
 from drtool.services.stream.capture import SegmentFacts, frames
-from drtool.services.stream.chain import newest_segment
 
 log = get_logger("stream")
 

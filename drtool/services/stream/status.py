@@ -8,12 +8,12 @@ from datetime import datetime
 
 from drtool.catalog.manifest import SegmentManifest
 from drtool.catalog.records.stream_state import StreamState, read_state
+from drtool.catalog.segments import newest_segment
 from drtool.config import Config
 from drtool.errors import DrtoolError
 from drtool.pg.conn import connect
 from drtool.pg.stream.slot import SlotState, slot_state
 from drtool.services.context import Context
-from drtool.services.stream.chain import newest_segment
 
 OBJECTIVE_STREAM_SLOT_LAG = "stream_slot_lag"
 OBJECTIVE_STREAM_RPO = "stream_rpo"
