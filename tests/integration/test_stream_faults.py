@@ -5,6 +5,7 @@ a tampered and a reordered segment, and a slot holding more WAL than stream.max_
 from __future__ import annotations
 
 import json
+import os
 import random
 import signal
 import time
@@ -22,6 +23,7 @@ from tests.fixtures.stream import (
     storage_root,
 )
 from tests.integration.restore_support import checksums, user_tables
+from tests.integration.test_scheduler import free_port
 
 PW = {"PGPASSWORD": TEST_PASSWORD}
 
@@ -284,3 +286,37 @@ def test_drop_refuses_while_the_stream_runs(stream_project: StreamProject) -> No
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
     assert project.scalar("select count(*) from pg_replication_slots") == 1
+
+
+def test_the_cron_container_runs_the_stream_beside_the_scheduler(
+    stream_project: StreamProject,
+) -> None:
+    """`schedule run` with stream.enabled keeps `stream run` running (restarted when it is
+    killed) and stops it cleanly with itself."""
+    project = stream_project
+    setup = project.setup
+    directory = setup.dir / "schedules"
+    directory.mkdir()
+    (directory / "status.yaml").write_text('cron: "0 5 * * *"\ncommand: status\n')
+    setup.doc["schedule"] = {"dir": "schedules"}
+    setup.doc["metrics"] = {"listen": f"127.0.0.1:{free_port()}"}
+    setup.write()
+    proc = setup.popen("schedule", "run", "--grace", "30s")
+    try:
+        _wait_for(lambda: _started(project), what="the stream beside the scheduler")
+        first = _state(project)
+        assert first is not None and first["running"] is True
+        os.kill(first["pid"], signal.SIGKILL)
+        _wait_for(
+            lambda: (_state(project) or {}).get("pid") not in (None, first["pid"]),
+            what="the stream restarted",
+        )
+        at = _step(project, 0)
+        _wait_for(lambda: (_stored_through(project) or at) > at, what="the write stored")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=90) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    state = _state(project)
+    assert state is not None and state["running"] is False
