@@ -1,12 +1,16 @@
 """``demo``: the main job end to end on the embedded default, with no set-up at all: backup,
-list, verify --deep, a DR drill (rehearse) on a second throwaway cluster, and status."""
+list, verify --deep, a DR drill (rehearse) on a second throwaway cluster, and status; then
+point-in-time recovery: the change stream, a day's writes, an accidental DELETE, and
+``restore --until`` a second before it, with the rows back."""
 
 from __future__ import annotations
 
 import secrets
 import shutil
 import tempfile
+import threading
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 import yaml
@@ -15,8 +19,11 @@ from drtool.catalog.records.drills import DrillRecord
 from drtool.config import Config
 from drtool.log import get_logger
 from drtool.pg.cluster.ephemeral import EphemeralCluster
+from drtool.pg.conn import parse_target
+from drtool.pg.sample.accident import count_contacts, day_of_work, delete_by_mistake
 from drtool.pg.sample.load import load_sample
 from drtool.pg.sample.supabase_layer import APP_ROLE, SUPABASE_ADMIN, install_supabase_platform
+from drtool.pg.scratch import dsn_with_password
 from drtool.services.backup import run_backup
 from drtool.services.catalog_view import list_items
 from drtool.services.context import Context, build_context
@@ -24,10 +31,20 @@ from drtool.services.jobs.status import StatusResult, check_status
 from drtool.services.keys import generate_key
 from drtool.services.rehearse.run import RehearseRequest, rehearse
 from drtool.services.rehearse.validate import format_seconds
+from drtool.services.restore.request import RestoreRequest
+from drtool.services.stream.replay import run_restore_until
+from drtool.services.stream.run import run_stream
 from drtool.services.verify.run import verify
 
 log = get_logger("demo")
 DEMO_DB = "omnicrm"
+# Logical decoding for the change stream; commits flushed at once, so the stream sees them.
+LOGICAL = {
+    "wal_level": "logical",
+    "max_wal_senders": "4",
+    "max_replication_slots": "4",
+    "synchronous_commit": "on",
+}
 
 
 @dataclass(frozen=True)
@@ -117,6 +134,56 @@ def _verify_rehearse_status(
     return drill
 
 
+def _point_in_time(
+    ctx: Context, cluster: EphemeralCluster, password: str, steps: list[DemoStep]
+) -> None:
+    """The change stream, the app's work, an accident, and the recovery to before it."""
+    stop = threading.Event()
+    first = run_stream(ctx, stop, once=True)
+    steps.append(
+        DemoStep(
+            "drtool stream run   (in the cron container: beside the scheduler)",
+            f"replication slot {first.slot} (pgoutput) and a base backup "
+            f"{', '.join(first.base_backups)}; every committed change is stored from now on",
+        )
+    )
+    source = ctx.database()
+    rows = day_of_work(source)
+    accident = delete_by_mistake(source)
+    steps.append(
+        DemoStep(
+            "the application: a day of CRM work, then by mistake "
+            "DELETE FROM contacts WHERE lifecycle_stage = 'customer'",
+            f"{rows} rows written; {accident.deleted} contacts deleted "
+            f"({accident.contacts_before} -> {accident.contacts_after})",
+        )
+    )
+    stored = run_stream(ctx, stop, once=True)
+    steps.append(
+        DemoStep(
+            "drtool stream run   (every stream.flush_interval)",
+            f"{stored.segments} segment(s), {stored.changes} changes stored, encrypted, sealed",
+        )
+    )
+    recovered = "omnicrm_recovered"
+    install_supabase_platform(cluster.create_database(recovered), password)
+    target = parse_target(cluster.dsn(recovered, user=APP_ROLE), password)
+    until = accident.before.astimezone(UTC).replace(microsecond=0)
+    req = RestoreRequest(ref="latest", to_dsn=dsn_with_password(target), until=until)
+    result = run_restore_until(ctx, req)
+    pit = result.point_in_time or {}
+    back = count_contacts(target)
+    steps.append(
+        DemoStep(
+            f"drtool restore latest --to .../{recovered} --until {until.isoformat()}",
+            f"backup {result.id} + {pit.get('transactions_applied')} transactions replayed: "
+            f"{back} contacts, the {accident.deleted} deleted ones back "
+            f"(production now has {accident.contacts_after})",
+            back == accident.contacts_before,
+        )
+    )
+
+
 def _status_facts(status: StatusResult) -> list[str]:
     facts = []
     if status.rpo_exposure_seconds is not None:
@@ -134,7 +201,7 @@ def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = T
     password = secrets.token_urlsafe(18)
     # Shaped like a Supabase project: the platform's superuser owns its schemas, and drtool
     # connects as the non-superuser `postgres`, as it does on the real platform.
-    cluster = EphemeralCluster(superuser=SUPABASE_ADMIN, password=password)
+    cluster = EphemeralCluster(superuser=SUPABASE_ADMIN, password=password, settings=LOGICAL)
     try:
         cluster.start()
         log.info("started a throwaway PostgreSQL %s on port %d", cluster.major, cluster.port)
@@ -174,6 +241,7 @@ def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = T
             )
         )
         drill = _verify_rehearse_status(ctx, m.id, work, steps)
+        _point_in_time(ctx, cluster, password, steps)
         return DemoResult(
             server_version=m.server_version or "",
             sample_tables=len(info.table_rows),
