@@ -69,6 +69,8 @@ class DemoResult:
     rpo_seconds: float | None = None
     rto_objective: str | None = None
     rpo_objective: str | None = None
+    # Point-in-time recovery: contacts before the accidental DELETE, deleted, recovered.
+    recovery: dict[str, int] = field(default_factory=dict)
 
 
 def _write_config(work: Path, dsn: str, recipient: str, identity: Path) -> Path:
@@ -136,7 +138,7 @@ def _verify_rehearse_status(
 
 def _point_in_time(
     ctx: Context, cluster: EphemeralCluster, password: str, steps: list[DemoStep]
-) -> None:
+) -> dict[str, int]:
     """The change stream, the app's work, an accident, and the recovery to before it."""
     stop = threading.Event()
     first = run_stream(ctx, stop, once=True)
@@ -182,6 +184,12 @@ def _point_in_time(
             back == accident.contacts_before,
         )
     )
+    return {
+        "contacts_before": accident.contacts_before,
+        "deleted": accident.deleted,
+        "contacts_recovered": back,
+        "transactions_replayed": int(str(pit.get("transactions_applied") or 0)),
+    }
 
 
 def _status_facts(status: StatusResult) -> list[str]:
@@ -241,7 +249,7 @@ def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = T
             )
         )
         drill = _verify_rehearse_status(ctx, m.id, work, steps)
-        _point_in_time(ctx, cluster, password, steps)
+        recovery = _point_in_time(ctx, cluster, password, steps)
         return DemoResult(
             server_version=m.server_version or "",
             sample_tables=len(info.table_rows),
@@ -256,6 +264,7 @@ def run_demo(*, keep: bool = False, scale: float = 0.2, progress_shown: bool = T
             rpo_seconds=drill.rpo_seconds,
             rto_objective=drill.objectives.get("rto"),
             rpo_objective=drill.objectives.get("rpo"),
+            recovery=recovery,
         )
     finally:
         cluster.stop()

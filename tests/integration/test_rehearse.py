@@ -379,7 +379,12 @@ def test_demo_runs_backup_verify_rehearse_status_and_reports_rto_and_rpo(
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     commands = [step["command"].split()[1] for step in doc["steps"]]
-    assert commands == ["backup", "list", "verify", "rehearse", "status"]
+    assert commands[:5] == ["backup", "list", "verify", "rehearse", "status"]
+    assert commands[5:] == ["stream", "application:", "stream", "restore"]
     assert all(step["ok"] for step in doc["steps"])
+    # Point in time: the contacts deleted by mistake are back in the recovered database.
+    recovery = doc["recovery"]
+    assert recovery["deleted"] > 0
+    assert recovery["contacts_recovered"] == recovery["contacts_before"]
     assert doc["rto_seconds"] > 0 and doc["rpo_seconds"] > 0
     assert_scratch_gone(drill_tmp)
