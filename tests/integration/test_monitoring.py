@@ -31,13 +31,6 @@ GENERATOR = MONITORING / "gen_dashboard.py"
 RUNBOOKS = ROOT / "runbooks"
 ALERTS_RUNBOOK = RUNBOOKS / "alerts.md"
 
-# Continuous archiving (services/stream/) is being written: these are the series it WILL emit
-# and the objectives it will report. Replace this list with the names collected from its source
-# (as for metrics.py below) once it lands.
-# Written by the same colleague: the stream alerts link to it; its anchors are checked once it
-# exists.
-PENDING_RUNBOOKS = {RUNBOOKS / "pitr.md"}
-
 # Not drtool's: node_exporter's textfile collector reports each *.prom file's mtime.
 EXTERNAL_METRICS = {"node_textfile_mtime_seconds"}
 
@@ -186,8 +179,6 @@ def test_the_links_of_the_alert_rules_section_resolve() -> None:
     assert links, "the alert rules link no runbook step"
     for target, fragment in links:
         path = (RUNBOOKS / target).resolve()
-        if path in PENDING_RUNBOOKS and not path.exists():
-            continue
         assert path.is_file(), f"runbooks/alerts.md links a missing {target}"
         if fragment:
             assert fragment in anchors(path), f"no heading #{fragment} in {target}"
