@@ -10,8 +10,8 @@ import click
 
 from drtool.cli.render_stream import drop_result, run_result, status_result
 from drtool.cli.state import common_options, get_state
+from drtool.services.jobs.audited import stream_drop_audited
 from drtool.services.jobs.calls import stream_run_job
-from drtool.services.stream.drop import drop_stream
 from drtool.services.stream.status import stream_status
 
 
@@ -68,6 +68,6 @@ def stream_drop_cmd() -> int:
     held. Stored segments stay. Changes from now on are not captured until `stream run`
     starts a new chain (with a new base backup). Exit 5 while a stream run uses the slot."""
     state = get_state()
-    result = drop_stream(state.context())
+    result = stream_drop_audited(state.context())
     drop_result(result, state.json)
     return result.exit_code

@@ -4,7 +4,9 @@ last failure; or the JSON document."""
 from __future__ import annotations
 
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable, when
+from drtool.cli.render_stream import status_doc
 from drtool.services.jobs.health import StatusResult, format_age, format_elapsed
+from drtool.services.stream.status import StreamStatus
 
 
 def status_lines(result: StatusResult) -> list[str]:
@@ -44,6 +46,8 @@ def status_lines(result: StatusResult) -> list[str]:
     if objectives.drill_max_age is not None:
         lines.append(f"  drills due:   every {objectives.drill_max_age} (objective drill_max_age)")
     lines += replica_lines(result)
+    if result.stream is not None:
+        lines += stream_lines(result.stream)
     if result.bundle is not None:
         drifted = result.bundle.drifted
         state = (
@@ -88,8 +92,27 @@ def replica_lines(result: StatusResult) -> list[str]:
     return lines
 
 
+def stream_lines(stream: StreamStatus) -> list[str]:
+    """The change stream: running or not, stored through, the slot's WAL."""
+    state = "running" if stream.running else "STOPPED" if stream.enabled else "not enabled"
+    through = stream.stored_through
+    stored = f", every change before {when(through)} stored" if through else ""
+    retained = stream.retained_bytes
+    slot = (
+        f"slot holds {human_size(retained)} of WAL (limit {human_size(stream.max_slot_lag)})"
+        if retained is not None
+        else f"slot: {stream.slot_error}"
+        if stream.slot_error
+        else "no slot"
+    )
+    return [f"  stream:       {stream.slot} {state}{stored}; {slot}"]
+
+
 def status_result(result: StatusResult, as_json: bool) -> None:
     if as_json:
-        emit_json(to_jsonable(result))
+        doc = to_jsonable(result)
+        if result.stream is not None:
+            doc["stream"] = status_doc(result.stream)
+        emit_json(doc)
         return
     emit("\n".join(status_lines(result)))

@@ -270,6 +270,8 @@ def test_slot_lag_above_the_limit_breaches_and_notifies(
     assert any("max_slot_lag" in p["text"] for p in webhook.posts())
     setup.run("stream", "drop")
     assert project.scalar("select count(*) from pg_replication_slots") == 0
+    audit = setup.run("audit", "--json").json
+    assert any(r["command"] == "stream drop" for r in audit["records"])
     after = setup.run("stream", "status", "--json", expect=None).json
     assert after["slot_exists"] is False
     assert not any("max_slot_lag" in b for b in after["breaches"])

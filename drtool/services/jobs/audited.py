@@ -16,6 +16,7 @@ from drtool.services.context import Context
 from drtool.services.rehearse.run import RehearseRequest, RehearseResult, rehearse
 from drtool.services.restore.run import RestoreRequest, RestoreResult, run_restore
 from drtool.services.retention.prune import PruneResult, run_prune
+from drtool.services.stream.drop import StreamDropResult, drop_stream
 from drtool.services.stream.replay import run_restore_until
 from drtool.services.userdata.export import ExportResult, export_user
 from drtool.services.userdata.export_users import ExportUsersResult, export_users
@@ -168,3 +169,13 @@ def _database(ctx: Context) -> str | None:
         return ctx.database().redacted()
     except Exception:
         return None
+
+
+def stream_drop_audited(ctx: Context) -> StreamDropResult:
+    """``stream drop``: the replication slot goes, and with it the changes not yet stored."""
+    slot = ctx.config.stream.slot
+    target = redact_dsn(ctx.config.database.dsn)
+    with audited(ctx, "stream drop", items=[f"slot:{slot}"], target=target) as entry:
+        result = drop_stream(ctx)
+        entry.detail.update(dropped=result.dropped_slot, retained_bytes=result.retained_bytes or 0)
+    return result
