@@ -2,6 +2,8 @@
 SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
+# Parallel test workers (pytest-xdist); each starts its own PostgreSQL clusters and moto.
+TEST_WORKERS ?= 3
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
@@ -29,7 +31,7 @@ lint: $(STAMP)
 	$(BIN)/hadolint Dockerfile
 
 test: $(STAMP) system-deps lint
-	$(BIN)/pytest -q -p no:cacheprovider tests
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile tests
 
 unit: $(STAMP)
 	$(BIN)/pytest -q tests/unit

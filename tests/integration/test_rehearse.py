@@ -306,7 +306,7 @@ def test_sigterm_mid_drill_stops_and_removes_the_ephemeral_cluster(
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the drill's cluster never started"
             time.sleep(0.05)
-        while not drill_query_running():
+        while not drill_query_running(drill_tmp):
             assert proc.poll() is None, proc.communicate()
             assert time.monotonic() < deadline, "the slow check never started"
             time.sleep(0.1)
@@ -321,16 +321,19 @@ def test_sigterm_mid_drill_stops_and_removes_the_ephemeral_cluster(
     assert drill_records(file_setup) == []
 
 
-def drill_query_running() -> bool:
-    """A backend of a drill's scratch database is running a query (its process title)."""
+def drill_query_running(drill_tmp: Path) -> bool:
+    """A backend of this drill's scratch cluster (a child of its postmaster, under
+    ``drill_tmp``) is running a query (its process title)."""
+    postmasters = set(postgres_processes_under(drill_tmp))
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
             title = (entry / "cmdline").read_bytes().decode(errors="replace")
-        except OSError:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
             continue
-        if title.startswith("postgres: ") and "drtool_drill_" in title and "SELECT" in title:
+        if ppid in postmasters and title.startswith("postgres: ") and "SELECT" in title:
             return True
     return False
 
