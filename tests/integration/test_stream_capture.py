@@ -166,3 +166,19 @@ def test_tables_the_role_cannot_publish_are_named_and_said_at_restore(
         install_supabase_platform(logical_cluster.create_database(again), TEST_PASSWORD)
         drop_project(logical_cluster, name)
         logical_cluster.drop_database(again)
+
+
+def test_the_html_report_shows_the_stream(stream_project: StreamProject, tmp_path: Any) -> None:
+    project = stream_project
+    setup = project.setup
+    setup.run("stream", "run", "--once")
+    project.write("insert into public.raw_log values ('reported', now())")
+    setup.run("stream", "run", "--once")
+    out = tmp_path / "report.html"
+    setup.run("report", "--out", str(out))
+    html = out.read_text(encoding="utf-8")
+    section = html[html.index('<section id="stream">') :]
+    assert "every change stored before" in section
+    newest = segment_manifests(setup)[-1]["id"]
+    assert newest in section and "public.raw_log" in section  # INSERT/TRUNCATE only
+    assert 'data-chart="stream"' in section or "<svg" in section

@@ -12,6 +12,7 @@ from drtool.catalog.manifest import Manifest
 from drtool.catalog.records.document import readable
 from drtool.catalog.records.drills import DrillRecord, drill_records, latest_drill
 from drtool.catalog.records.verifications import parse_verification, verifications
+from drtool.catalog.segments import all_segments
 from drtool.config import format_duration
 from drtool.ids import id_time
 from drtool.services.context import Context
@@ -20,6 +21,7 @@ from drtool.services.html.page import human_size
 from drtool.services.jobs.health import StatusResult, format_age, format_elapsed, gather_status
 from drtool.services.jobs.replica_lag import ReplicaState
 from drtool.services.report.gaps import rpo_gaps, worst_gap
+from drtool.services.stream.status import StreamStatus
 
 # Verification runs shown (newest first); older ones in the period are counted, not read.
 VERIFICATIONS_SHOWN = 100
@@ -62,6 +64,41 @@ class DayTotal:
 
 
 @dataclass(frozen=True)
+class StreamDay:
+    day: date
+    segments: int
+    changes: int
+
+
+def _stream_days(ctx: Context, start: datetime) -> list[StreamDay]:
+    """Change segments stored per day in the period (their manifests only)."""
+    by_day: dict[date, list[int]] = {}
+    for seg in all_segments(ctx.storage, ctx.config.stream.slot):
+        at = _aware(seg.created_at)
+        if at >= start:
+            by_day.setdefault(at.date(), []).append(seg.changes)
+    return [StreamDay(d, len(v), sum(v)) for d, v in sorted(by_day.items())]
+
+
+def _stream_chart(days: Sequence[StreamDay]) -> Chart | None:
+    if not days:
+        return None
+    bars = [
+        Bar(
+            d.day.isoformat(),
+            d.day.strftime("%m-%d"),
+            float(d.changes),
+            False,
+            f"{d.day.isoformat()}: {d.segments} segment(s), {d.changes} changes stored",
+        )
+        for d in days
+    ]
+    return bar_chart(
+        "stream", "Changes stored", "day", bars, None, "", lambda v: f"{int(v)}", unit=""
+    )
+
+
+@dataclass(frozen=True)
 class ReportView:
     generated_at: datetime
     period_start: datetime
@@ -87,6 +124,10 @@ class ReportView:
     growth_chart: Chart | None
     latest_drill: DrillRecord | None
     unreadable: list[str]
+    # Continuous archiving, when the stream is enabled or has left a state record.
+    stream: StreamStatus | None = None
+    stream_days: list[StreamDay] | None = None
+    stream_chart: Chart | None = None
 
     @property
     def ok(self) -> bool:
@@ -249,6 +290,7 @@ def gather_report(ctx: Context, since: timedelta) -> ReportView:
     growth = _growth(listing.items, start)
     latest = drills[-1] if drills else latest_drill(ctx.storage)
     databases = sorted({db for m in listing.items if (db := getattr(m, "database", None))})
+    stream_days = _stream_days(ctx, start) if status.stream is not None else None
     return ReportView(
         generated_at=now,
         period_start=start,
@@ -274,4 +316,7 @@ def gather_report(ctx: Context, since: timedelta) -> ReportView:
         growth_chart=_growth_chart(growth),
         latest_drill=latest,
         unreadable=[key for key, _ in listing.unreadable],
+        stream=status.stream,
+        stream_days=stream_days,
+        stream_chart=_stream_chart(stream_days or []),
     )
