@@ -349,6 +349,21 @@ def _mutated_stanza(old: bytes, new: bytes) -> bytes:
         b"-> \n\n",
         b"-> X25519 abc\n" + b"A" * 65 + b"\n",  # over-long body line
     ],
+    # Stable ids: some stanzas hold random bytes, and parallel workers must collect the same
+    # test names.
+    ids=[
+        "extra-argument",
+        "empty-argument",
+        "padded-share",
+        "crlf",
+        "low-order",
+        "short-share",
+        "short-body",
+        "no-final-line",
+        "no-space",
+        "no-type",
+        "long-body-line",
+    ],
 )
 def test_malformed_stanzas_are_rejected(stanza: bytes) -> None:
     integrity_error(craft(stanza + x25519_stanza(KEY, IDENTITY), [(b"data", True)], KEY))
