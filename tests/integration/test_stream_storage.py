@@ -4,6 +4,7 @@ and replicas get the segments so a recovery works ``--from`` a replica."""
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 from tests.fixtures.pg import TEST_PASSWORD
@@ -98,3 +99,19 @@ def test_replicate_copies_segments_and_recovery_works_from_the_replica(
         ).json
         assert doc["point_in_time"]["transactions_applied"] == 2
         assert checksums(target.dsn, TEST_PASSWORD, APP_TABLES) == expected
+
+
+def test_a_base_backup_every_base_backup_every(stream_project: StreamProject) -> None:
+    project = stream_project
+    setup = project.setup
+    setup.doc["stream"]["base_backup_every"] = "2s"
+    setup.write()
+    first = setup.run("stream", "run", "--once", "--json").json
+    assert len(first["base_backups"]) == 1  # the chain's first
+    again = setup.run("stream", "run", "--once", "--json").json
+    assert again["base_backups"] == []  # the first is younger than 2s
+    time.sleep(2.1)
+    later = setup.run("stream", "run", "--once", "--json").json
+    assert len(later["base_backups"]) == 1
+    labels = [b.get("label") for b in setup.run("list", "--json").json["items"]]
+    assert labels.count("stream base backup") == 2
