@@ -625,6 +625,7 @@ def run_stream(
                         pass
                 return streamer.result
             while True:
+                started = time.monotonic()
                 streamer.tend_base_backup(wait=False)
                 pending = streamer.cycle()
                 if stop.is_set():
@@ -632,7 +633,9 @@ def run_stream(
                         pass
                     break
                 if not pending:
-                    stop.wait(cfg.flush_interval.total_seconds())
+                    # A segment at least every flush_interval: the cycle's own time counts.
+                    spent = time.monotonic() - started
+                    stop.wait(max(0.0, cfg.flush_interval.total_seconds() - spent))
             return streamer.result
         finally:
             streamer.finish()
