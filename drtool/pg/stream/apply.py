@@ -5,8 +5,9 @@ snapshot already holds, stopping at the first commit after the recovery target."
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import psycopg
 from psycopg import sql
@@ -28,6 +29,8 @@ from drtool.pg.stream.pgoutput import (
     pg_time_to_datetime,
 )
 
+INSERT_BATCH = 200  # rows per multi-row INSERT
+MAX_PARAMS = 60000  # PostgreSQL's limit is 65535 parameters per statement
 _HALF = 1 << 31
 _WRAP = 1 << 32
 
@@ -110,7 +113,12 @@ class Replayer:
         self._skip = False
         self._open = False
         self._last_lsn = -1
-        self._stmts: dict[tuple[object, ...], sql.Composed] = {}
+        self._stmts: dict[tuple[object, ...], bytes] = {}
+        self._pipeline: psycopg.Pipeline | None = None
+        self._pipeline_stack = contextlib.ExitStack()
+        self._pending_key: tuple[int, tuple[int, ...]] = (0, ())
+        self._pending_rows: list[list[object]] = []
+        self._updates: list[tuple[psycopg.Cursor[Any], str]] = []
 
     # -- frames ------------------------------------------------------------------------------
 
@@ -126,6 +134,9 @@ class Replayer:
                 raise IntegrityError(f"{where}: {exc}") from None
             try:
                 self._message(msg, frame, where)
+            except (IntegrityError, DrtoolError):
+                self._rollback()
+                raise
             except psycopg.Error as exc:
                 self._rollback()
                 raise DrtoolError(
@@ -139,11 +150,15 @@ class Replayer:
         if self._open:
             self._rollback()
             raise IntegrityError("the change stream ends inside a transaction (a torn segment)")
+        self.close()
 
     def _rollback(self) -> None:
-        if self._open:
+        self._pending_rows = []
+        self._updates = []
+        self.close()
+        with contextlib.suppress(psycopg.Error):
             self.conn.rollback()
-            self._open = False
+        self._open = False
 
     def _message(self, msg: object, frame: Frame, where: str) -> None:
         if isinstance(msg, Begin):
@@ -168,7 +183,7 @@ class Replayer:
                 self.stats.skipped += 1
                 self._skip = False
                 return
-            self.conn.commit()
+            self._commit()
             self._open = False
             self.stats.applied += 1
             self.stats.last_commit_lsn = msg.commit_lsn
@@ -249,34 +264,57 @@ class Replayer:
         return table
 
     # -- changes -----------------------------------------------------------------------------
+    #
+    # Statements go through one pipeline (psycopg pipeline mode): no round trip per change.
+    # Consecutive inserts into one table with the same columns become one multi-row INSERT.
+    # Each statement's text is rendered once per table and column set. An UPDATE must find
+    # exactly its row: the counts are checked at the transaction's end, before its COMMIT.
 
     def _count(self, table: _Table, delta: int) -> None:
         name = table.relation.qualified
         self.stats.rows[name] = self.stats.rows.get(name, 0) + delta
 
-    def _insert(self, msg: Insert) -> None:
-        table = self._table(msg.relation_oid)
-        cols = [i for i, v in enumerate(msg.new) if v is not UNCHANGED_TOAST]
-        key = ("i", msg.relation_oid, tuple(cols))
-        stmt = self._stmts.get(key)
-        if stmt is None:
-            names = [sql.Identifier(table.relation.columns[i].name) for i in cols]
-            stmt = sql.SQL("insert into {} ({}) overriding system value values ({})").format(
-                table.target,
-                sql.SQL(", ").join(names),
-                sql.SQL(", ").join(sql.Placeholder() * len(cols)),
-            )
-            self._stmts[key] = stmt
-        self.conn.execute(stmt, [msg.new[i] for i in cols], prepare=True)
-        self._count(table, 1)
+    def _execute(self, query: bytes, args: list[object] | None = None) -> psycopg.Cursor[Any]:
+        if self._pipeline is None:
+            self._pipeline = self._pipeline_stack.enter_context(self.conn.pipeline())
+        return self.conn.execute(query, args, prepare=True)
 
-    def _where(self, table: _Table, old: TupleData) -> tuple[sql.Composable, list[object]]:
-        cols = [i for i in table.key if old[i] is not UNCHANGED_TOAST]
-        if not cols:
-            raise IntegrityError(
-                f"{table.relation.qualified}: an UPDATE or DELETE without its row's key "
-                "(no replica identity)"
+    def _render(self, key: tuple[object, ...], build: Callable[[], sql.Composable]) -> bytes:
+        text = self._stmts.get(key)
+        if text is None:
+            text = self._stmts[key] = build().as_bytes(self.conn)
+        return text
+
+    def _flush(self) -> None:
+        """Send the pending inserts as one statement."""
+        if not self._pending_rows:
+            return
+        (oid, cols), rows = self._pending_key, self._pending_rows
+        self._pending_rows = []
+        table = self._table(oid)
+
+        def build() -> sql.Composable:
+            names = [sql.Identifier(table.relation.columns[i].name) for i in cols]
+            row = sql.SQL("({})").format(sql.SQL(", ").join(sql.Placeholder() * len(cols)))
+            return sql.SQL("insert into {} ({}) overriding system value values {}").format(
+                table.target, sql.SQL(", ").join(names), sql.SQL(", ").join([row] * len(rows))
             )
+
+        query = self._render(("i", oid, cols, len(rows)), build)
+        self._execute(query, [value for row in rows for value in row])
+        self._count(table, len(rows))
+
+    def _insert(self, msg: Insert) -> None:
+        cols = tuple(i for i, v in enumerate(msg.new) if v is not UNCHANGED_TOAST)
+        key = (msg.relation_oid, cols)
+        if self._pending_rows and key != self._pending_key:
+            self._flush()
+        self._pending_key = key
+        self._pending_rows.append([msg.new[i] for i in cols])
+        if len(self._pending_rows) >= max(1, min(INSERT_BATCH, MAX_PARAMS // max(len(cols), 1))):
+            self._flush()
+
+    def _where(self, table: _Table, cols: list[int]) -> sql.Composable:
         if table.by_text:
             conds = [
                 sql.SQL("{}::text is not distinct from {}").format(
@@ -284,71 +322,111 @@ class Replayer:
                 )
                 for i in cols
             ]
-            where = sql.SQL("ctid = (select ctid from {} where {} limit 1)").format(
+            return sql.SQL("ctid = (select ctid from {} where {} limit 1)").format(
                 table.target, sql.SQL(" and ").join(conds)
             )
-        else:
-            where = sql.SQL(" and ").join(
-                sql.SQL("{} = {}").format(
-                    sql.Identifier(table.relation.columns[i].name), sql.Placeholder()
-                )
-                for i in cols
+        return sql.SQL(" and ").join(
+            sql.SQL("{} = {}").format(
+                sql.Identifier(table.relation.columns[i].name), sql.Placeholder()
             )
-        return where, [old[i] for i in cols]
+            for i in cols
+        )
+
+    def _key_columns(self, table: _Table, old: TupleData) -> list[int]:
+        cols = [i for i in table.key if old[i] is not UNCHANGED_TOAST]
+        if not cols:
+            raise IntegrityError(
+                f"{table.relation.qualified}: an UPDATE or DELETE without its row's key "
+                "(no replica identity)"
+            )
+        return cols
 
     def _update(self, msg: Update) -> None:
+        self._flush()
         table = self._table(msg.relation_oid)
         old = msg.old if msg.old is not None else msg.key if msg.key is not None else msg.new
         keys = set(table.key)
-        cols = [
+        cols = tuple(
             i
             for i, v in enumerate(msg.new)
             if v is not UNCHANGED_TOAST and not (i in keys and old[i] == v)
-        ]
+        )
         if not cols:
             return
-        where, args = self._where(table, old)
-        stmt = sql.SQL("update {} set {} where {}").format(
-            table.target,
-            sql.SQL(", ").join(
+        where = tuple(self._key_columns(table, old))
+
+        def build() -> sql.Composable:
+            sets = sql.SQL(", ").join(
                 sql.SQL("{} = {}").format(
                     sql.Identifier(table.relation.columns[i].name), sql.Placeholder()
                 )
                 for i in cols
-            ),
-            where,
-        )
-        cur = self.conn.execute(stmt, [*(msg.new[i] for i in cols), *args], prepare=True)
-        if cur.rowcount != 1:
-            raise IntegrityError(
-                f"{table.relation.qualified}: an UPDATE the stream carries found "
-                f"{cur.rowcount} rows in the restored database instead of 1",
-                hint="the base backup and the stream disagree; use another base backup",
+            )
+            return sql.SQL("update {} set {} where {}").format(
+                table.target, sets, self._where(table, list(where))
             )
 
+        query = self._render(("u", msg.relation_oid, cols, where, table.by_text), build)
+        cur = self._execute(query, [*(msg.new[i] for i in cols), *(old[i] for i in where)])
+        self._updates.append((cur, table.relation.qualified))
+
     def _delete(self, msg: Delete) -> None:
+        self._flush()
         table = self._table(msg.relation_oid)
         old = msg.old if msg.old is not None else msg.key
         if old is None:
             raise IntegrityError(f"{table.relation.qualified}: a DELETE without its old row")
-        where, args = self._where(table, old)
-        stmt = sql.SQL("delete from {} where {}").format(table.target, where)
-        self.conn.execute(stmt, args, prepare=True)
+        where = tuple(self._key_columns(table, old))
+
+        def build() -> sql.Composable:
+            return sql.SQL("delete from {} where {}").format(
+                table.target, self._where(table, list(where))
+            )
+
+        query = self._render(("d", msg.relation_oid, where, table.by_text), build)
         # 0 rows is possible: the target's own ON DELETE CASCADE may have removed it already.
+        self._execute(query, [old[i] for i in where])
         self._count(table, -1)
 
     def _truncate(self, msg: Truncate) -> None:
+        self._flush()
         tables = [self._table(oid) for oid in msg.relation_oids]
         stmt = sql.SQL("truncate only {}{}{}").format(
             sql.SQL(", ").join(t.target for t in tables),
             sql.SQL(" restart identity") if msg.restart_identity else sql.SQL(""),
             sql.SQL(" cascade") if msg.cascade else sql.SQL(""),
         )
-        self.conn.execute(stmt)
+        self._execute(stmt.as_bytes(self.conn))
         for t in tables:
             name = t.relation.qualified
             self.stats.truncated.add(name)
             self.stats.rows[name] = 0
+
+    def _commit(self) -> None:
+        """The transaction's pending inserts, its UPDATEs' row counts checked, COMMIT."""
+        self._flush()
+        if self._updates:
+            assert self._pipeline is not None
+            self._pipeline.sync()
+            for cur, name in self._updates:
+                if cur.rowcount != 1:
+                    raise IntegrityError(
+                        f"{name}: an UPDATE the stream carries found {cur.rowcount} rows in "
+                        "the restored database instead of 1",
+                        hint="the base backup and the stream disagree; use another base backup",
+                    )
+            self._updates = []
+        self.conn.commit()
+
+    def abandon(self) -> None:
+        """Stop here: the open transaction (if any) rolled back, pipeline mode left."""
+        self._rollback()
+
+    def close(self) -> None:
+        """Leave pipeline mode (after the last commit, or to roll back after an error)."""
+        self._pipeline = None
+        with contextlib.suppress(psycopg.Error):
+            self._pipeline_stack.close()
 
 
 @contextlib.contextmanager

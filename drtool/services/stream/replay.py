@@ -213,24 +213,11 @@ def replay(
             replayer = Replayer(
                 conn, XidSnapshot.parse(base.stream.snapshot), datetime_to_pg_time(until)
             )
-            last_applied: SegmentManifest | None = None
-            for seg in plan.segments:
-                what = f"stream segment {seg.id}"
-                check_seal(ctx.storage, seg, SEGMENT_OBJECT, identities, what=what, hint=HINT)
-                before = replayer.stats.applied
-                chunks = load(ctx.storage, seg.object(SEGMENT_OBJECT).stored(), identities)
-                try:
-                    replayer.apply(read_frames(chunks), what)
-                except FrameError as exc:
-                    raise IntegrityError(f"{what}: {exc}", hint=HINT, obj=SEGMENT_OBJECT) from None
-                finally:
-                    with contextlib.suppress(Exception):
-                        chunks.close()  # type: ignore[attr-defined]
-                if replayer.stats.applied > before:
-                    last_applied = seg
-                if replayer.stats.stopped:
-                    break
-                ctx.check_abort()
+            try:
+                last_applied = _apply_segments(ctx, plan, replayer, identities)
+            except BaseException:
+                replayer.abandon()
+                raise
             replayer.finish()
             if last_applied is not None:
                 missing = set_sequences(conn, dict(last_applied.sequences))
@@ -249,6 +236,32 @@ def replay(
         pit.recovered_to.isoformat() if pit.recovered_to else "the base backup",
     )
     return pit
+
+
+def _apply_segments(
+    ctx: Context, plan: ReplayPlan, replayer: Replayer, identities: list[Identity]
+) -> SegmentManifest | None:
+    """Each segment authenticated (seal, then chunk by chunk) and applied in order, up to the
+    first commit after the recovery target; the last segment a transaction was applied from."""
+    last_applied: SegmentManifest | None = None
+    for seg in plan.segments:
+        what = f"stream segment {seg.id}"
+        check_seal(ctx.storage, seg, SEGMENT_OBJECT, identities, what=what, hint=HINT)
+        before = replayer.stats.applied
+        chunks = load(ctx.storage, seg.object(SEGMENT_OBJECT).stored(), identities)
+        try:
+            replayer.apply(read_frames(chunks), what)
+        except FrameError as exc:
+            raise IntegrityError(f"{what}: {exc}", hint=HINT, obj=SEGMENT_OBJECT) from None
+        finally:
+            with contextlib.suppress(Exception):
+                chunks.close()  # type: ignore[attr-defined]
+        if replayer.stats.applied > before:
+            last_applied = seg
+        if replayer.stats.stopped:
+            break
+        ctx.check_abort()
+    return last_applied
 
 
 def check_until_request(req: RestoreRequest) -> None:
