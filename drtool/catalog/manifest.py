@@ -31,7 +31,10 @@ Kind = Literal["backup", "export", "archive", "drill", "verification", "purge", 
 
 
 class ObjectEntry(BaseModel):
-    """One stored object: stored (encrypted) size and SHA-256, plaintext size and SHA-256."""
+    """One stored object: stored (encrypted) size and SHA-256, plaintext size and SHA-256.
+    ``encrypted: false`` marks a small plain object stored as is (a backup's RECOVERY.md):
+    its stored and plain size and SHA-256 are the same. Entries without the field, every entry
+    before it existed, are encrypted objects, and the field stays absent when written back."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
 
@@ -41,12 +44,22 @@ class ObjectEntry(BaseModel):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     plain_size: int = Field(ge=0)
     plain_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    encrypted: bool = True
+
+    @model_serializer(mode="wrap")
+    def _as_written(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc: dict[str, Any] = handler(self)
+        if "encrypted" not in self.model_fields_set:
+            doc.pop("encrypted", None)
+        return doc
 
     @classmethod
-    def of(cls, obj: StoredObject) -> ObjectEntry:
-        """The manifest's record of an object the pipeline stored."""
+    def of(cls, obj: StoredObject, *, encrypted: bool = True) -> ObjectEntry:
+        """The manifest's record of an object the pipeline stored (``encrypted=False``: one
+        stored as is, recorded with the marker)."""
         fields = ("name", "key", "size", "sha256", "plain_size", "plain_sha256")
-        return cls(**{name: getattr(obj, name) for name in fields})
+        marker: dict[str, Any] = {} if encrypted else {"encrypted": False}
+        return cls(**{name: getattr(obj, name) for name in fields}, **marker)
 
     def stored(self) -> StoredObject:
         """The pipeline's view of this object, for ``load()``."""

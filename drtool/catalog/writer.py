@@ -6,6 +6,8 @@ point (an error, a storage fault, Ctrl-C, an abort) removes what was stored, bes
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import TypeVar
@@ -57,6 +59,7 @@ class ItemWriter:
         self.committed: ManifestBase | None = None
         self._stored: dict[str, StoredObject] = {}
         self._seal_keys: dict[str, bytes] = {}
+        self._plain: set[str] = set()
 
     def __enter__(self) -> ItemWriter:
         return self
@@ -104,9 +107,37 @@ class ItemWriter:
         self._seal_keys[name] = encryption.seal_key
         return obj
 
+    def store_plain(self, name: str, filename: str, data: bytes) -> StoredObject:
+        """Store small ``data`` as is (not compressed, not encrypted) into
+        ``<prefix><filename>`` as object ``name``: for what must be readable without any key
+        (a backup's RECOVERY.md). Never for anything secret. Its size and SHA-256 are listed in
+        the sealed manifest like any object's (plain and stored the same, ``encrypted: false``),
+        so the seal authenticates it; it has no seal key of its own."""
+        if name in self._stored:
+            raise ValueError(f"{self.kind} {self.id}: object {name!r} stored twice")
+        started = time.monotonic()
+        key = self.key(filename)
+        self.storage.put_bytes(key, data)
+        sha256 = hashlib.sha256(data).hexdigest()
+        obj = StoredObject(
+            name=name,
+            key=key,
+            size=len(data),
+            sha256=sha256,
+            plain_size=len(data),
+            plain_sha256=sha256,
+            seconds=time.monotonic() - started,
+        )
+        self._stored[name] = obj
+        self._plain.add(name)
+        return obj
+
+    def _entry(self, obj: StoredObject) -> ObjectEntry:
+        return ObjectEntry.of(obj, encrypted=obj.name not in self._plain)
+
     def entries(self) -> list[ObjectEntry]:
         """The manifest's ``objects``: every object stored so far, in order."""
-        return [ObjectEntry.of(obj) for obj in self._stored.values()]
+        return [self._entry(obj) for obj in self._stored.values()]
 
     def commit(self, manifest: M, *, seal: str | None) -> M:
         """Seal ``manifest`` with the seal key of object ``seal`` (None: an item without
@@ -118,7 +149,7 @@ class ItemWriter:
             raise ValueError(f"{what}: the manifest is for {manifest.kind} {manifest.id}")
         for entry in manifest.objects:
             ours = self._stored.get(entry.name)
-            if ours is None or ObjectEntry.of(ours) != entry:
+            if ours is None or self._entry(ours) != entry:
                 raise IntegrityError(
                     f"{what}: the manifest lists object {entry.name} as it was not stored "
                     f"(size {entry.size}, key {entry.key})",

@@ -35,6 +35,7 @@ from drtool.pg.platform.detect import PlatformFacts, detect
 from drtool.services.bundle.capture import Capture, bundle_recipients, open_capture
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
+from drtool.services.recovery_doc import store_recovery_doc
 
 MAX_LABEL_CHARS = 200
 
@@ -292,6 +293,8 @@ def _run(
                 else {}
             ),
         )
+        # RECOVERY.md is rendered from the manifest, then listed in it: stored just before it.
+        manifest = store_recovery_doc(ctx, item, manifest)
         manifest = item.commit(manifest, seal=DUMP_OBJECT)
     log.info("backup %s complete: %d bytes stored", item_id, manifest.size)
     return BackupResult(manifest)

@@ -95,7 +95,7 @@ def test_manifest_records_globals_and_encryption_without_secrets(
     raw = manifest_path.read_text() if manifest_path.exists() else None
     manifest = file_setup.run("show", backup_id, "--json").json
     assert manifest["globals"]["status"] == "stored"
-    assert [o["name"] for o in manifest["objects"]] == ["dump", "globals"]
+    assert [o["name"] for o in manifest["objects"]] == ["dump", "globals", "recovery"]
     assert manifest["encryption"]["format"] == "age-v1-x25519"
     assert len(manifest["encryption"]["recipients"]) == 1
     text = raw or json.dumps(manifest)

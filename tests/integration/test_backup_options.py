@@ -84,4 +84,4 @@ def test_globals_refused_by_the_service_are_recorded_not_fatal(
     manifest = file_setup.run("backup", "--json", extra_env={"DRTOOL_PG_BINDIR": str(bindir)}).json
     assert manifest["globals"]["status"] == "unavailable"
     assert "permission denied" in manifest["globals"]["reason"]
-    assert [o["name"] for o in manifest["objects"]] == ["dump"]
+    assert [o["name"] for o in manifest["objects"]] == ["dump", "recovery"]

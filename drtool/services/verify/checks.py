@@ -1,6 +1,7 @@
 """The checks ``verify`` runs on one item: the manifest's layout, each object's stored bytes
-(no key), or with ``--deep`` each object decrypted and checked, the dump's table of contents
-and the manifest seal. Each check returns problems; none stops at the first."""
+(no key), or with ``--deep`` each encrypted object decrypted and checked (a plain one, such as
+RECOVERY.md, by its stored bytes), the dump's table of contents and the manifest seal. Each
+check returns problems; none stops at the first."""
 
 from __future__ import annotations
 
@@ -112,7 +113,9 @@ class Checker:
             problems += self.seal(manifest)
         for entry in manifest.objects:
             progress = self.progress(f"verify {manifest.id} {entry.name}", entry.size)
-            if self.deep and self._can_open(manifest, entry):
+            # A plain object (encrypted: false) has nothing to decrypt: its stored bytes'
+            # SHA-256 is its plaintext's, and the seal authenticates the manifest recording it.
+            if self.deep and entry.encrypted and self._can_open(manifest, entry):
                 problems += self.deep_object(manifest, entry, meter, progress)
             else:
                 problems += self.stored_object(entry, meter, progress)
