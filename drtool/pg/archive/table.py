@@ -28,6 +28,9 @@ class TableInfo:
     types: Mapping[str, str]  # format_type() of every column (catalog output, not config)
     pk: tuple[str, ...]
     identity: tuple[str, ...]
+    # Not partitioned and no inheritance children: every row is in this table's own heap, so
+    # a ctid names one row (archival deletes by ctid then).
+    single_heap: bool = False
 
     @property
     def qualified(self) -> str:
@@ -115,6 +118,9 @@ def describe_table(conn: Conn, table: str, where: str) -> TableInfo:
         " order by array_position(i.indkey::int2[], a.attnum)",
         (oid,),
     ).fetchall()
+    kind = conn.execute(
+        "select relkind = 'r' and not relhassubclass from pg_class where oid = %s", (oid,)
+    ).fetchone()
     if not pk:
         raise UsageError(
             f"{where}: table {schema}.{name} has no primary key; archival deletes rows by "
@@ -128,6 +134,7 @@ def describe_table(conn: Conn, table: str, where: str) -> TableInfo:
         types={str(a[0]): str(a[1]) for a in attrs},
         pk=tuple(str(p[0]) for p in pk),
         identity=tuple(str(a[0]) for a in attrs if a[3]),
+        single_heap=bool(kind and kind[0]),
     )
 
 
