@@ -140,3 +140,31 @@ def test_a_partitioned_table_is_deleted_by_key_not_by_ctid(pg_cluster: Any, db: 
             "select (select count(*) from parted_a), (select count(*) from parted_b)"
         ).fetchone()
         assert counts == (20, 50)
+
+
+def test_a_batch_read_that_waits_too_long_for_a_lock_gives_up_and_the_session_goes_on(
+    pg_cluster: Any, db: str
+) -> None:
+    from drtool.errors import DatabaseError
+
+    short = Limits(
+        lock_timeout=timedelta(milliseconds=200), statement_timeout=LIMITS.statement_timeout
+    )
+    with (
+        open_archive_session(
+            parse_target(pg_cluster.dsn(db), TEST_PASSWORD),
+            policy="p",
+            table="public.plain",
+            time_column="at",
+            cutoff=CUTOFF,
+            where={},
+            limits=short,
+        ) as s,
+        pg_cluster.connect(db) as app,
+    ):
+        with app.transaction():
+            app.execute("lock table plain in access exclusive mode")
+            with pytest.raises(DatabaseError, match=r"archival\.lock_timeout"):
+                s.read_batch(None, 10)
+        batch = s.read_batch(None, 10)  # the lock is gone: the same session reads again
+        assert batch is not None and len(batch.keys) == 10

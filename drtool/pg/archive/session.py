@@ -5,6 +5,7 @@ rolled back unless exactly the archived row versions went), purge batches, VACUU
 from __future__ import annotations
 
 import contextlib
+import select
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -12,6 +13,8 @@ from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import ExecStatus
+from psycopg.pq.abc import PGconn, PGresult
 
 from drtool.errors import DatabaseError
 from drtool.pg.archive.lines import rows_digest as rows_digest  # the digest's definition
@@ -78,13 +81,52 @@ def _ms(value: timedelta) -> str:
     return f"{max(1, int(value.total_seconds() * 1000))}ms"
 
 
-def copy_lines(conn: Conn, query: sql.Composed, params: Sequence[object] = ()) -> list[bytes]:
+def _wait_readable(pgconn: PGconn) -> None:
+    select.select([pgconn.socket], [], [])  # releases the GIL, as psycopg's own wait does
+    pgconn.consume_input()
+
+
+def _next_result(pgconn: PGconn) -> PGresult | None:
+    while pgconn.is_busy():
+        _wait_readable(pgconn)
+    return pgconn.get_result()
+
+
+def _finished(conn: Conn, result: PGresult | None, status: ExecStatus) -> PGresult:
+    """``result`` if it has ``status``, else psycopg's error for it; once the statement's
+    results are all read, so the connection is ready for the next one either way."""
+    if result is None or result.status != status:
+        while _next_result(conn.pgconn) is not None:
+            pass
+        if result is not None and result.status == ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+        raise psycopg.OperationalError("unexpected result of the batch's COPY")
+    return result
+
+
+def copy_lines(conn: Conn, query: sql.Composable) -> list[bytes]:
     """Run a ``COPY (...) TO STDOUT`` and return its text lines without newlines. COPY text
-    escapes newlines inside values, so one line is one row."""
+    escapes newlines inside values, so one line is one row.
+
+    Read from libpq directly, every row libpq has buffered in one loop: psycopg's ``Copy``
+    costs a few microseconds of Python per row, holding the GIL that the batch workers need,
+    and a batch has thousands of rows. Errors are psycopg's, as its ``Copy`` raises them."""
+    pgconn = conn.pgconn
     chunks: list[bytes] = []
-    with conn.cursor() as cur, cur.copy(query, params or None) as copy:
-        for data in copy:
-            chunks.append(bytes(data))
+    with conn.lock:  # psycopg's: nothing else is sent on this connection meanwhile
+        pgconn.send_query(query.as_bytes(conn))
+        _finished(conn, _next_result(pgconn), ExecStatus.COPY_OUT)
+        while True:
+            nbytes, data = pgconn.get_copy_data(1)
+            if nbytes > 0:
+                chunks.append(bytes(data))
+            elif nbytes == 0:
+                _wait_readable(pgconn)
+            else:
+                break
+        _finished(conn, _next_result(pgconn), ExecStatus.COMMAND_OK)
+        while _next_result(pgconn) is not None:
+            pass
     body = b"".join(chunks)
     return body.split(b"\n")[:-1] if body else []
 
@@ -154,7 +196,6 @@ class ArchiveSession:
         ``COPY`` (one snapshot, one scan): each line is the row's xmin, ctid, time and key
         columns, then the row itself, which is kept as its COPY text line."""
         info = self.info
-        cursor, params = info.after(after)
         copy = sql.SQL(
             "COPY (SELECT {r}.xmin, {r}.ctid, {t}::timestamptz AS _drtool_t, {keys}, {cols}"
             " FROM {table} AS {r} WHERE {cond} AND {cursor} ORDER BY {pk} LIMIT {n}) TO STDOUT"
@@ -165,7 +206,7 @@ class ArchiveSession:
             cols=info.column_list(),
             table=info.ident(),
             cond=self.cond,
-            cursor=cursor,
+            cursor=info.after(after),
             pk=info.pk_list(ROW_ALIAS),
             n=sql.Literal(limit),
         )
@@ -173,7 +214,7 @@ class ArchiveSession:
             with self.conn.transaction():
                 self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 self._timeouts()
-                raw = copy_lines(self.conn, copy, params)
+                raw = copy_lines(self.conn, copy)
         except psycopg.Error as exc:
             raise self._failed(exc, "reading a batch") from exc
         if not raw:

@@ -75,14 +75,16 @@ class TableInfo:
         )
         return cond, arrays
 
-    def after(self, key: Key | None) -> tuple[sql.Composable, list[str]]:
-        """``(pk) > (key)``: the keyset cursor of primary-key order."""
+    def after(self, key: Key | None) -> sql.Composable:
+        """``(pk) > (key)``: the keyset cursor of primary-key order (values as literals: the
+        batch's COPY is sent as one string, session.copy_lines)."""
         if key is None:
-            return sql.SQL("true"), []
+            return sql.SQL("true")
         values = sql.SQL(", ").join(
-            sql.SQL("%s::{}").format(sql.SQL(self.types[c])) for c in self.pk
+            sql.SQL("{}::{}").format(sql.Literal(v), sql.SQL(self.types[c]))
+            for v, c in zip(key, self.pk, strict=True)
         )
-        return sql.SQL("({}) > ({})").format(self.pk_list(), values), list(key)
+        return sql.SQL("({}) > ({})").format(self.pk_list(), values)
 
 
 def array_literal(values: Iterable[str]) -> str:
