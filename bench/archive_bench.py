@@ -6,6 +6,12 @@ plain COPY out of them. Reports rows/s, ratios, the longest delete transaction a
 
 The sample (--scale 10 is about 1 GB) gets raw_events topped up so that about --old-rows rows
 are older than two years. Usage: python -m bench.archive_bench --scale 10 --old-rows 1000000
+
+A/B: --tree PATH (repeatable) runs `drtool archive run` from each source tree (put first on
+PYTHONPATH) on its own fresh copy, --repeat rounds, the trees alternating within each round;
+each round also re-measures the keyset DELETE floor, and medians are reported.
+Usage: python -m bench.archive_bench --scale 1 --old-rows 1000000 --repeat 3
+    --tree /path/before --tree /path/after
 """
 
 from __future__ import annotations
@@ -14,8 +20,10 @@ import argparse
 import json
 import os
 import platform
+import resource
 import secrets
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -60,6 +68,29 @@ def top_up(conn: psycopg.Connection[Any], old_rows: int, cutoff: datetime) -> in
     conn.execute("select setval('raw_events_id_seq', (select max(id) from raw_events))")
     conn.execute("vacuum (analyze) raw_events")
     return have
+
+
+def server_cpu(pid: int) -> float:
+    """CPU seconds of the postmaster and its reaped children (every backend that exited)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+def client_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def postmaster_pid(dsn: str, password: str) -> int:
+    with psycopg.connect(dsn, password=password) as conn:
+        row = conn.execute("select pg_backend_pid()").fetchone()
+        assert row is not None
+        return int(Path(f"/proc/{row[0]}/stat").read_text().rsplit(")", 1)[1].split()[1])
+
+
+def settled_server_cpu(pid: int) -> float:
+    time.sleep(0.5)  # let the postmaster reap the backends that just exited
+    return server_cpu(pid)
 
 
 def copy_floor(dsn: str, password: str, cutoff: datetime) -> tuple[float, int]:
@@ -108,9 +139,19 @@ def delete_floor(
 
 
 def archive_runs(
-    work: Path, dsn: str, identity: Any, level: int, old: int, env: dict[str, str]
+    work: Path,
+    dsn: str,
+    identity: Any,
+    level: int,
+    old: int,
+    env: dict[str, str],
+    cwd: Path | None = None,
+    postmaster: int | None = None,
 ) -> dict[str, Any]:
-    """`drtool archive run` on 10% of the old rows, then on the rest (RSS of both)."""
+    """`drtool archive run` on 10% of the old rows, then on the rest (RSS of both); with the
+    postmaster's pid, the server CPU they cost too."""
+    server0 = settled_server_cpu(postmaster) if postmaster else 0.0
+    client0 = client_cpu()
     store = work / f"store-{level}"
     cfg = work / f"drtool-{level}.yaml"
     doc = {
@@ -135,7 +176,7 @@ def archive_runs(
     runs = []
     for label, extra in (("10% of the rows", ["--max-rows", str(old // 10)]), ("the rest", [])):
         with out.open("wb") as sink:
-            wall, peak = run_timed([*base, "run", *extra], env, sink)
+            wall, peak = run_timed([*base, "run", *extra], env, sink, cwd=cwd)
         p = json.loads(out.read_text())["policies"][0]
         runs.append(
             {
@@ -155,6 +196,8 @@ def archive_runs(
             f"{p['max_transaction_seconds']:.3f}s  rss {peak / 1024:.0f} MiB",
             flush=True,
         )
+    server = settled_server_cpu(postmaster) - server0 if postmaster else None
+    client = client_cpu() - client0
     rows = sum(r["rows"] for r in runs)
     wall = sum(r["seconds"] for r in runs)
     stored = dir_size(store)
@@ -165,6 +208,8 @@ def archive_runs(
         "rows_s": round(rows / wall),
         "stored_bytes": stored,
         "longest_txn_s": max(r["longest_txn_s"] for r in runs),
+        "client_cpu_s": round(client, 2),
+        "server_cpu_s": round(server, 2) if server is not None else None,
         "runs": runs,
     }
 
@@ -179,6 +224,8 @@ def main() -> None:
         default=[2],
         help="zstd levels to run archive with, each on a fresh copy (default 2, the config's)",
     )
+    parser.add_argument("--tree", type=Path, action="append", help="source tree (repeatable)")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds (medians reported)")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="drtool-abench-"))
@@ -211,48 +258,87 @@ def main() -> None:
             f"  floor COPY out            {rows} rows {wall:7.2f}s  {rows / wall:9.0f} rows/s",
             flush=True,
         )
-        for name, keyset in (("delete_floor_naive", False), ("delete_floor", True)):
+
+        postmaster = postmaster_pid(dsn, password)
+
+        def measure_floor(name: str, keyset: bool) -> dict[str, Any]:
             with cluster.connect() as conn:
                 conn.execute(f'create database "{name}" template "omnicrm"')
+            server0 = settled_server_cpu(postmaster)
             wall, rows, longest = delete_floor(cluster.dsn(name), password, cutoff, keyset)
+            server = settled_server_cpu(postmaster) - server0
             cluster.drop_database(name)
-            results[name] = {
+            print(
+                f"  floor batched DELETE ({'keyset' if keyset else 'naive'}) {rows} rows "
+                f"{wall:7.2f}s  {rows / wall:9.0f} rows/s  longest txn {longest:.3f}s  "
+                f"server cpu {server:.2f}s",
+                flush=True,
+            )
+            return {
                 "rows": rows,
                 "seconds": round(wall, 2),
                 "rows_s": round(rows / wall),
                 "longest_txn_s": round(longest, 3),
+                "server_cpu_s": round(server, 2),
             }
-            print(
-                f"  floor batched DELETE ({'keyset' if keyset else 'naive'}) {rows} rows "
-                f"{wall:7.2f}s  {rows / wall:9.0f} rows/s  longest txn {longest:.3f}s",
-                flush=True,
-            )
 
+        results["delete_floor_naive"] = measure_floor("delete_floor_naive", False)
         identity = generate_identity()
         write_identity_file(work / "id.txt", identity)
-        env = {**os.environ, "PGPASSWORD": password}
-        env.pop("DRTOOL_CONFIG", None)
-        for level in args.levels:
-            name = f"archive_l{level}"
-            with cluster.connect() as conn:
-                conn.execute(f'create database "{name}" template "omnicrm"')
-            archive = archive_runs(work, cluster.dsn(name), identity, level, old, env)
-            archive["vs_delete_floor"] = round(
-                archive["rows_s"] / results["delete_floor"]["rows_s"], 3
-            )
-            archive["vs_copy_floor"] = round(archive["rows_s"] / results["copy_floor"]["rows_s"], 3)
-            archive["vs_naive_delete_floor"] = round(
-                archive["rows_s"] / results["delete_floor_naive"]["rows_s"], 3
-            )
-            results[f"archive_run_zstd{level}"] = archive
-            cluster.drop_database(name)
+        base_env = {**os.environ, "PGPASSWORD": password}
+        base_env.pop("DRTOOL_CONFIG", None)
+        trees: list[Path | None] = list(args.tree) if args.tree else [None]
+        floors: list[dict[str, Any]] = []
+        runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+        for round_no in range(args.repeat):
+            floors.append(measure_floor("delete_floor", True))
+            for level in args.levels:
+                for tree in trees:
+                    env, cwd = dict(base_env), None
+                    if tree is not None:
+                        # cwd outside every tree: `python -m` puts it before PYTHONPATH.
+                        env["PYTHONPATH"], cwd = str(tree.resolve()), work
+                    label = str(tree) if tree is not None else "this tree"
+                    name = f"archive_l{level}"
+                    with cluster.connect() as conn:
+                        conn.execute(f'create database "{name}" template "omnicrm"')
+                    print(f"  round {round_no + 1}, {label}:", flush=True)
+                    archive = archive_runs(
+                        work, cluster.dsn(name), identity, level, old, env, cwd, postmaster
+                    )
+                    print(
+                        f"    {archive['rows_s']} rows/s; cpu: client {archive['client_cpu_s']}s"
+                        f", server {archive['server_cpu_s']}s",
+                        flush=True,
+                    )
+                    cluster.drop_database(name)
+                    runs.setdefault((label, level), []).append(archive)
+        floor_rows_s = statistics.median(f["rows_s"] for f in floors)
+        results["delete_floor"] = {**floors[-1], "rows_s": round(floor_rows_s)}
+        results["delete_floor_rounds"] = floors
+        for (label, level), archives in runs.items():
+            rows_s = statistics.median(a["rows_s"] for a in archives)
+            archive = {
+                "tree": label,
+                "rows_s_median": round(rows_s),
+                "vs_delete_floor": round(rows_s / floor_rows_s, 3),
+                "vs_copy_floor": round(rows_s / results["copy_floor"]["rows_s"], 3),
+                "vs_naive_delete_floor": round(rows_s / results["delete_floor_naive"]["rows_s"], 3),
+                "longest_txn_s": max(a["longest_txn_s"] for a in archives),
+                "rounds": archives,
+            }
+            key = f"archive_run_zstd{level}" + (f" {label}" if args.tree else "")
+            results[key] = archive
             print(
-                f"archive run zstd-{level}: {archive['rows_s']} rows/s = "
-                f"x{archive['vs_delete_floor']} of the keyset DELETE floor (target >= 0.5), "
+                f"archive run zstd-{level} ({label}): median {archive['rows_s_median']} rows/s = "
+                f"x{archive['vs_delete_floor']} of the keyset DELETE floor (median "
+                f"{floor_rows_s:.0f} rows/s; target >= 0.5), "
                 f"x{archive['vs_naive_delete_floor']} of the naive one, "
                 f"x{archive['vs_copy_floor']} of the COPY floor; longest transaction "
                 f"{archive['longest_txn_s']}s (target <= 2 s); peak RSS "
-                + " / ".join(f"{r['peak_rss_mib']} MiB ({r['label']})" for r in archive["runs"])
+                + " / ".join(
+                    f"{r['peak_rss_mib']} MiB ({r['label']})" for r in archives[-1]["runs"]
+                )
             )
     shutil.rmtree(work, ignore_errors=True)
     save_results(args.out, f"archive-scale{args.scale:g}", results)

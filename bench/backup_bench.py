@@ -32,11 +32,14 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def run_timed(
-    argv: list[str], env: dict[str, str], stdout: Any = subprocess.DEVNULL
+    argv: list[str],
+    env: dict[str, str],
+    stdout: Any = subprocess.DEVNULL,
+    cwd: Path | None = None,
 ) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of one child (wait4 gives that child's own rusage)."""
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(argv, env=env, stdout=stdout, stderr=subprocess.PIPE, cwd=cwd)
     _pid, status, usage = os.wait4(proc.pid, 0)
     wall = time.perf_counter() - started
     proc.returncode = os.waitstatus_to_exitcode(status)

@@ -84,7 +84,7 @@ Size = Annotated[int, BeforeValidator(parse_size)]
 
 
 class Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class DatabaseConfig(Section):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Annotated, Any, Literal, Self, TypeAlias, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Self, TypeAlias, TypeVar
 
 from pydantic import (
     BaseModel,
@@ -18,9 +18,11 @@ from pydantic import (
 )
 
 from drtool.catalog.records.document import load_document, validate
-from drtool.crypto.age import seal, seal_matches
 from drtool.errors import IntegrityError
-from drtool.pipeline.store import StoredObject
+
+if TYPE_CHECKING:
+    # pipeline.store imports the ciphers (cryptography); reading a manifest needs neither.
+    from drtool.pipeline.store import StoredObject
 
 MANIFEST_FORMAT = "drtool-manifest"
 MANIFEST_VERSION = 1
@@ -36,7 +38,7 @@ class ObjectEntry(BaseModel):
     its stored and plain size and SHA-256 are the same. Entries without the field, every entry
     before it existed, are encrypted objects, and the field stays absent when written back."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     name: str
     key: str
@@ -63,6 +65,8 @@ class ObjectEntry(BaseModel):
 
     def stored(self) -> StoredObject:
         """The pipeline's view of this object, for ``load()``."""
+        from drtool.pipeline.store import StoredObject
+
         return StoredObject(
             name=self.name,
             key=self.key,
@@ -80,7 +84,7 @@ class Seal(BaseModel):
     a damaged seal still parses, so the item is found and refused as tampered (exit 3), not
     skipped as unreadable."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     algorithm: str | None = None
     object: str | None = None
@@ -91,7 +95,7 @@ class ManifestBase(BaseModel):
     """The fields every kind of manifest has. Kind-specific fields are declared on the kind's
     model; fields a newer writer adds are kept as extras (read back and sealed unchanged)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     format: Literal["drtool-manifest"] = "drtool-manifest"
     version: int = MANIFEST_VERSION
@@ -144,6 +148,8 @@ class ManifestBase(BaseModel):
     def sealed(self, key: bytes, obj: str) -> Self:
         """This manifest with a seal: HMAC-SHA256 of its canonical form under the seal key of
         object ``obj`` (derived from that object's age file key; docs/format.md)."""
+        from drtool.crypto.age import seal  # cryptography: not needed to read a manifest
+
         doc = self.model_dump(mode="json")
         doc.pop("seal", None)
         doc["seal"] = {"algorithm": SEAL_ALGORITHM, "object": obj, "mac": seal(canonical(doc), key)}
@@ -157,6 +163,8 @@ class ManifestBase(BaseModel):
 
     def seal_valid(self, key: bytes) -> bool:
         """True if the stored document (every field but the seal) is what was sealed."""
+        from drtool.crypto.age import seal_matches
+
         info = self._raw.get("seal") if self._raw else None
         if not isinstance(info, dict) or info.get("algorithm") != SEAL_ALGORITHM:
             return False
@@ -172,7 +180,7 @@ def _optional_fields(cls: type[ManifestBase]) -> list[str]:
 class BundleEntry(BaseModel):
     """One captured file or variable: its name, size and fingerprint, never its value."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     kind: Literal["file", "env"]
     name: str  # the variable's name, or the file's name in the bundle and in a restore
@@ -185,7 +193,7 @@ class BundleInfo(BaseModel):
     """A backup's configuration & secrets bundle (docs/bundle.md): the object holding it, the
     fingerprint parameters (with the per-bundle salt) and an entry per file and variable."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     object: str
     format: str
@@ -313,7 +321,9 @@ class SegmentManifest(ManifestBase):
 Manifest: TypeAlias = (
     BackupManifest | ExportManifest | ArchiveManifest | PurgeManifest | SegmentManifest
 )
-_MANIFEST = TypeAdapter[Manifest](Annotated[Manifest, Field(discriminator="kind")])
+_MANIFEST = TypeAdapter[Manifest](
+    Annotated[Manifest, Field(discriminator="kind")], config=ConfigDict(defer_build=True)
+)
 M = TypeVar("M", BackupManifest, ExportManifest, ArchiveManifest, PurgeManifest, SegmentManifest)
 
 

@@ -10,16 +10,19 @@ import hashlib
 import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from drtool.catalog.manifest import MANIFEST_FILE, Kind, ManifestBase, ObjectEntry
-from drtool.crypto.age import Encryption
-from drtool.crypto.keys import Recipient
 from drtool.errors import DrtoolError, IntegrityError
 from drtool.log import get_logger
-from drtool.pipeline.stages import ProgressFn
-from drtool.pipeline.store import StoredObject, store
 from drtool.storage.base import Storage, check_key
+
+if TYPE_CHECKING:
+    # The data path (cryptography, zstandard) is imported by ``store``, when an object is
+    # written: commands that only read the catalog (status, list) do not load it.
+    from drtool.crypto.keys import Recipient
+    from drtool.pipeline.stages import ProgressFn
+    from drtool.pipeline.store import StoredObject
 
 M = TypeVar("M", bound=ManifestBase)
 
@@ -91,6 +94,9 @@ class ItemWriter:
         ``name``; its seal key is kept for ``commit``."""
         if name in self._stored:
             raise ValueError(f"{self.kind} {self.id}: object {name!r} stored twice")
+        from drtool.crypto.age import Encryption
+        from drtool.pipeline.store import store
+
         encryption = Encryption(recipients)
         obj = store(
             self.storage,

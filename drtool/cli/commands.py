@@ -1,4 +1,5 @@
-"""Click commands for the foundation: init, keys, backup, list, show, demo. Thin shells."""
+"""Click commands for the foundation: init, keys, backup, list, show, demo. Thin shells
+(registered by name in drtool.cli.main)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,6 @@ from pathlib import Path
 import click
 
 from drtool.cli import render
-from drtool.cli.commands_archive import archive_group
-from drtool.cli.commands_audit import audit_cmd
-from drtool.cli.commands_export import export_user_cmd, export_users_cmd, restore_user_cmd
-from drtool.cli.commands_prune import prune_cmd
-from drtool.cli.commands_rehearse import rehearse_cmd
-from drtool.cli.commands_report import report_cmd
-from drtool.cli.commands_restore import restore_cmd
-from drtool.cli.commands_schedule import schedule_group
-from drtool.cli.commands_status import status_cmd
-from drtool.cli.commands_verify import verify_cmd
 from drtool.cli.state import common_options, from_option, get_state
 from drtool.services import catalog_view, keys, setup
 from drtool.services.backup import BackupResult
@@ -128,16 +119,3 @@ def demo_cmd(keep: bool, scale: float) -> None:
 
     state = get_state()
     render.demo_result(run_demo(keep=keep, scale=scale, progress_shown=not state.quiet), state.json)
-
-
-COMMANDS = [init_cmd, keys_group, backup_cmd, list_cmd, show_cmd, demo_cmd]
-COMMANDS.append(verify_cmd)
-COMMANDS.append(restore_cmd)
-COMMANDS.append(status_cmd)
-COMMANDS.append(rehearse_cmd)
-COMMANDS.append(prune_cmd)
-COMMANDS.append(schedule_group)
-COMMANDS += [export_user_cmd, export_users_cmd, restore_user_cmd]
-COMMANDS.append(archive_group)
-COMMANDS.append(audit_cmd)
-COMMANDS.append(report_cmd)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import sys
 import time
+from typing import TYPE_CHECKING
 
-from drtool.pipeline.stages import ProgressFn
 from drtool.services.context import ProgressFactory, no_progress
+
+if TYPE_CHECKING:
+    from drtool.pipeline.stages import ProgressFn  # zstandard: not for type names
 
 REFRESH_S = 0.25
 

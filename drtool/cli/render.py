@@ -7,14 +7,17 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
-from drtool.catalog.manifest import BackupManifest, ExportManifest, Manifest
 from drtool.errors import DrtoolError
 from drtool.log import redact
-from drtool.services.rehearse.validate import format_seconds
+
+if TYPE_CHECKING:
+    # Imported where used: the manifest models (cryptography, storage) and the drill
+    # validation (psycopg) are not needed to render `status` or an error.
+    from drtool.catalog.manifest import Manifest
 
 
 def to_jsonable(value: Any) -> Any:
@@ -66,6 +69,8 @@ def when(value: datetime | None) -> str:
 
 
 def manifest_text(m: Manifest) -> str:
+    from drtool.catalog.manifest import BackupManifest, ExportManifest
+
     backup = m if isinstance(m, BackupManifest) else None
     export = m if isinstance(m, ExportManifest) else None
     taken = backup or export  # the kinds read from a database snapshot
@@ -194,6 +199,8 @@ def init_result(result: Any, as_json: bool) -> None:
 
 
 def backup_result(result: Any, as_json: bool) -> None:
+    from drtool.catalog.manifest import BackupManifest
+
     m: Manifest = result.manifest
     if as_json:
         emit_json({"ok": True, **to_jsonable(m)})
@@ -270,6 +277,8 @@ def verification_text(record: Any, manifest: Manifest | None = None) -> str:
 
 def drill_summary(item: Any) -> str:
     """A drill in a listing: verdict, RTO and RPO, the backup it rehearsed."""
+    from drtool.services.rehearse.validate import format_seconds
+
     rto = format_seconds(item.rto_seconds) if item.rto_seconds is not None else "-"
     rpo = format_seconds(item.rpo_seconds) if item.rpo_seconds is not None else "-"
     return f"{(item.verdict or '?').upper()} RTO {rto} RPO {rpo} (backup {item.backup_id or '-'})"

@@ -3,10 +3,13 @@ last failure; or the JSON document."""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from drtool.cli.render import emit, emit_json, human_size, to_jsonable, when
-from drtool.cli.render_stream import status_doc
 from drtool.services.jobs.health import StatusResult, format_age, format_elapsed
-from drtool.services.stream.status import StreamStatus
+
+if TYPE_CHECKING:
+    from drtool.services.stream.status import StreamStatus
 
 
 def status_lines(result: StatusResult) -> list[str]:
@@ -112,6 +115,8 @@ def status_result(result: StatusResult, as_json: bool) -> None:
     if as_json:
         doc = to_jsonable(result)
         if result.stream is not None:
+            from drtool.cli.render_stream import status_doc
+
             doc["stream"] = status_doc(result.stream)
         emit_json(doc)
         return

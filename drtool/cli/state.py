@@ -7,13 +7,15 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from drtool.config import Config, load_config
 from drtool.log import setup_logging
-from drtool.services.context import Context, build_context
+
+if TYPE_CHECKING:
+    from drtool.config import Config
+    from drtool.services.context import Context
 
 
 @dataclass
@@ -30,6 +32,8 @@ class State:
         setup_logging(level, self.log_format)
 
     def config(self) -> Config:
+        from drtool.config import load_config  # pydantic: not needed by --version or --help
+
         return load_config(self.config_path)
 
     def context(self, source: str | None = None) -> Context:
@@ -37,6 +41,7 @@ class State:
         NAME`): only that storage is opened; an unknown NAME exits 2 before anything runs."""
         if source not in self._contexts:
             from drtool.cli.progress import progress_factory
+            from drtool.services.context import build_context
 
             show = sys.stderr.isatty() and not self.quiet
             self._contexts[source] = build_context(

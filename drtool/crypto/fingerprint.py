@@ -8,8 +8,6 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
-
 ALGORITHM = "scrypt"
 # N=2^14, r=8, p=1: 16 MiB of memory and about 35 ms per fingerprint on a 2020s server core
 # (docs/performance.md): a guess costs the same to an attacker, a bundle of ten values ~0.4 s.
@@ -61,6 +59,8 @@ class FingerprintParams:
     def fingerprint(self, kind: str, name: str, value: bytes) -> str:
         """``scrypt(kind ":" name NUL value)``, hex. The name is part of the input so that two
         entries holding the same value do not show equal fingerprints."""
+        from cryptography.hazmat.primitives.kdf.scrypt import Scrypt  # only when computed
+
         kdf = Scrypt(salt=self.salt, length=self.length, n=self.n, r=self.r, p=self.p)
         data = kind.encode() + b":" + name.encode("utf-8", "surrogateescape") + b"\0" + value
         return kdf.derive(data).hex()

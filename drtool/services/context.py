@@ -5,17 +5,20 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from drtool.catalog.catalog import Catalog
 from drtool.config import Config
 from drtool.log import REDACTOR
-from drtool.pg.conn import Target, parse_target
-from drtool.pipeline.stages import ProgressFn
 from drtool.storage import open_storage
 from drtool.storage.base import Storage
 
+if TYPE_CHECKING:
+    from drtool.pg.conn import Target
+    from drtool.pipeline.stages import ProgressFn
+
 # A progress factory: given a stage name and the expected total bytes (if known), an update fn.
-ProgressFactory = Callable[[str, int | None], ProgressFn]
+ProgressFactory = Callable[[str, int | None], "ProgressFn"]
 # Raises if the run was asked to stop (a scheduled run's timeout or shutdown), else nothing.
 AbortCheck = Callable[[], None]
 
@@ -62,6 +65,8 @@ class Context:
         return open_storage(self.config.storage.replica(name), self.config.base_dir)
 
     def database(self) -> Target:
+        from drtool.pg.conn import parse_target  # psycopg: only for commands that connect
+
         pw = self.config.database.password
         return parse_target(self.config.database.dsn, pw.get_secret_value() if pw else None)
 

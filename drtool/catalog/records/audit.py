@@ -36,7 +36,7 @@ class AuditWriteError(OperationError):
 
 
 class AuditActor(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     os_user: str
     host: str
@@ -47,7 +47,7 @@ class AuditRecord(BaseModel):
     """One sensitive operation and how it ended. ``seq`` counts from 1; ``prev_sha256`` is the
     SHA-256 of the previous record's exact stored bytes (None for the first)."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     format: Literal["drtool-audit-record"] = "drtool-audit-record"
     version: int = RECORD_VERSION
@@ -93,7 +93,7 @@ class Head(BaseModel):
     """The chain's head: the newest record's seq, key, hash and exact bytes (so a writer that
     died between moving the head and storing the record is completed by the next one)."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, defer_build=True)
 
     format: Literal["drtool-audit-head"] = "drtool-audit-head"
     version: int = 1

@@ -32,7 +32,7 @@ log = get_logger("drills")
 class TableCount(BaseModel):
     """One table: rows the manifest recorded in the backup's snapshot, rows restored."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     table: str
     expected: int
@@ -43,7 +43,7 @@ class TableCount(BaseModel):
 class CheckResult(BaseModel):
     """One validation: a configured SQL check (``kind: sql``) or a built-in one."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     name: str
     ok: bool
@@ -52,7 +52,7 @@ class CheckResult(BaseModel):
 
 
 class DrillRecord(BaseModel):
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     format: str = RECORD_FORMAT
     version: int = RECORD_VERSION

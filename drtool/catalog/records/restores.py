@@ -22,7 +22,7 @@ SUPPORTED_VERSIONS = (1,)
 class RestoreRecord(BaseModel):
     """One restore: what, where, how long (per stage), and how it ended."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     format: Literal["drtool-restore-record"] = "drtool-restore-record"
     version: int = RECORD_VERSION

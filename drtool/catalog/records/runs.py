@@ -29,7 +29,7 @@ class JobRun(BaseModel):
     """What drtool knows about one job's runs: the last one, the last success, the last failure.
     Concurrent runs of one job are prevented by the jobs' own locks, so last-writer-wins."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     format: Literal["drtool-job-run"] = "drtool-job-run"
     version: int = RUN_VERSION

@@ -38,7 +38,7 @@ class Problem:
 class VerificationRecord(BaseModel):
     """What one verify run found for one item."""
 
-    model_config = ConfigDict(extra="allow", frozen=True)
+    model_config = ConfigDict(extra="allow", frozen=True, defer_build=True)
 
     format: Literal["drtool-verification"] = "drtool-verification"
     version: int = RECORD_VERSION

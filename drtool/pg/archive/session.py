@@ -5,20 +5,25 @@ rolled back unless exactly the archived row versions went), purge batches, VACUU
 from __future__ import annotations
 
 import contextlib
-import hashlib
+import select
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import psycopg
 from psycopg import sql
+from psycopg.pq import ExecStatus
+from psycopg.pq.abc import PGconn, PGresult
 
 from drtool.errors import DatabaseError
+from drtool.pg.archive.lines import rows_digest as rows_digest  # the digest's definition
+from drtool.pg.archive.lines import split_lines
 from drtool.pg.archive.table import (
     Conn,
     Key,
     TableInfo,
+    array_literal,
     condition,
     describe_table,
 )
@@ -30,17 +35,14 @@ from drtool.pg.conn import Target, apply_copy_settings, connect, translate
 # row whose COPY text was archived. Comparing versions costs the server nothing, where
 # hashing each row's text form cost it as much as the COPY itself. A set of versions is
 # digested as SHA-256 of the versions sorted (bytewise) and joined by newlines.
-ROW = sql.Identifier("_drtool_r")
-XMIN = sql.Identifier("_drtool_xmin")
+ROW_ALIAS = "_drtool_r"
+ROW = sql.Identifier(ROW_ALIAS)
 DIGEST_AGG = sql.SQL(
     "count(*), encode(sha256(convert_to("
     "coalesce(string_agg(h || E'\\n', '' ORDER BY h COLLATE \"C\"), ''), 'UTF8')), 'hex')"
 )
 
-
-def rows_digest(versions: Iterable[str]) -> str:
-    """The client-side twin of DIGEST_AGG."""
-    return hashlib.sha256("".join(v + "\n" for v in sorted(versions)).encode()).hexdigest()
+TID_FILTER = sql.SQL("ctid = ANY(%s::tid[])")
 
 
 def version(info: TableInfo, xmin: sql.Composable) -> sql.Composed:
@@ -51,13 +53,15 @@ def version(info: TableInfo, xmin: sql.Composable) -> sql.Composed:
 @dataclass(frozen=True)
 class RowBatch:
     """A batch read in one snapshot: keys in primary-key order, each row's COPY text line
-    (without its newline), the digest of the row versions, and the time column's range."""
+    (without its newline), the digest of the row versions, the time column's range, and
+    where each row version was (its ctid), for the delete."""
 
     keys: list[Key]
     lines: list[bytes]
     digest: str
     time_min: datetime | None
     time_max: datetime | None
+    tids: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -77,13 +81,52 @@ def _ms(value: timedelta) -> str:
     return f"{max(1, int(value.total_seconds() * 1000))}ms"
 
 
-def copy_lines(conn: Conn, query: sql.Composed, params: Sequence[object] = ()) -> list[bytes]:
+def _wait_readable(pgconn: PGconn) -> None:
+    select.select([pgconn.socket], [], [])  # releases the GIL, as psycopg's own wait does
+    pgconn.consume_input()
+
+
+def _next_result(pgconn: PGconn) -> PGresult | None:
+    while pgconn.is_busy():
+        _wait_readable(pgconn)
+    return pgconn.get_result()
+
+
+def _finished(conn: Conn, result: PGresult | None, status: ExecStatus) -> PGresult:
+    """``result`` if it has ``status``, else psycopg's error for it; once the statement's
+    results are all read, so the connection is ready for the next one either way."""
+    if result is None or result.status != status:
+        while _next_result(conn.pgconn) is not None:
+            pass
+        if result is not None and result.status == ExecStatus.FATAL_ERROR:
+            raise psycopg.errors.error_from_result(result, encoding=conn.info.encoding)
+        raise psycopg.OperationalError("unexpected result of the batch's COPY")
+    return result
+
+
+def copy_lines(conn: Conn, query: sql.Composable) -> list[bytes]:
     """Run a ``COPY (...) TO STDOUT`` and return its text lines without newlines. COPY text
-    escapes newlines inside values, so one line is one row."""
+    escapes newlines inside values, so one line is one row.
+
+    Read from libpq directly, every row libpq has buffered in one loop: psycopg's ``Copy``
+    costs a few microseconds of Python per row, holding the GIL that the batch workers need,
+    and a batch has thousands of rows. Errors are psycopg's, as its ``Copy`` raises them."""
+    pgconn = conn.pgconn
     chunks: list[bytes] = []
-    with conn.cursor() as cur, cur.copy(query, params or None) as copy:
-        for data in copy:
-            chunks.append(bytes(data))
+    with conn.lock:  # psycopg's: nothing else is sent on this connection meanwhile
+        pgconn.send_query(query.as_bytes(conn))
+        _finished(conn, _next_result(pgconn), ExecStatus.COPY_OUT)
+        while True:
+            nbytes, data = pgconn.get_copy_data(1)
+            if nbytes > 0:
+                chunks.append(bytes(data))
+            elif nbytes == 0:
+                _wait_readable(pgconn)
+            else:
+                break
+        _finished(conn, _next_result(pgconn), ExecStatus.COMMAND_OK)
+        while _next_result(pgconn) is not None:
+            pass
     body = b"".join(chunks)
     return body.split(b"\n")[:-1] if body else []
 
@@ -149,44 +192,37 @@ class ArchiveSession:
         return int(row[0]) if row else 0  # type: ignore[call-overload]
 
     def read_batch(self, after: Key | None, limit: int) -> RowBatch | None:
-        """The next ``limit`` matching rows after ``after`` in primary-key order, read in one
-        snapshot: keys, time range and row digests, then the same rows as COPY text."""
+        """The next ``limit`` matching rows after ``after`` in primary-key order, in one
+        ``COPY`` (one snapshot, one scan): each line is the row's xmin, ctid, time and key
+        columns, then the row itself, which is kept as its COPY text line."""
         info = self.info
-        cursor, params = info.after(after)
-        # The batch as a LIMITed subquery, so digests are computed for its rows only.
-        batch = sql.SQL(
-            "(SELECT *, xmin AS {} FROM {} WHERE {} AND {} ORDER BY {} LIMIT {}) AS {}"
-        ).format(XMIN, info.ident(), self.cond, cursor, info.pk_list(), sql.Literal(limit), ROW)
-        select = sql.SQL("SELECT {}, {}::timestamptz AS _drtool_t, {} FROM {} ORDER BY {}").format(
-            info.pk_text(),
-            sql.Identifier(self.time_column),
-            version(info, XMIN),
-            batch,
-            info.pk_list(),
-        )
-        copy = sql.SQL("COPY (SELECT {} FROM {} ORDER BY {}) TO STDOUT").format(
-            info.column_list(), batch, info.pk_list()
+        copy = sql.SQL(
+            "COPY (SELECT {r}.xmin, {r}.ctid, {t}::timestamptz AS _drtool_t, {keys}, {cols}"
+            " FROM {table} AS {r} WHERE {cond} AND {cursor} ORDER BY {pk} LIMIT {n}) TO STDOUT"
+        ).format(
+            r=ROW,
+            t=sql.Identifier(self.time_column),
+            keys=info.pk_text(),
+            cols=info.column_list(),
+            table=info.ident(),
+            cond=self.cond,
+            cursor=info.after(after),
+            pk=info.pk_list(ROW_ALIAS),
+            n=sql.Literal(limit),
         )
         try:
             with self.conn.transaction():
                 self.conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 self._timeouts()
-                rows = self.conn.execute(select, params).fetchall()
-                if not rows:
-                    return None
-                lines = copy_lines(self.conn, copy, params)
+                raw = copy_lines(self.conn, copy)
         except psycopg.Error as exc:
             raise self._failed(exc, "reading a batch") from exc
-        n = len(info.pk)
-        keys: list[Key] = [tuple(str(v) for v in r[:n]) for r in rows]
-        times: list[datetime] = [t for r in rows if isinstance(t := r[n], datetime)]
-        digest = rows_digest(str(r[n + 1]) for r in rows)
-        if len(lines) != len(keys):
-            raise DatabaseError(
-                f"archive policy {self.policy}: the batch's COPY gave {len(lines)} rows, its "
-                f"key query {len(keys)} in the same snapshot"
-            )
-        return RowBatch(keys, lines, digest, min(times, default=None), max(times, default=None))
+        if not raw:
+            return None
+        keys, lines, tids, digest, (time_min, time_max) = split_lines(
+            raw, len(info.pk), self.conn.info.encoding, f"archive policy {self.policy}"
+        )
+        return RowBatch(keys, lines, digest, time_min, time_max, tids)
 
     def present(self, keys: Sequence[Key]) -> tuple[int, str]:
         """(count, versions digest) of the rows with these keys that exist now."""
@@ -201,11 +237,22 @@ class ArchiveSession:
         assert row is not None
         return int(row[0]), str(row[1])  # type: ignore[call-overload]
 
-    def delete_batch(self, keys: Sequence[Key], rows: int, digest: str) -> DeleteOutcome:
+    def delete_batch(
+        self, keys: Sequence[Key], rows: int, digest: str, tids: Sequence[str] = ()
+    ) -> DeleteOutcome:
         """Delete the batch's rows that still match the policy, in one short transaction with
         lock and statement timeouts; commit only if exactly ``rows`` rows with this versions
-        ``digest`` were deleted (the archived row versions, unchanged), else roll back."""
-        filt, arrays = self.info.key_filter(keys)
+        ``digest`` were deleted (the archived row versions, unchanged), else roll back.
+
+        With the ctids the rows were read at, the rows are found by ctid (a TID scan, no
+        index lookups), on a table whose rows all live in its own heap (a ctid names one
+        row). A row updated since, or a slot reused by another row, changes the versions
+        digest, so the guard is the same either way."""
+        filt: sql.Composable
+        if tids and self.info.single_heap:
+            filt, arrays = TID_FILTER, [array_literal(tids)]
+        else:
+            filt, arrays = self.info.key_filter(keys)
         query = sql.SQL(
             "WITH d AS (DELETE FROM {} WHERE {} AND {} RETURNING {} AS h) SELECT {} FROM d"
         ).format(

@@ -28,6 +28,9 @@ class TableInfo:
     types: Mapping[str, str]  # format_type() of every column (catalog output, not config)
     pk: tuple[str, ...]
     identity: tuple[str, ...]
+    # Not partitioned and no inheritance children: every row is in this table's own heap, so
+    # a ctid names one row (archival deletes by ctid then).
+    single_heap: bool = False
 
     @property
     def qualified(self) -> str:
@@ -72,14 +75,16 @@ class TableInfo:
         )
         return cond, arrays
 
-    def after(self, key: Key | None) -> tuple[sql.Composable, list[str]]:
-        """``(pk) > (key)``: the keyset cursor of primary-key order."""
+    def after(self, key: Key | None) -> sql.Composable:
+        """``(pk) > (key)``: the keyset cursor of primary-key order (values as literals: the
+        batch's COPY is sent as one string, session.copy_lines)."""
         if key is None:
-            return sql.SQL("true"), []
+            return sql.SQL("true")
         values = sql.SQL(", ").join(
-            sql.SQL("%s::{}").format(sql.SQL(self.types[c])) for c in self.pk
+            sql.SQL("{}::{}").format(sql.Literal(v), sql.SQL(self.types[c]))
+            for v, c in zip(key, self.pk, strict=True)
         )
-        return sql.SQL("({}) > ({})").format(self.pk_list(), values), list(key)
+        return sql.SQL("({}) > ({})").format(self.pk_list(), values)
 
 
 def array_literal(values: Iterable[str]) -> str:
@@ -115,6 +120,9 @@ def describe_table(conn: Conn, table: str, where: str) -> TableInfo:
         " order by array_position(i.indkey::int2[], a.attnum)",
         (oid,),
     ).fetchall()
+    kind = conn.execute(
+        "select relkind = 'r' and not relhassubclass from pg_class where oid = %s", (oid,)
+    ).fetchone()
     if not pk:
         raise UsageError(
             f"{where}: table {schema}.{name} has no primary key; archival deletes rows by "
@@ -128,6 +136,7 @@ def describe_table(conn: Conn, table: str, where: str) -> TableInfo:
         types={str(a[0]): str(a[1]) for a in attrs},
         pk=tuple(str(p[0]) for p in pk),
         identity=tuple(str(a[0]) for a in attrs if a[3]),
+        single_heap=bool(kind and kind[0]),
     )
 
 

@@ -143,7 +143,7 @@ def archive_batch(
         verify_stored(ctx.storage, obj)
         manifest = batch_manifest(ctx, policy, info, entry, batch, sha, item, recipients)
         item.commit(manifest, seal=ROWS_OBJECT)
-    outcome = session.delete_batch(batch.keys, len(batch.lines), batch.digest)
+    outcome = session.delete_batch(batch.keys, len(batch.lines), batch.digest, batch.tids)
     if not outcome.committed:
         log.warning(
             "archive policy %s: batch %s not deleted (the delete matched %d rows of %d, or "

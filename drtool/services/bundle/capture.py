@@ -12,16 +12,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from drtool.catalog.catalog import BUNDLE_OBJECT
 from drtool.catalog.manifest import BundleEntry, BundleInfo
 from drtool.config import Config
 from drtool.crypto.fingerprint import FingerprintParams
-from drtool.crypto.keys import Recipient, parse_recipient
 from drtool.errors import OperationError, UsageError
 from drtool.log import REDACTOR
-from drtool.services.keys import configured_recipients
+
+if TYPE_CHECKING:
+    # Key parsing (cryptography) is imported when a bundle is written; `status` reads its
+    # drift only.
+    from drtool.crypto.keys import Recipient
 
 BUNDLE_FORMAT = "tar"
 INDEX_MEMBER = "bundle.json"
@@ -36,6 +39,9 @@ RECORD = tarfile.RECORDSIZE
 
 def bundle_recipients(config: Config) -> list[Recipient]:
     """``bundle.recipients``, or the backup's own recipients when none are listed."""
+    from drtool.crypto.keys import parse_recipient
+    from drtool.services.keys import configured_recipients
+
     if config.bundle.recipients:
         return [parse_recipient(text) for text in config.bundle.recipients]
     return configured_recipients(config)

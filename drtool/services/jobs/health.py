@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from drtool.catalog.manifest import BackupManifest, Manifest
 from drtool.catalog.records.drills import DrillRecord, latest_drill
@@ -17,12 +18,9 @@ from drtool.errors import EXIT_OBJECTIVE, EXIT_OK
 from drtool.services.bundle.drift import BundleDrift, bundle_drift, drift_breach
 from drtool.services.context import Context
 from drtool.services.jobs.replica_lag import ReplicaState, replica_breaches, replica_states
-from drtool.services.stream.status import (
-    OBJECTIVE_STREAM_RPO,
-    OBJECTIVE_STREAM_SLOT_LAG,
-    StreamStatus,
-    stream_status,
-)
+
+if TYPE_CHECKING:
+    from drtool.services.stream.status import StreamStatus
 
 # Objective names, as in the `drtool_objective_breached{objective=...}` metric.
 OBJECTIVE_RPO = "rpo"
@@ -32,6 +30,8 @@ OBJECTIVE_DRILL = "drill"
 OBJECTIVE_DRILL_AGE = "drill_age"
 OBJECTIVE_REPLICA_LAG = "replica_lag"  # a replica behind objectives.replica_lag, or unreadable
 OBJECTIVE_BUNDLE_DRIFT = "bundle_drift"  # a configured value differs from the newest bundle's
+OBJECTIVE_STREAM_SLOT_LAG = "stream_slot_lag"  # services/stream/status.py judges both
+OBJECTIVE_STREAM_RPO = "stream_rpo"
 OBJECTIVE_NAMES = (
     OBJECTIVE_RPO,
     OBJECTIVE_RTO,
@@ -304,6 +304,10 @@ def _stream(ctx: Context) -> StreamStatus | None:
     still hold WAL on the server)."""
     if not ctx.config.stream.enabled and read_state(ctx.storage, ctx.config.stream.slot) is None:
         return None
+    # Imported here: it reads the slot from the server (psycopg), which `status` needs only
+    # with the stream on.
+    from drtool.services.stream.status import stream_status
+
     return stream_status(ctx)
 
 

@@ -6,12 +6,15 @@ from __future__ import annotations
 
 from drtool.services.context import Context
 from drtool.services.jobs.health import StatusResult, gather_status
-from drtool.services.jobs.metrics import publish_metrics
 
 __all__ = ["StatusResult", "check_status"]
 
 
 def check_status(ctx: Context) -> StatusResult:
     result = gather_status(ctx)
-    publish_metrics(ctx.config, result)
+    if ctx.config.metrics.textfile is not None:
+        # Imported here: prometheus_client is needed only to write a configured textfile.
+        from drtool.services.jobs.metrics import publish_metrics
+
+        publish_metrics(ctx.config, result)
     return result

@@ -15,6 +15,7 @@ from drtool.pg.conn import connect
 from drtool.pg.stream.slot import SlotState, slot_state
 from drtool.services.context import Context
 
+# The objective names, as in `drtool_objective_breached{objective=...}` (services/jobs/health.py).
 OBJECTIVE_STREAM_SLOT_LAG = "stream_slot_lag"
 OBJECTIVE_STREAM_RPO = "stream_rpo"
 
