@@ -392,6 +392,30 @@ def test_a_placeholder_outside_the_table_is_caught() -> None:
     assert unknown_placeholders('drtool restore <id> --to "$TARGET_DSN"\n') == []
 
 
+def test_a_block_fails_on_a_failing_command_or_another_exit_code(tmp_path: Path) -> None:
+    runner = Runner(dict(os.environ), tmp_path)
+    runner.run_block(Block("x.md", 1, "false || exit 4\n", expect=4), {})
+    for code, expect in (("false\ntrue\n", 0), ("exit 0\n", 5), ("exit 3\n", 5)):
+        with pytest.raises(AssertionError, match="the runbook documents"):
+            runner.run_block(Block("x.md", 1, code, expect), {})
+
+
+def test_markers_are_parsed(tmp_path: Path) -> None:
+    path = tmp_path / "x.md"
+    path.write_text(
+        "text\n\n<!-- runbook: run -->\n```sh\necho one\n```\n\n```sh\nnot run\n```\n"
+        "1. step\n\n   <!-- runbook: run expect=5 -->\n   ```sh\n   echo two\n   ```\n",
+        encoding="utf-8",
+    )
+    assert runnable_blocks(path) == [
+        Block("x.md", 4, "echo one\n", 0),
+        Block("x.md", 14, "echo two\n", 5),
+    ]
+    path.write_text("<!-- runbook: run -->\n```yaml\na: 1\n```\n", encoding="utf-8")
+    with pytest.raises(AssertionError, match="must be followed by a ```sh block"):
+        runnable_blocks(path)
+
+
 # -- one test per runbook ---------------------------------------------------------------------
 
 
