@@ -384,6 +384,12 @@ def test_every_runbook_has_runnable_blocks_with_known_placeholders() -> None:
             assert not unknown_placeholders(block.code), (block.where(), block.code)
 
 
+def test_runbooks_readme_lists_every_placeholder() -> None:
+    readme = (RUNBOOKS / "README.md").read_text(encoding="utf-8")
+    missing = [token for token in PLACEHOLDERS if f"`{token}`" not in readme]
+    assert not missing, f"runbooks/README.md does not explain {missing}"
+
+
 def test_a_placeholder_outside_the_table_is_caught() -> None:
     assert unknown_placeholders("drtool show ID\n") == ["ID"]
     assert unknown_placeholders("drtool restore <id> --to $NEW_DSN\n") == ["$NEW_DSN"]
