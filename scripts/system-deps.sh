@@ -11,6 +11,10 @@ for tool in initdb pg_ctl pg_dump pg_restore pg_dumpall; do
 done
 command -v age >/dev/null 2>&1 || need+=(age)
 command -v zstd >/dev/null 2>&1 || need+=(zstd)
+# The runbooks' own commands (tests/integration/test_runbooks.py runs them): jq, unzip, aws.
+command -v jq >/dev/null 2>&1 || need+=(jq)
+command -v unzip >/dev/null 2>&1 || need+=(unzip)
+command -v aws >/dev/null 2>&1 || need+=(awscli)
 # promtool (the tests check the metrics with it) comes with Debian's prometheus package.
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # chromium: the HTML report's tests render it headless (tests/integration/test_report_html.py).
