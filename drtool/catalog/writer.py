@@ -119,6 +119,8 @@ class ItemWriter:
         (a backup's RECOVERY.md). Never for anything secret. Its size and SHA-256 are listed in
         the sealed manifest like any object's (plain and stored the same, ``encrypted: false``),
         so the seal authenticates it; it has no seal key of its own."""
+        from drtool.pipeline.store import StoredObject  # the data path's type, loaded lazily
+
         if name in self._stored:
             raise ValueError(f"{self.kind} {self.id}: object {name!r} stored twice")
         started = time.monotonic()
