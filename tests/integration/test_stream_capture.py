@@ -19,14 +19,14 @@ from tests.fixtures.cli import make_setup
 from tests.fixtures.pg import TEST_PASSWORD
 from tests.fixtures.stream import (
     APP_TABLES,
+    PW,
     StreamProject,
     drop_project,
     fresh_target,
+    restore_until,
     segment_manifests,
 )
 from tests.integration.restore_support import checksums
-
-PW = {"PGPASSWORD": TEST_PASSWORD}
 
 
 def _publications(project: StreamProject) -> dict[str, set[str]]:
@@ -41,6 +41,13 @@ def _publications(project: StreamProject) -> dict[str, set[str]]:
     return out
 
 
+def _wait_published(project: StreamProject, publication: str, table: str) -> None:
+    deadline = time.monotonic() + 60
+    while table not in _publications(project).get(publication, set()):
+        assert time.monotonic() < deadline, f"{table} was not published in {publication}"
+        time.sleep(0.2)
+
+
 def test_tables_without_replica_identity_keep_working_and_are_named(
     stream_project: StreamProject,
 ) -> None:
@@ -48,10 +55,7 @@ def test_tables_without_replica_identity_keep_working_and_are_named(
     setup = project.setup
     proc = setup.popen("stream", "run")
     try:
-        deadline = time.monotonic() + 60
-        while "public.raw_log" not in _publications(project).get("drtool_inserts", set()):
-            assert time.monotonic() < deadline, "the stream did not publish"
-            time.sleep(0.2)
+        _wait_published(project, "drtool_inserts", "public.raw_log")
         pubs = _publications(project)
         assert "public.deals" in pubs["drtool"] and "public.deal_events" in pubs["drtool"]
         assert "public.raw_log" not in pubs["drtool"]
@@ -62,19 +66,13 @@ def test_tables_without_replica_identity_keep_working_and_are_named(
         # A table created later, without a primary key: the next cycle publishes its
         # INSERT/TRUNCATE only, and the application's UPDATE/DELETE keep working.
         project.write("create table public.audit_trail (what text)")
-        deadline = time.monotonic() + 60
-        while "public.audit_trail" not in _publications(project).get("drtool_inserts", set()):
-            assert time.monotonic() < deadline, "the new table was not published"
-            time.sleep(0.2)
+        _wait_published(project, "drtool_inserts", "public.audit_trail")
         project.write("insert into public.audit_trail values ('x')")
         project.write("update public.audit_trail set what = 'y'")
         project.write("delete from public.audit_trail")
         # A new table with a primary key is published whole.
         project.write("create table public.tags (id int primary key, name text)")
-        deadline = time.monotonic() + 60
-        while "public.tags" not in _publications(project).get("drtool", set()):
-            assert time.monotonic() < deadline, "the new keyed table was not published"
-            time.sleep(0.2)
+        _wait_published(project, "drtool", "public.tags")
         status = setup.run("stream", "status", "--json").json
         assert "public.raw_log" in status["not_replayable"]
         assert "public.audit_trail" in status["not_replayable"]
@@ -102,16 +100,7 @@ def test_after_a_point_in_time_restore_the_application_goes_on(
     expected = checksums(project.db.dsn, TEST_PASSWORD, APP_TABLES)
     setup.run("stream", "run", "--once")
     with fresh_target(fresh_project_cluster) as target:
-        doc = setup.run(
-            "restore",
-            "latest",
-            "--to",
-            target.dsn,
-            "--until",
-            at.isoformat(),
-            "--json",
-            extra_env=PW,
-        ).json
+        doc = restore_until(project, target.dsn, at).json
         assert doc["point_in_time"]["sequences_set"] >= 2
         assert checksums(target.dsn, TEST_PASSWORD, APP_TABLES) == expected
         with psycopg.connect(target.dsn, password=TEST_PASSWORD, autocommit=True) as conn:

@@ -19,13 +19,12 @@ from tests.fixtures.stream import (
     APP_TABLES,
     StreamProject,
     fresh_target,
+    restore_until,
     segment_manifests,
     storage_root,
 )
 from tests.integration.restore_support import checksums, user_tables
 from tests.integration.test_scheduler import free_port
-
-PW = {"PGPASSWORD": TEST_PASSWORD}
 
 
 def _step(project: StreamProject, i: int) -> datetime:
@@ -82,16 +81,7 @@ def _started(project: StreamProject) -> bool:
 
 def _restore_equals(project: StreamProject, cluster: Any, at: datetime, expected: Any) -> Any:
     with fresh_target(cluster) as target:
-        doc = project.setup.run(
-            "restore",
-            "latest",
-            "--to",
-            target.dsn,
-            "--until",
-            at.isoformat(),
-            "--json",
-            extra_env=PW,
-        ).json
+        doc = restore_until(project, target.dsn, at).json
         assert checksums(target.dsn, TEST_PASSWORD, APP_TABLES) == expected
     return doc
 
@@ -231,16 +221,7 @@ def test_gap_tamper_and_reorder_are_integrity_errors_and_leave_the_target_alone(
     assert not verify["ok"]
     now = project.write("select 1")
     with fresh_target(fresh_project_cluster) as target:
-        run = project.setup.run(
-            "restore",
-            "latest",
-            "--to",
-            target.dsn,
-            "--until",
-            now.isoformat(),
-            expect=3,
-            extra_env=PW,
-        )
+        run = restore_until(project, target.dsn, now, expect=3)
         assert "segment" in run.stderr
         assert [t for t in user_tables(target.dsn, TEST_PASSWORD) if t.startswith("public.")] == []
 

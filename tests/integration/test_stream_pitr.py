@@ -14,21 +14,17 @@ import psycopg
 import pytest
 
 from tests.fixtures.pg import TEST_PASSWORD
-from tests.fixtures.stream import StreamProject, fresh_target, segment_manifests
+from tests.fixtures.stream import (
+    APP_TABLES,
+    StreamProject,
+    fresh_target,
+    restore_until,
+    segment_manifests,
+)
 from tests.fixtures.supabase import _project
 from tests.integration.restore_support import checksums, user_tables
 
-PW = {"PGPASSWORD": TEST_PASSWORD}
-TABLES = [
-    "auth.users",
-    "auth.identities",
-    "public.profiles",
-    "public.contacts",
-    "public.notes",
-    "public.deals",
-    "public.deal_events",
-    "public.raw_log",
-]
+TABLES = APP_TABLES
 USER_6 = "6f1c2a0e-3b7d-4f5a-9c1e-0a1b2c3d4e06"
 
 # Each step is one transaction (a list of statements), run as postgres.
@@ -93,16 +89,7 @@ def test_restore_until_each_point_equals_the_source_then(
         target = _project(fresh_project_cluster, name)  # a fresh project, reached as postgres
         dsn = target.dsn
         try:
-            doc = setup.run(
-                "restore",
-                "latest",
-                "--to",
-                dsn,
-                "--until",
-                at.isoformat(),
-                "--json",
-                extra_env=PW,
-            ).json
+            doc = restore_until(project, dsn, at).json
             assert doc["point_in_time"]["until"].startswith(at.isoformat()[:19])
             assert checksums(dsn, TEST_PASSWORD, TABLES) == expected, f"point {i}"
         finally:
@@ -137,22 +124,8 @@ def test_writes_during_the_base_backup_replay_exactly(
     assert len(during) >= 3, f"{len(during)} writes while pg_dump ran"
     for at, expected in (during[0], during[len(during) // 2], points[-1]):
         with fresh_target(fresh_project_cluster) as target:
-            setup_restore(project, target.dsn, at)
+            restore_until(project, target.dsn, at)
             assert checksums(target.dsn, TEST_PASSWORD, TABLES) == expected
-
-
-def setup_restore(project: StreamProject, dsn: str, at: datetime, expect: int = 0) -> Any:
-    return project.setup.run(
-        "restore",
-        "latest",
-        "--to",
-        dsn,
-        "--until",
-        at.isoformat(),
-        "--json",
-        expect=expect,
-        extra_env=PW,
-    )
 
 
 def test_a_schema_change_starts_a_new_base_backup_and_bounds_the_older_one(
@@ -175,14 +148,14 @@ def test_a_schema_change_starts_a_new_base_backup_and_bounds_the_older_one(
     changes = [s for s in segment_manifests(setup) if s["schema_changes"]]
     assert changes and "changed table public.deals" in changes[0]["schema_changes"]
     with fresh_target(fresh_project_cluster) as target:
-        setup_restore(project, target.dsn, before)
+        restore_until(project, target.dsn, before)
         assert checksums(target.dsn, TEST_PASSWORD, TABLES) == expected_before
     with fresh_target(fresh_project_cluster) as target:
-        refused = setup_restore(project, target.dsn, between, expect=2)
+        refused = restore_until(project, target.dsn, between, expect=2)
         assert "schema changed" in refused.stderr and "public.deals" in refused.stderr
         assert [t for t in user_tables(target.dsn, TEST_PASSWORD) if "public." in t] == []
     with fresh_target(fresh_project_cluster) as target:
-        setup_restore(project, target.dsn, after)
+        restore_until(project, target.dsn, after)
         assert checksums(target.dsn, TEST_PASSWORD, TABLES) == expected_after
 
 

@@ -12,12 +12,11 @@ from tests.fixtures.stream import (
     APP_TABLES,
     StreamProject,
     fresh_target,
+    restore_until,
     segment_manifests,
     storage_root,
 )
 from tests.integration.restore_support import checksums
-
-PW = {"PGPASSWORD": TEST_PASSWORD}
 
 
 def _segments_over_two_bases(project: StreamProject) -> None:
@@ -65,7 +64,7 @@ def test_prune_removes_only_segments_no_kept_backup_needs(
     expected = checksums(project.db.dsn, TEST_PASSWORD, APP_TABLES)
     setup.run("stream", "run", "--once")
     with fresh_target(fresh_project_cluster) as target:
-        setup.run("restore", "latest", "--to", target.dsn, "--until", at.isoformat(), extra_env=PW)
+        restore_until(project, target.dsn, at)
         assert checksums(target.dsn, TEST_PASSWORD, APP_TABLES) == expected
 
 
@@ -85,18 +84,7 @@ def test_replicate_copies_segments_and_recovery_works_from_the_replica(
     ids = {c for r in copied["replicas"] for c in r["copied"]}
     assert {s["id"] for s in segment_manifests(setup)} <= ids
     with fresh_target(fresh_project_cluster) as target:
-        doc = setup.run(
-            "restore",
-            "latest",
-            "--to",
-            target.dsn,
-            "--until",
-            at.isoformat(),
-            "--from",
-            "dr",
-            "--json",
-            extra_env=PW,
-        ).json
+        doc = restore_until(project, target.dsn, at, "--from", "dr").json
         assert doc["point_in_time"]["transactions_applied"] == 2
         assert checksums(target.dsn, TEST_PASSWORD, APP_TABLES) == expected
 

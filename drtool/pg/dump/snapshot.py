@@ -85,24 +85,34 @@ def _like_any(patterns: list[str]) -> list[str]:
     return [p.replace("*", "%") for p in patterns]
 
 
-def list_tables(
-    conn: psycopg.Connection[tuple[object, ...]], exclude_schemas: list[str]
-) -> list[TableRef]:
-    """Ordinary tables and partitions (partitioned parents hold no rows of their own)."""
-    rows = conn.execute(
-        """
-        select n.nspname, c.relname
-          from pg_class c join pg_namespace n on n.oid = c.relnamespace
-         where c.relkind = 'r'
+# The tables a backup holds (``pg_class c`` joined to ``pg_namespace n``): ordinary tables and
+# partitions outside the system schemas, temporary and TOAST schemas, the excluded schemas
+# (the second parameter: LIKE patterns) and extensions. Also what continuous archiving publishes.
+USER_TABLES_WHERE = """
+           c.relkind = 'r'
            and n.nspname <> all(%s::text[])
            and n.nspname not like 'pg\\_temp\\_%%' and n.nspname not like 'pg\\_toast%%'
            and not (n.nspname like any(%s::text[]))
            and not exists (select 1 from pg_depend d
                             where d.classid = 'pg_class'::regclass and d.objid = c.oid
                               and d.deptype = 'e')
-         order by 1, 2
-        """,
-        (list(SYSTEM_SCHEMAS), _like_any(exclude_schemas)),
+"""
+
+
+def user_tables_params(exclude_schemas: list[str]) -> tuple[list[str], list[str]]:
+    """The parameters of ``USER_TABLES_WHERE``."""
+    return list(SYSTEM_SCHEMAS), _like_any(exclude_schemas)
+
+
+def list_tables(
+    conn: psycopg.Connection[tuple[object, ...]], exclude_schemas: list[str]
+) -> list[TableRef]:
+    """Ordinary tables and partitions (partitioned parents hold no rows of their own)."""
+    rows = conn.execute(
+        "select n.nspname, c.relname"
+        "  from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+        f" where {USER_TABLES_WHERE} order by 1, 2",
+        user_tables_params(exclude_schemas),
     ).fetchall()
     return [TableRef(str(r[0]), str(r[1])) for r in rows]
 

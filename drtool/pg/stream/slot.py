@@ -11,7 +11,7 @@ import psycopg
 from psycopg import sql
 
 from drtool.errors import OperationError, RefusedError, UsageError
-from drtool.pg.dump.snapshot import SYSTEM_SCHEMAS
+from drtool.pg.dump.snapshot import SYSTEM_SCHEMAS, USER_TABLES_WHERE, user_tables_params
 from drtool.pg.stream.frames import parse_lsn
 
 Conn = psycopg.Connection[tuple[object, ...]]
@@ -85,16 +85,10 @@ def table_facts(conn: Conn, exclude_schemas: list[str]) -> list[TableFacts]:
                           where a.attrelid = c.oid and a.attnum > 0 and not a.attisdropped),
                         '')
           from pg_class c join pg_namespace n on n.oid = c.relnamespace
-         where c.relkind = 'r' and not c.relispartition is null
-           and n.nspname <> all(%s::text[])
-           and n.nspname not like 'pg\\_temp\\_%%' and n.nspname not like 'pg\\_toast%%'
-           and not (n.nspname like any(%s::text[]))
-           and not exists (select 1 from pg_depend d
-                            where d.classid = 'pg_class'::regclass and d.objid = c.oid
-                              and d.deptype = 'e')
-         order by 1, 2
-        """,
-        (list(SYSTEM_SCHEMAS), [p.replace("*", "%") for p in exclude_schemas]),
+         where """
+        + USER_TABLES_WHERE
+        + " order by 1, 2",
+        user_tables_params(exclude_schemas),
     ).fetchall()
     return [
         TableFacts(
