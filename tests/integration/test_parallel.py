@@ -50,6 +50,8 @@ insert into "odd.name ""q""" (id, v)
 create table skipped (id int);
 insert into skipped select generate_series(1, 100);
 create table empty_one (id int);
+create table no_columns ();
+insert into no_columns select from generate_series(1, 3);
 create sequence counter_seq;
 select setval('counter_seq', 4242);
 '''

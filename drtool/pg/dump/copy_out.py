@@ -80,7 +80,10 @@ def _columns(columns: tuple[str, ...]) -> sql.Composable:
 
 
 def copy_in_statement(schema: str, name: str, columns: list[str]) -> sql.Composed:
-    """``COPY schema.table (columns) FROM stdin``, as the script header and the restore run it."""
+    """``COPY schema.table (columns) FROM stdin``, as the script header and the restore run it
+    (a table without columns has rows too: then no column list, which would be a syntax error)."""
+    if not columns:
+        return sql.SQL("COPY {} FROM stdin").format(qualified(schema, name))
     return sql.SQL("COPY {} ({}) FROM stdin").format(
         qualified(schema, name), _columns(tuple(columns))
     )

@@ -156,13 +156,25 @@ class _Job:
         )
 
 
+def plan_parallel(ctx: Context, snap: Snapshot, excluded_data: list[TableRef]) -> list[PartPlan]:
+    """In the snapshot's transaction, before the row counts start (they hold its connection):
+    lock the tables to copy and cut them into parts."""
+    excluded = {t.qualified for t in excluded_data}
+    copied = [t for t in snap.tables if t.qualified not in excluded]
+    split_pages = max(1, ctx.config.backup.split_table_size // BLOCK_BYTES)
+    return snap.inspect(
+        lambda conn: locked_parts(conn, copied, split_pages),
+        "locking and sizing the tables to copy",
+    )
+
+
 def store_parallel(
     ctx: Context,
     item: ItemWriter,
     snap: Snapshot,
     tool: Tool,
     recipients: list[Recipient],
-    excluded_data: list[TableRef],
+    plans: list[PartPlan],
     jobs: int,
 ) -> ParallelData:
     """Store the parallel format's objects in ``snap`` with ``jobs`` workers.
@@ -171,14 +183,7 @@ def store_parallel(
     tables copied here (so sequence values, large objects and extension configuration tables
     come with it); ``post-data`` the indexes, constraints, triggers and policies."""
     cfg = ctx.config
-    excluded = {t.qualified for t in excluded_data}
-    copied = [t for t in snap.tables if t.qualified not in excluded]
-    split_pages = max(1, cfg.backup.split_table_size // BLOCK_BYTES)
-
-    plans = snap.inspect(
-        lambda conn: locked_parts(conn, copied, split_pages),
-        "locking and sizing the tables to copy",
-    )
+    copied = list({p.table.qualified: p.table for p in plans}.values())
     job = _Job(
         target=ctx.database(),
         snap=snap,

@@ -34,7 +34,13 @@ from drtool.pg.dump.dependencies import Dependency, dependency_warnings, find_de
 from drtool.pg.dump.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
 from drtool.pg.dump.stream import dump_globals, dump_stream, dump_tool, dumpall_tool
 from drtool.pg.platform.detect import PlatformFacts, detect
-from drtool.services.backup.parallel import ParallelData, check_rows, manifest_order, store_parallel
+from drtool.services.backup.parallel import (
+    ParallelData,
+    check_rows,
+    manifest_order,
+    plan_parallel,
+    store_parallel,
+)
 from drtool.services.bundle.capture import Capture, bundle_recipients, open_capture
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
@@ -227,6 +233,7 @@ def _run(
                 snap, cfg.backup.exclude_schemas, [t.qualified for t in excluded_data]
             )
             timings["snapshot"] = time.monotonic() - t0
+            plans = plan_parallel(ctx, snap, excluded_data) if jobs > 1 else None
             counter = _Counter(snap, snap.tables)
             log.info(
                 "backup %s of %s: pg_dump %s, server %s, %d tables",
@@ -237,8 +244,8 @@ def _run(
                 len(snap.tables),
             )
             t_dump = time.monotonic()
-            if jobs > 1:
-                data = store_parallel(ctx, item, snap, tool, recipients, excluded_data, jobs)
+            if plans is not None:
+                data = store_parallel(ctx, item, snap, tool, recipients, plans, jobs)
             else:
                 item.store(
                     DUMP_OBJECT,
