@@ -239,7 +239,7 @@ class BackupConfig(Section):
     # one exported snapshot; docs/format.md).
     jobs: int = Field(default=1, ge=1, le=64)
     # The parallel format cuts a table larger than this into ctid ranges of about this size.
-    split_table_size: Size = Field(default=1024**3, ge=8192)
+    split_table_size: Size = Field(default=256 * 1024**2, ge=8192)
 
 
 class CompressionConfig(Section):

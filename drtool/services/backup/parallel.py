@@ -38,6 +38,8 @@ from drtool.pipeline.stages import ProgressFn
 from drtool.services.context import Context
 
 BLOCK_BYTES = 8192
+# PostgreSQL 14 reads a ctid range with a TID Range Scan; before, every range scans the table.
+TID_RANGE_SCAN_MAJOR = 14
 
 log = get_logger("backup")
 
@@ -115,13 +117,20 @@ class _Pool:
                     else:
                         count = self.counts[task.name] = CopyCount()
                         source = reader.rows(task.part, count)
-                    self.item.store(
+                    stored = self.item.store(
                         task.name,
                         task.filename,
                         self._guard(source),
                         recipients=job.recipients,
                         level=self.ctx.config.compression.level,
                         progress=job.progress,
+                    )
+                    log.debug(
+                        "%s (%s): %d bytes in %.2fs",
+                        task.name,
+                        task.part.table.qualified if task.part else ",".join(task.sections),
+                        stored.plain_size,
+                        stored.seconds,
                     )
         except _Stopped:
             return
@@ -162,6 +171,8 @@ def plan_parallel(ctx: Context, snap: Snapshot, excluded_data: list[TableRef]) -
     excluded = {t.qualified for t in excluded_data}
     copied = [t for t in snap.tables if t.qualified not in excluded]
     split_pages = max(1, ctx.config.backup.split_table_size // BLOCK_BYTES)
+    if snap.server_major < TID_RANGE_SCAN_MAJOR:
+        split_pages = 0  # each range would be a whole-table scan: no split
     return snap.inspect(
         lambda conn: locked_parts(conn, copied, split_pages),
         "locking and sizing the tables to copy",
