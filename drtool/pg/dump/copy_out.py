@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 
 import psycopg
 from psycopg import sql
@@ -149,10 +150,17 @@ class SnapshotReader:
 
 
 @contextlib.contextmanager
-def snapshot_reader(target: Target, snapshot_id: str) -> Iterator[SnapshotReader]:
-    """A worker connection in the exported snapshot (which must still be open)."""
+def snapshot_reader(
+    target: Target, snapshot_id: str, lock_wait: timedelta
+) -> Iterator[SnapshotReader]:
+    """A worker connection in the exported snapshot (which must still be open). Its COPY
+    takes ACCESS SHARE locks the snapshot's transaction already holds; a lock request queued
+    behind another session's ACCESS EXCLUSIVE request (itself waiting for the snapshot's
+    transaction) would wait forever, so ``lock_wait`` bounds it (exit 1, naming the lock)."""
     with connect(target, "joining the backup snapshot", autocommit=False) as conn:
         try:
+            lock_ms = int(lock_wait.total_seconds() * 1000)
+            conn.execute(sql.SQL("set lock_timeout = {}").format(sql.Literal(f"{lock_ms}ms")))
             conn.execute("set statement_timeout = 0")
             conn.execute("set transaction isolation level repeatable read, read only")
             conn.execute(sql.SQL("set transaction snapshot {}").format(sql.Literal(snapshot_id)))

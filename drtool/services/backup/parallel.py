@@ -109,7 +109,7 @@ class _Pool:
     def _work(self) -> None:
         job = self.job
         try:
-            with snapshot_reader(job.target, job.snap.snapshot_id) as reader:
+            with snapshot_reader(job.target, job.snap.snapshot_id, job.lock_wait) as reader:
                 self.encoding = reader.encoding
                 while (task := self._next()) is not None:
                     if task.part is None:

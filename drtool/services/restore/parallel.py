@@ -144,7 +144,8 @@ class _Loaders:
             threading.Thread(target=self._work, name=f"restore-loader-{i}", daemon=True)
             for i in range(count)
         ]
-        self.progress = ctx.progress("restore", sum(sizes.get(p.object, 0) for p in parts))
+        plain = {o.name: o.plain_size for o in job.manifest.objects}
+        self.progress = ctx.progress("restore", sum(plain.get(p.object, 0) for p in parts))
         manifest = job.manifest
         assert isinstance(manifest, BackupManifest)
         self.settings = dict(manifest.copy_settings)
@@ -187,7 +188,7 @@ class _Loaders:
                 tuple(part.columns),
                 part.header_size,
             )
-            conn.load(load, auth.object_chunks(part.object))
+            conn.load(load, auth.object_chunks(part.object, self.progress))
         try:
             self.barrier.wait()
         except threading.BrokenBarrierError:
