@@ -320,8 +320,10 @@ def test_rehearse_of_a_parallel_backup_passes(
     file_storage_config: Any,
     drill_tmp: Path,  # noqa: F811
 ) -> None:
-    setup = setup_for(source_db, tmp_path, file_storage_config)
-    manifest = parallel_backup(setup)
+    # backup.jobs in the configuration, not the option, picks the format here.
+    setup = setup_for(source_db, tmp_path, file_storage_config, jobs=2)
+    manifest = setup.run("--json", "backup").json
+    assert manifest["dump_format"] == "parallel"
     out = setup.run("rehearse", "--json", extra_env={"TMPDIR": str(drill_tmp)})
     doc = out.json
     assert doc["verdict"] == "pass", doc
