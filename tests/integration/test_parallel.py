@@ -356,3 +356,31 @@ def test_parallel_backup_and_restore_memory_stays_bounded(
     assert size > 60 * 2**20
     assert backup_kib < 150 * 1024, backup_kib
     assert restore_kib < 150 * 1024, restore_kib
+
+
+def test_a_parallel_backup_into_a_fresh_supabase_project_is_refused_with_exit_2(
+    tmp_path: Path, supabase_source: Any, fresh_project: Any, file_storage_config: Any
+) -> None:
+    setup = make_setup(
+        tmp_path / "cfg", supabase_source.dsn, supabase_source.password, file_storage_config
+    )
+    manifest = parallel_backup(setup)
+    assert manifest["platform"] == "supabase"
+    before = user_tables(fresh_project.dsn, fresh_project.password)
+    out = restore(setup, manifest["id"], fresh_project, expect=2)
+    message = out.json["error"]["message"]
+    assert "parallel format" in message and "Supabase project" in message
+    assert user_tables(fresh_project.dsn, fresh_project.password) == before
+
+
+def test_schema_only_restore_of_a_parallel_backup_has_every_table_and_no_rows(
+    tmp_path: Path, source_db: Database, target_db: Database, file_storage_config: Any
+) -> None:
+    setup = setup_for(source_db, tmp_path, file_storage_config)
+    manifest = parallel_backup(setup)
+    restore(setup, manifest["id"], target_db, "--schema-only", "--jobs", "2")
+    tables = user_tables(source_db.dsn, source_db.password)
+    assert user_tables(target_db.dsn, target_db.password) == tables
+    assert scalar(target_db.dsn, target_db.password, "select count(*) from big") == 0
+    index = "select count(*) from pg_indexes where indexname = 'big_f'"
+    assert scalar(target_db.dsn, target_db.password, index) == 1
