@@ -1,7 +1,9 @@
 """Backup benchmark (not a test): drtool backup vs pg_dump floors on the sample database.
 
 Prints wall-time ratios against `pg_dump -Fc -Z0 > /dev/null` measured in the same run, stored
-sizes, and drtool's peak RSS. Usage: python -m bench.backup_bench --scale 10 [--s3] [--levels 1,2,3]
+sizes, and drtool's peak RSS. With `--jobs 2,4`: also `drtool backup --jobs J` (the parallel
+format) against `pg_dump -Fd -j J -Z0` into a directory. Usage:
+python -m bench.backup_bench --scale 10 [--s3] [--levels 1,2,3] [--jobs 2]
 """
 
 from __future__ import annotations
@@ -131,12 +133,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--s3", action="store_true", help="also back up to moto S3 (memory hungry)")
     parser.add_argument("--levels", default="2", help="zstd levels to measure, e.g. 1,2,3")
+    parser.add_argument("--jobs", default="", help="parallel jobs to measure, e.g. 2,4")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
     parser.add_argument(
         "--skip-slow", action="store_true", help="skip pg_dump -Fc and gpg (large scales)"
     )
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
+    jobs = [int(x) for x in args.jobs.split(",") if x]
     work = Path(tempfile.mkdtemp(prefix="drtool-bench-"))
     password = secrets.token_urlsafe(12)
     results: dict[str, Any] = {
@@ -212,6 +216,22 @@ def main() -> None:
                     )
                     record(f"drtool backup file:// zstd-{level}", wall, dir_size(store), peak)
                     shutil.rmtree(store)
+                for j in jobs:
+                    directory = work / f"fd-{j}"
+                    wall, _ = run_timed(
+                        [pg_dump, "-Fd", f"-j{j}", "-Z0", "-f", str(directory), "-d", dsn],
+                        plain_env,
+                    )
+                    record(f"floor-{j}: pg_dump -Fd -j {j} -Z0", wall, dir_size(directory))
+                    shutil.rmtree(directory)
+                    store = work / f"store-{rep}-j{j}"
+                    cfg = drtool_config(work, dsn, {"url": f"file://{store}"}, levels[0])
+                    argv = [sys.executable, "-m", "drtool", "-q", "--config", str(cfg)]
+                    wall, peak = run_timed([*argv, "backup", "--jobs", str(j)], env)
+                    record(
+                        f"drtool backup --jobs {j} zstd-{levels[0]}", wall, dir_size(store), peak
+                    )
+                    shutil.rmtree(store)
                 if moto is not None:
                     import boto3
 
@@ -268,6 +288,11 @@ def main() -> None:
             row["size_vs_pg_dump_fc"] = round(sizes[name] / sizes["pg_dump -Fc (default gzip)"], 3)
         if default:
             row["speedup_vs_pg_dump_fc"] = round(default / med, 2)
+        for j in jobs:
+            fd = runs.get(f"floor-{j}: pg_dump -Fd -j {j} -Z0")
+            if name.startswith(f"drtool backup --jobs {j} ") and fd:
+                row["ratio_to_fd_floor"] = round(med / statistics.median(fd), 3)
+                print(f"  (--jobs {j}: x{row['ratio_to_fd_floor']:.2f} of pg_dump -Fd -j {j} -Z0)")
         table.append(row)
         print(
             f"  {name:<34} {med:7.2f}s  x{med / floor:5.2f} floor  "

@@ -2,12 +2,16 @@
 dump from a local file, at --jobs 1 and 2; verify --deep throughput vs reading the stored
 object; and, against moto, one streamed GetObject vs parallel ranged GETs.
 
-Usage: python -m bench.restore_bench --scale 10 [--s3]
+With `--jobs 2`: a parallel backup (`backup --jobs J`) restored with `restore --jobs J`
+against `pg_restore -j J` of a local `pg_dump -Fd -Z0` directory (`--parallel-only`: just that).
+
+Usage: python -m bench.restore_bench --scale 10 [--s3] [--jobs 2 [--parallel-only]]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import secrets
 import shutil
@@ -50,7 +54,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--s3", action="store_true", help="compare GET strategies on moto")
     parser.add_argument("--out", type=Path, default=ROOT / "bench" / "results")
+    parser.add_argument("--jobs", default="", help="parallel-format jobs to measure, e.g. 2,4")
+    parser.add_argument("--parallel-only", action="store_true", help="only the --jobs figures")
     args = parser.parse_args()
+    jobs_list = [int(x) for x in args.jobs.split(",") if x]
     work = Path(tempfile.mkdtemp(prefix="drtool-rbench-"))
     password = secrets.token_urlsafe(12)
     rows: dict[str, list[float]] = {}
@@ -89,7 +96,35 @@ def main() -> None:
         )
         pg_restore = str(find_tool("pg_restore").path)
         stored_path = store / dump["key"]
+        pg_dump = str(find_tool("pg_dump").path)
+        parallel: dict[int, str] = {}
+        for j in jobs_list:
+            out = subprocess.run(
+                [*drtool, "--json", "backup", "--jobs", str(j)],
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            parallel[j] = json.loads(out.stdout)["id"]
+            directory = work / f"fd-{j}"
+            subprocess.run(
+                [pg_dump, "-Fd", f"-j{j}", "-Z0", "-f", str(directory), "-d", dsn],
+                env=env,
+                check=True,
+            )
         for rep in range(args.repeat):
+            for j in jobs_list:
+                name = f"r{rep}p{j}"
+                target = cluster.create_database(f"floorfd_{name}")
+                argv = [pg_restore, "-j", str(j), "-d", target, str(work / f"fd-{j}")]
+                record(f"floor-{j}: pg_restore -j {j} of a -Fd directory", timed(argv, env))
+                cluster.drop_database(f"floorfd_{name}")
+                target = cluster.create_database(f"par_{name}")
+                argv = [*drtool, "restore", parallel[j], "--to", target, "--jobs", str(j)]
+                record(f"drtool restore --jobs {j} (parallel format)", timed(argv, env))
+                cluster.drop_database(f"par_{name}")
+        for rep in range(0 if args.parallel_only else args.repeat):
             print(f"round {rep + 1}/{args.repeat}", flush=True)
             for jobs in (1, 2):
                 name = f"r{rep}j{jobs}"
@@ -192,6 +227,18 @@ def main() -> None:
         med = walls[len(walls) // 2]
         summary[name] = round(med, 2)
         print(f"  {name:<44} {med:7.2f}s")
+    for j in jobs_list:
+        ratio = (
+            summary[f"drtool restore --jobs {j} (parallel format)"]
+            / summary[f"floor-{j}: pg_restore -j {j} of a -Fd directory"]
+        )
+        print(f"  parallel restore --jobs {j}: x{ratio:.2f} pg_restore -j {j} of a directory")
+        summary[f"ratio_parallel_jobs_{j}"] = round(ratio, 3)
+    if args.parallel_only:
+        save_results(
+            args.out, f"restore-parallel-scale{args.scale:g}", {**facts, "results": summary}
+        )
+        return
     for jobs in (1, 2):
         ratio = (
             summary[f"drtool restore --jobs {jobs}"]

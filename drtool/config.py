@@ -235,6 +235,11 @@ class BackupConfig(Section):
     exclude_schemas: list[str] = Field(default_factory=list)
     exclude_table_data: list[str] = Field(default_factory=list)
     globals: bool = True
+    # 1: one custom-format pg_dump stream; N > 1: the parallel format (N COPY streams over
+    # one exported snapshot; docs/format.md).
+    jobs: int = Field(default=1, ge=1, le=64)
+    # The parallel format cuts a table larger than this into ctid ranges of about this size.
+    split_table_size: Size = Field(default=256 * 1024**2, ge=8192)
 
 
 class CompressionConfig(Section):

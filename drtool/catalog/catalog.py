@@ -22,6 +22,21 @@ DUMP_FILE = "dump.pgdump.zst.age"
 GLOBALS_FILE = "globals.sql.zst.age"
 BUNDLE_OBJECT = "bundle"
 BUNDLE_FILE = "bundle.tar.zst.age"
+# The parallel format (docs/format.md): the schema before and after the data as two
+# custom-format dumps, and one psql script (COPY ... FROM stdin) per table part.
+PARALLEL_FORMAT = "parallel"  # BackupManifest.dump_format
+PRE_DATA_OBJECT = "pre-data"
+PRE_DATA_FILE = "pre-data.pgdump.zst.age"
+POST_DATA_OBJECT = "post-data"
+POST_DATA_FILE = "post-data.pgdump.zst.age"
+
+
+def data_object(number: int) -> tuple[str, str]:
+    """The name and file of the parallel format's ``number``-th data object (1-based)."""
+    name = f"data-{number:05d}"
+    return name, f"{name}.sql.zst.age"
+
+
 # A change-stream segment's one object (streams/<slot>/segments/<id>/).
 SEGMENT_OBJECT = "changes"
 SEGMENT_FILE = "changes.pgoutput.zst.age"

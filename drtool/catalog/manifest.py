@@ -204,9 +204,30 @@ class BundleInfo(BaseModel):
     entries: list[BundleEntry] = Field(default_factory=list)
 
 
+class TablePart(BaseModel):
+    """One data object of a parallel backup: which table (and which ctid range of it) it
+    holds, the columns in its COPY, its exact rows, and the length of its psql preamble
+    (``SET ...; COPY ... FROM stdin;``) that a restore through COPY skips."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    object: str
+    table: str  # schema.table
+    schema_name: str
+    table_name: str
+    part: int = Field(ge=1)
+    parts: int = Field(ge=1)
+    columns: list[str]
+    where: str | None = None  # the ctid range, None: the whole table
+    rows: int = Field(ge=0)
+    header_size: int = Field(ge=0)
+
+
 class BackupManifest(ManifestBase):
-    """A full logical backup (``backups/<id>/``): objects ``dump`` and, if stored, ``globals``.
-    Every field here is absent from some older manifest, so each has a default."""
+    """A full logical backup (``backups/<id>/``): objects ``dump`` and, if stored, ``globals``
+    (``dump_format: custom``), or ``pre-data``, ``post-data`` and ``data-NNNNN`` listed in
+    ``parts`` (``dump_format: parallel``). Every field here is absent from some older
+    manifest, so each has a default."""
 
     kind: Literal["backup"] = "backup"
     server_major: int | None = None
@@ -221,6 +242,9 @@ class BackupManifest(ManifestBase):
     warnings: list[str] = Field(default_factory=list)
     bundle: BundleInfo | None = None
     stream: StreamPoint | None = None
+    # The parallel format: the data objects, and the session settings their rows are in.
+    parts: list[TablePart] = Field(default_factory=list)
+    copy_settings: dict[str, str] = Field(default_factory=dict)
 
 
 class StreamPoint(BaseModel):

@@ -64,18 +64,26 @@ def keys_recipient(identity: Path) -> None:
     render.key_result(keys.recipient_of(identity), get_state().json)
 
 
-def backup_call(label: str | None) -> Callable[[Context], BackupResult]:
+def backup_call(label: str | None, jobs: int | None = None) -> Callable[[Context], BackupResult]:
     """The call `backup` makes with its parsed options (also a schedule's `backup ...`)."""
-    return lambda ctx: backup_job(ctx, label)
+    return lambda ctx: backup_job(ctx, label, jobs)
 
 
 @click.command("backup")
 @click.option("--label", default=None, help="Free text recorded in the manifest.")
+@click.option(
+    "--jobs",
+    type=click.IntRange(min=1, max=64),
+    default=None,
+    help="Parallel workers (default backup.jobs, 1). 1 writes one custom-format pg_dump; "
+    "N > 1 the parallel format: the schema from pg_dump and N COPY streams over one "
+    "snapshot, one object per table part (docs/format.md).",
+)
 @common_options
-def backup_cmd(label: str | None) -> int:
+def backup_cmd(label: str | None, jobs: int | None) -> int:
     """Full logical backup of the configured database; prints the new backup id last."""
     state = get_state()
-    result = backup_call(label)(state.context())
+    result = backup_call(label, jobs)(state.context())
     render.backup_result(result, state.json)
     return result.exit_code
 

@@ -36,7 +36,8 @@ from drtool.services.stream.replay import parse_until
     default=1,
     show_default=True,
     help="Parallel pg_restore jobs. 1 streams into one transaction; N > 1 first decrypts the "
-    "dump to a spool file in restore.spool_dir (pg_restore -j needs a seekable file).",
+    "dump to a spool file in restore.spool_dir (pg_restore -j needs a seekable file). A "
+    "parallel-format backup (backup --jobs N) loads with N COPY streams, without a spool.",
 )
 @click.option(
     "--table",

@@ -208,8 +208,10 @@ def backup_result(result: Any, as_json: bool) -> None:
     rows = sum(m.tables.values())
     plain = sum(o.plain_size for o in m.objects)
     warnings = m.warnings if isinstance(m, BackupManifest) else []
+    parts = m.parts if isinstance(m, BackupManifest) and m.dump_format == "parallel" else None
+    shape = f" (parallel format, {len(parts)} data objects)" if parts is not None else ""
     lines = [
-        f"backup complete: {len(m.tables)} tables, {rows} rows, "
+        f"backup complete{shape}: {len(m.tables)} tables, {rows} rows, "
         f"{human_size(plain)} dump -> {human_size(m.size)} stored "
         f"in {m.timings.get('total', 0):.1f}s"
     ]

@@ -73,9 +73,33 @@ def _custom_restore(dump: ObjectEntry) -> list[str]:
     ]
 
 
+def _parallel_restore(manifest: BackupManifest) -> list[str]:
+    """``dump_format: parallel`` (``backup --jobs N``): the schema, every table's COPY script,
+    then indexes and constraints (docs/format.md, "The parallel format")."""
+    pre, post = manifest.object("pre-data"), manifest.object("post-data")
+    data = [o for o in manifest.objects if o.name.startswith("data-")]
+    lines = [
+        "# 1. the schema (and sequence values, large objects), in one transaction",
+        f"{_decrypt(pre)} | pg_restore --no-owner --exit-on-error --single-transaction"
+        f' -d "{TARGET}"',
+        f"# 2. the rows: {len(data)} COPY script(s), in any order (or several at once)",
+    ]
+    lines += [
+        f'{_decrypt(o)} | psql -X -q -v ON_ERROR_STOP=1 --single-transaction -d "{TARGET}" -f -'
+        for o in data
+    ]
+    lines += [
+        "# 3. indexes, constraints, triggers, policies (pg_restore -j needs a file)",
+        f'{_decrypt(post)} > "{WORK}/post-data.pgdump"',
+        f'pg_restore --no-owner --exit-on-error -j 4 -d "{TARGET}" "{WORK}/post-data.pgdump"',
+    ]
+    return lines
+
+
 # The commands that restore a backup's dump, per ``dump_format``: a new format adds its own.
 DUMP_COMMANDS: dict[str, Callable[[BackupManifest], list[str]]] = {
     "custom": lambda m: _custom_restore(m.object(DUMP_OBJECT)),
+    "parallel": _parallel_restore,
 }
 
 

@@ -24,9 +24,9 @@ SHELL_BLOCK = re.compile(r"^```sh\n(.*?)^```$", re.S | re.M)
 PLACEHOLDER = re.compile(r"<[A-Z_]+>")
 
 
-def backup(setup: Setup) -> tuple[str, dict[str, Any], str]:
+def backup(setup: Setup, *args: str) -> tuple[str, dict[str, Any], str]:
     """A backup: its id, its manifest and its RECOVERY.md as stored."""
-    backup_id = setup.run("backup").stdout.strip().splitlines()[-1]
+    backup_id = setup.run("backup", *args).stdout.strip().splitlines()[-1]
     manifest = setup.run("show", backup_id, "--json").json
     data = b"".join(storage_of(setup).get(RECOVERY_KEY.format(id=backup_id)))
     return backup_id, manifest, data.decode("utf-8")
@@ -132,6 +132,38 @@ def test_following_recovery_md_literally_restores_the_backup_exactly(
     )
     assert done.returncode == 0, f"{script}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     assert done.stdout.count(": OK") >= 2  # sha256sum checked the dump and the globals
+    tables = list(manifest["tables"])
+    assert checksums(empty_db.dsn, empty_db.password, tables) == checksums(
+        sample_db.dsn, sample_db.password, tables
+    )
+
+
+def test_following_the_recovery_md_of_a_parallel_backup_restores_it_exactly(
+    file_setup: Setup, sample_db: Any, empty_db: Any, tmp_path: Path
+) -> None:
+    """`backup --jobs 2`: the schema, one COPY script per table part, then post-data."""
+    for tool in ("age", "zstd", "pg_restore", "psql", "sha256sum"):
+        require(tool)
+    _, manifest, text = backup(file_setup, "--jobs", "2")
+    assert manifest["dump_format"] == "parallel"
+    script = follow(
+        text,
+        {
+            "<IDENTITY_FILE>": str(file_setup.identity_path),
+            "<WORK_DIR>": str(tmp_path / "copy"),
+            "<TARGET_DSN>": empty_db.dsn,
+        },
+    )
+    done = subprocess.run(
+        ["bash", "-e", "-c", script],
+        env={**os.environ, **file_setup.env, **empty_db.env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=600,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, f"{script}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
     tables = list(manifest["tables"])
     assert checksums(empty_db.dsn, empty_db.password, tables) == checksums(
         sample_db.dsn, sample_db.password, tables

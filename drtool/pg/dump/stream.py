@@ -27,8 +27,10 @@ def dump_stream(
     lock_wait: timedelta,
     exclude_schemas: list[str],
     exclude_table_data: list[str],
+    sections: tuple[str, ...] = (),
 ) -> Iterator[bytes]:
-    """``pg_dump -Fc -Z0`` of the target in the given snapshot, streamed; compression is ours."""
+    """``pg_dump -Fc -Z0`` of the target in the given snapshot, streamed; compression is ours.
+    ``sections``: only those (``pre-data``, ``data``, ``post-data``)."""
     argv = [
         str(tool.path),
         "--format=custom",
@@ -41,6 +43,7 @@ def dump_stream(
         argv.append(f"--snapshot={snapshot_id}")
     argv += [f"--exclude-schema={s}" for s in exclude_schemas]
     argv += [f"--exclude-table-data={t}" for t in exclude_table_data]
+    argv += [f"--section={s}" for s in sections]
     with pgpass_env(target.password) as env:
         yield from stream_stdout(argv, env, "pg_dump")
 
@@ -56,3 +59,9 @@ def dump_globals(tool: Tool, target: Target) -> bytes:
     ]
     with pgpass_env(target.password) as env:
         return run_capture(argv, env, "pg_dumpall --globals-only").encode("utf-8")
+
+
+def exact_pattern(schema: str, name: str) -> str:
+    """A pg_dump pattern matching exactly one table: both parts double-quoted (inside quotes
+    pattern characters are literal, a quote is doubled)."""
+    return '"{}"."{}"'.format(schema.replace('"', '""'), name.replace('"', '""'))

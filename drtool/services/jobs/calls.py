@@ -34,8 +34,8 @@ from drtool.services.userdata.export_users import ExportUsersResult
 from drtool.services.verify.run import VerifyResult
 
 
-def backup_job(ctx: Context, label: str | None) -> BackupResult:
-    return run_job(ctx, "backup", lambda: run_backup(ctx, label=label))
+def backup_job(ctx: Context, label: str | None, jobs: int | None = None) -> BackupResult:
+    return run_job(ctx, "backup", lambda: run_backup(ctx, label=label, jobs=jobs))
 
 
 def verify_job(

@@ -59,7 +59,9 @@ class RestorePlan:
 
     backup_id: str
     target: str
-    mode: str  # "stream" (one transaction), "spool" (pg_restore -j / psql reload), "file"
+    # "stream" (one transaction), "spool" (pg_restore -j / psql reload), "script", "file",
+    # "parallel" (the parallel format: pre-data, N COPY loaders, post-data)
+    mode: str
     single_transaction: bool
     jobs: int
     stored_size: int

@@ -40,6 +40,11 @@ from drtool.services.restore.auth import (
     resolve_backup,
 )
 from drtool.services.restore.job import RestoreJob
+from drtool.services.restore.parallel import (
+    check_parallel_request,
+    plan_parallel,
+    restore_parallel,
+)
 from drtool.services.restore.plan import RestorePlan, RolePlan, plan_database
 from drtool.services.restore.request import RestoreRequest, check_request, parse_to
 from drtool.services.restore.spool import check_space, publish, spool_dir, spooled, write_spool
@@ -132,6 +137,9 @@ def _timed(chunks: Iterator[bytes], seconds: list[float]) -> Iterator[bytes]:
 def _pg_restore(ctx: Context, job: RestoreJob, stages: dict[str, float]) -> bool:
     """Run the restore itself; returns whether pg_restore read the whole dump."""
     plan, target, tool = job.plan, job.target, job.tool
+    if plan.mode == "parallel":
+        restore_parallel(ctx, job, stages)
+        return True
     options = job.options()
     progress = ctx.progress("restore", job.auth.dump.plain_size)
     base_env = {**os.environ, "PGAPPNAME": APPLICATION_NAME}
@@ -214,7 +222,11 @@ def _execute(ctx: Context, job: RestoreJob, session: TargetSession) -> RestoreRe
         "restoring backup %s into %s: %s, %d tables, %d roles to create",
         manifest.id,
         plan.target,
-        "one transaction" if plan.single_transaction else f"pg_restore -j {plan.jobs}",
+        "one transaction"
+        if plan.single_transaction
+        else f"{plan.jobs} loaders"
+        if plan.mode == "parallel"
+        else f"pg_restore -j {plan.jobs}",
         len(plan.tables),
         len(roles.create),
     )
@@ -319,6 +331,8 @@ def run_restore(ctx: Context, req: RestoreRequest) -> RestoreResult:
     check_request(req)
     identities = configured_identities(ctx.config)
     auth = authenticate(ctx, resolve_backup(ctx, req.ref), identities)
+    if auth.parallel:
+        check_parallel_request(req, auth.manifest.id)
     if req.to_file is not None:
         return _to_file(ctx, req, auth, started)
     assert req.to_dsn is not None
@@ -327,7 +341,8 @@ def run_restore(ctx: Context, req: RestoreRequest) -> RestoreResult:
         open_session(target) as session,
         tempfile.TemporaryDirectory(prefix="drtool-restore-") as work,
     ):
-        plan, details = plan_database(req, auth, session, Path(work))
+        planner = plan_parallel if auth.parallel else plan_database
+        plan, details = planner(req, auth, session, Path(work))
         if req.dry_run:
             seconds = round(time.monotonic() - started, 3)
             return RestoreResult(auth.manifest.id, plan.target, seconds, {}, {}, True, plan)

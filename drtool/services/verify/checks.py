@@ -11,7 +11,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from typing import cast
 
-from drtool.catalog.catalog import DUMP_OBJECT, MANIFEST_NAME, backup_prefix, object_key, path_id
+from drtool.catalog.catalog import (
+    DUMP_OBJECT,
+    MANIFEST_NAME,
+    PARALLEL_FORMAT,
+    POST_DATA_OBJECT,
+    PRE_DATA_OBJECT,
+    backup_prefix,
+    object_key,
+    path_id,
+)
 from drtool.catalog.manifest import BackupManifest, Manifest, ObjectEntry
 from drtool.catalog.records.verifications import Problem
 from drtool.crypto.age import open_seal_key
@@ -55,6 +64,16 @@ def manifest_key(manifest: Manifest) -> str | None:
         if path_id(entry.key) == manifest.id:
             return entry.key.rsplit("/", 1)[0] + "/" + MANIFEST_NAME
     return None
+
+
+def _schema_objects(manifest: Manifest) -> tuple[str, ...]:
+    """A backup's pg_dump archives (pg_restore --list must read them): the dump, or in the
+    parallel format the pre-data and post-data objects."""
+    if manifest.kind != "backup":
+        return ()
+    if isinstance(manifest, BackupManifest) and manifest.dump_format == PARALLEL_FORMAT:
+        return (PRE_DATA_OBJECT, POST_DATA_OBJECT)
+    return (DUMP_OBJECT,)
 
 
 def _about(
@@ -133,9 +152,11 @@ class Checker:
     def layout(self, manifest: Manifest) -> list[KeyedProblem]:
         """What the manifest says that cannot be right, checked without reading any object."""
         problems: list[KeyedProblem] = []
-        if manifest.kind == "backup" and DUMP_OBJECT not in [o.name for o in manifest.objects]:
-            problem = "the manifest lists no dump object"
-            problems.append(_about_manifest(manifest, problem, TAMPERED_HINT))
+        names = [o.name for o in manifest.objects]
+        for name in _schema_objects(manifest):
+            if name not in names:
+                problem = f"the manifest lists no {name} object"
+                problems.append(_about_manifest(manifest, problem, TAMPERED_HINT))
         for entry in manifest.objects:
             if path_id(entry.key) != manifest.id:
                 problem = f"stored at {entry.key}, outside this item's folder"
@@ -174,7 +195,7 @@ class Checker:
         backup's dump, that pg_restore reads its table of contents: one pass over the bytes."""
         storage = cast(Storage, _MeteredStorage(self.storage, meter, progress))
         reader = None
-        if manifest.kind == "backup" and entry.name == DUMP_OBJECT:
+        if entry.name in _schema_objects(manifest):
             # pg_restore --list reads no database: the plain environment is enough.
             reader = TocReader(self._restore_tool(manifest), os.environ, obj=entry.name)
         try:

@@ -19,6 +19,8 @@ from drtool.catalog.catalog import (
     DUMP_OBJECT,
     GLOBALS_FILE,
     GLOBALS_OBJECT,
+    PARALLEL_FORMAT,
+    PRE_DATA_OBJECT,
     backup_prefix,
 )
 from drtool.catalog.manifest import BackupManifest, BundleInfo, StreamPoint
@@ -32,6 +34,13 @@ from drtool.pg.dump.dependencies import Dependency, dependency_warnings, find_de
 from drtool.pg.dump.snapshot import Snapshot, TableRef, advisory_lock, open_snapshot
 from drtool.pg.dump.stream import dump_globals, dump_stream, dump_tool, dumpall_tool
 from drtool.pg.platform.detect import PlatformFacts, detect
+from drtool.services.backup.parallel import (
+    ParallelData,
+    check_rows,
+    manifest_order,
+    plan_parallel,
+    store_parallel,
+)
 from drtool.services.bundle.capture import Capture, bundle_recipients, open_capture
 from drtool.services.context import Context
 from drtool.services.keys import compression_field, configured_recipients, encryption_field
@@ -175,10 +184,15 @@ def _store_bundle(ctx: Context, item: ItemWriter, capture: Capture) -> BundleInf
     return capture.info(recipients)
 
 
-def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
-    """Full logical backup of the configured database; the manifest is the last write."""
+def run_backup(ctx: Context, label: str | None = None, jobs: int | None = None) -> BackupResult:
+    """Full logical backup of the configured database; the manifest is the last write.
+    ``jobs`` (default ``backup.jobs``): 1 writes one custom-format dump, N > 1 the parallel
+    format with N workers."""
     cfg = ctx.config
     label = _check_label(label)
+    jobs = cfg.backup.jobs if jobs is None else jobs
+    if jobs < 1:
+        raise UsageError("--jobs must be at least 1")
     recipients = configured_recipients(cfg)
     target = ctx.database()
     started_at = ctx.clock()
@@ -187,7 +201,7 @@ def run_backup(ctx: Context, label: str | None = None) -> BackupResult:
     # fails the backup with exit 2, and no backup item is left.
     capture = open_capture(cfg, started_at)
     try:
-        return _run(ctx, label, recipients, target, item_id, started_at, capture)
+        return _run(ctx, label, recipients, target, item_id, started_at, capture, jobs)
     finally:
         if capture is not None:
             capture.close()
@@ -201,8 +215,10 @@ def _run(
     item_id: str,
     started_at: datetime,
     capture: Capture | None,
+    jobs: int,
 ) -> BackupResult:
     cfg = ctx.config
+    data: ParallelData | None = None
     timings: dict[str, float] = {}
     t0 = time.monotonic()
     with (
@@ -218,6 +234,7 @@ def _run(
                 snap, cfg.backup.exclude_schemas, [t.qualified for t in excluded_data]
             )
             timings["snapshot"] = time.monotonic() - t0
+            plans = plan_parallel(ctx, snap, excluded_data) if jobs > 1 else None
             counter = _Counter(snap, snap.tables)
             log.info(
                 "backup %s of %s: pg_dump %s, server %s, %d tables",
@@ -227,25 +244,31 @@ def _run(
                 snap.server_version,
                 len(snap.tables),
             )
-            dump = item.store(
-                DUMP_OBJECT,
-                DUMP_FILE,
-                dump_stream(
-                    tool,
-                    target,
-                    snapshot_id=snap.snapshot_id,
-                    lock_wait=cfg.database.lock_wait_timeout,
-                    exclude_schemas=cfg.backup.exclude_schemas,
-                    exclude_table_data=cfg.backup.exclude_table_data,
-                ),
-                recipients=recipients,
-                level=cfg.compression.level,
-                threads=cfg.compression.threads,
-                progress=ctx.progress("dump", None),
-            )
-            timings["dump"] = dump.seconds
+            t_dump = time.monotonic()
+            if plans is not None:
+                data = store_parallel(ctx, item, snap, tool, recipients, plans, jobs)
+            else:
+                item.store(
+                    DUMP_OBJECT,
+                    DUMP_FILE,
+                    dump_stream(
+                        tool,
+                        target,
+                        snapshot_id=snap.snapshot_id,
+                        lock_wait=cfg.database.lock_wait_timeout,
+                        exclude_schemas=cfg.backup.exclude_schemas,
+                        exclude_table_data=cfg.backup.exclude_table_data,
+                    ),
+                    recipients=recipients,
+                    level=cfg.compression.level,
+                    threads=cfg.compression.threads,
+                    progress=ctx.progress("dump", None),
+                )
+            timings["dump"] = time.monotonic() - t_dump
             counts = counter.result()
             timings["count_rows"] = counter.seconds
+            if data is not None:
+                check_rows(item_id, data, counts)
         t1 = time.monotonic()
         globals_info = _store_globals(ctx, item, snap.server_major, recipients)
         timings["globals"] = time.monotonic() - t1
@@ -271,7 +294,7 @@ def _run(
             server_version=snap.server_version,
             pg_dump_version=tool.version,
             database=snap.database,
-            objects=item.entries(),
+            objects=item.entries() if data is None else manifest_order(item.entries()),
             compression=compression_field(cfg),
             encryption=encryption_field(recipients),
             tables=tables,
@@ -282,7 +305,7 @@ def _run(
             excluded_schemas=list(cfg.backup.exclude_schemas),
             excluded_table_data=excluded_rows,
             globals=globals_info,
-            dump_format="custom",
+            dump_format=PARALLEL_FORMAT if data is not None else "custom",
             platform=platform.name if platform else None,
             platform_details=platform.details() if platform else None,
             warnings=warnings,
@@ -292,9 +315,14 @@ def _run(
                 if snap.wal_lsn is not None and snap.xid_snapshot is not None
                 else {}
             ),
+            **(
+                {"parts": data.parts, "copy_settings": data.copy_settings}
+                if data is not None
+                else {}
+            ),
         )
         # RECOVERY.md is rendered from the manifest, then listed in it: stored just before it.
         manifest = store_recovery_doc(ctx, item, manifest)
-        manifest = item.commit(manifest, seal=DUMP_OBJECT)
+        manifest = item.commit(manifest, seal=DUMP_OBJECT if data is None else PRE_DATA_OBJECT)
     log.info("backup %s complete: %d bytes stored", item_id, manifest.size)
     return BackupResult(manifest)
