@@ -92,13 +92,15 @@ def test_replicate_copies_segments_and_recovery_works_from_the_replica(
 def test_a_base_backup_every_base_backup_every(stream_project: StreamProject) -> None:
     project = stream_project
     setup = project.setup
-    setup.doc["stream"]["base_backup_every"] = "2s"
+    setup.doc["stream"]["base_backup_every"] = "1h"
     setup.write()
     first = setup.run("stream", "run", "--once", "--json").json
     assert len(first["base_backups"]) == 1  # the chain's first
     again = setup.run("stream", "run", "--once", "--json").json
-    assert again["base_backups"] == []  # the first is younger than 2s
-    time.sleep(2.1)
+    assert again["base_backups"] == []  # the first is younger than 1h
+    setup.doc["stream"]["base_backup_every"] = "1s"
+    setup.write()
+    time.sleep(1.1)  # now the first is older than 1s
     later = setup.run("stream", "run", "--once", "--json").json
     assert len(later["base_backups"]) == 1
     labels = [b.get("label") for b in setup.run("list", "--json").json["items"]]
