@@ -461,7 +461,7 @@ class Streamer:
                 level=cfg.compression.level,
             )
             sequences = read_sequences(self.conn, list(cfg.backup.exclude_schemas))
-            major, version = server_version(self.conn)
+            _major, version = server_version(self.conn)
             from_lsn = format_lsn(self.pos.confirmed)
             manifest = SegmentManifest(
                 id=seg_id,
@@ -494,7 +494,6 @@ class Streamer:
                 ],
                 schema_changed_after=_changed_after(self.last_check, facts, changes),
             )
-            del major
             return w.commit(manifest, seal=SEGMENT_OBJECT)
 
     # -- base backups --------------------------------------------------------------------------
