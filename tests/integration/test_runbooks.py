@@ -34,6 +34,7 @@ from tests.fixtures.procs import stop
 from tests.fixtures.s3 import TEST_PART_SIZE_BYTES, MotoServer
 from tests.fixtures.stream import StreamProject, fresh_target
 from tests.fixtures.supabase import connect_app
+from tests.integration.test_archive import POLICIES
 
 ROOT = Path(__file__).resolve().parents[2]
 RUNBOOKS = ROOT / "runbooks"
@@ -320,30 +321,7 @@ def shared_runner(shared: Shared, directory: Path, *tools: str) -> Runner:
     )
 
 
-ARCHIVE_POLICIES: list[dict[str, Any]] = [  # the three policies of runbooks/archive.md
-    {
-        "name": "old-raw-events",
-        "table": "public.raw_events",
-        "time_column": "occurred_at",
-        "older_than": "730d",
-        "action": "archive",
-    },
-    {
-        "name": "finished-jobs",
-        "table": "public.jobs",
-        "time_column": "updated_at",
-        "older_than": "30d",
-        "where": {"status": ["completed"]},
-        "action": "archive",
-    },
-    {
-        "name": "expired-sessions",
-        "table": "public.sessions",
-        "time_column": "expires_at",
-        "older_than": "0d",
-        "action": "purge",
-    },
-]
+ARCHIVE_POLICIES = POLICIES  # the three policies of runbooks/archive.md (as SPEC gives them)
 CONTACTS_OF = "select count(*) from public.contacts where user_id = %s"
 
 
