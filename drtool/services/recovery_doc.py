@@ -220,4 +220,7 @@ def store_recovery_doc(ctx: Context, item: ItemWriter, manifest: BackupManifest)
         stream_slot=cfg.stream.slot if cfg.stream.enabled else None,
     )
     item.store_plain(RECOVERY_OBJECT, RECOVERY_FILE, text.encode("utf-8"))
-    return manifest.model_copy(update={"objects": item.entries()})
+    # The manifest's order of objects stays (a parallel backup lists them as a restore uses
+    # them); RECOVERY.md comes last.
+    added = [e for e in item.entries() if e.name == RECOVERY_OBJECT]
+    return manifest.model_copy(update={"objects": [*manifest.objects, *added]})
