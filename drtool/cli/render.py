@@ -13,6 +13,7 @@ from pydantic import BaseModel
 
 from drtool.errors import DrtoolError
 from drtool.log import redact
+from drtool.units import human_size as human_size  # re-exported: the renderers use it
 
 if TYPE_CHECKING:
     # Imported where used: the manifest models (cryptography, storage) and the drill
@@ -53,15 +54,6 @@ def emit(text: str) -> None:
     _clear_progress()
     sys.stdout.write(redact(text) + ("\n" if not text.endswith("\n") else ""))
     sys.stdout.flush()
-
-
-def human_size(n: int) -> str:
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
 
 
 def when(value: datetime | None) -> str:

@@ -13,6 +13,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from drtool import units
 from drtool.errors import OperationError, UsageError
 
 TEMPLATES = "services/templates/html"
@@ -23,14 +24,7 @@ def _when(value: datetime | None) -> str:
 
 
 def human_size(n: int | None) -> str:
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if size < 1024 or unit == "TiB":
-            return f"{int(size)} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{n} B"
+    return "-" if n is None else units.human_size(n)
 
 
 @cache
