@@ -102,28 +102,24 @@ def follow(text: str, substitutions: dict[str, str]) -> str:
     return script
 
 
-def test_following_recovery_md_literally_restores_the_backup_exactly(
-    any_setup: Setup, sample_db: Any, empty_db: Any, tmp_path: Path
-) -> None:
+def run_literally(text: str, setup: Setup, target: Any, tmp_path: Path) -> str:
+    """Every command block of ``text``, in order, with bash, its placeholders filled in; only
+    the reader's environment (their S3 credentials and the target's password). Its stdout."""
     for tool in ("age", "zstd", "pg_restore", "psql", "sha256sum"):
         require(tool)
-    if any_setup.doc["storage"]["url"].startswith("s3://"):
+    if setup.doc["storage"]["url"].startswith("s3://"):
         require("aws")
-    _, manifest, text = backup(any_setup)
-    work = tmp_path / "copy"
     script = follow(
         text,
         {
-            "<IDENTITY_FILE>": str(any_setup.identity_path),
-            "<WORK_DIR>": str(work),
-            "<TARGET_DSN>": empty_db.dsn,
+            "<IDENTITY_FILE>": str(setup.identity_path),
+            "<WORK_DIR>": str(tmp_path / "copy"),
+            "<TARGET_DSN>": target.dsn,
         },
     )
-    # Only the reader's environment: their S3 credentials and the target's password.
-    env = {**os.environ, **any_setup.env, **empty_db.env}
     done = subprocess.run(
         ["bash", "-e", "-c", script],
-        env=env,
+        env={**os.environ, **setup.env, **target.env},
         capture_output=True,
         text=True,
         check=False,
@@ -131,43 +127,33 @@ def test_following_recovery_md_literally_restores_the_backup_exactly(
         cwd=tmp_path,
     )
     assert done.returncode == 0, f"{script}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-    assert done.stdout.count(": OK") >= 2  # sha256sum checked the dump and the globals
+    return done.stdout
+
+
+def assert_same_rows(manifest: dict[str, Any], restored: Any, source: Any) -> None:
     tables = list(manifest["tables"])
-    assert checksums(empty_db.dsn, empty_db.password, tables) == checksums(
-        sample_db.dsn, sample_db.password, tables
+    assert checksums(restored.dsn, restored.password, tables) == checksums(
+        source.dsn, source.password, tables
     )
+
+
+def test_following_recovery_md_literally_restores_the_backup_exactly(
+    any_setup: Setup, sample_db: Any, empty_db: Any, tmp_path: Path
+) -> None:
+    _, manifest, text = backup(any_setup)
+    out = run_literally(text, any_setup, empty_db, tmp_path)
+    assert out.count(": OK") >= 2  # sha256sum checked the dump and the globals
+    assert_same_rows(manifest, empty_db, sample_db)
 
 
 def test_following_the_recovery_md_of_a_parallel_backup_restores_it_exactly(
     file_setup: Setup, sample_db: Any, empty_db: Any, tmp_path: Path
 ) -> None:
     """`backup --jobs 2`: the schema, one COPY script per table part, then post-data."""
-    for tool in ("age", "zstd", "pg_restore", "psql", "sha256sum"):
-        require(tool)
     _, manifest, text = backup(file_setup, "--jobs", "2")
     assert manifest["dump_format"] == "parallel"
-    script = follow(
-        text,
-        {
-            "<IDENTITY_FILE>": str(file_setup.identity_path),
-            "<WORK_DIR>": str(tmp_path / "copy"),
-            "<TARGET_DSN>": empty_db.dsn,
-        },
-    )
-    done = subprocess.run(
-        ["bash", "-e", "-c", script],
-        env={**os.environ, **file_setup.env, **empty_db.env},
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=600,
-        cwd=tmp_path,
-    )
-    assert done.returncode == 0, f"{script}\n--- stdout\n{done.stdout}\n--- stderr\n{done.stderr}"
-    tables = list(manifest["tables"])
-    assert checksums(empty_db.dsn, empty_db.password, tables) == checksums(
-        sample_db.dsn, sample_db.password, tables
-    )
+    run_literally(text, file_setup, empty_db, tmp_path)
+    assert_same_rows(manifest, empty_db, sample_db)
 
 
 def test_verify_checks_recovery_md_and_fails_when_it_is_edited(file_setup: Setup) -> None:
